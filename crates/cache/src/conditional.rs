@@ -1,0 +1,1 @@
+//! RFC 9110 §13 conditional requests (placeholder: being written).

@@ -1,0 +1,1 @@
+//! RFC 9110 §14 range requests (placeholder: being written).
