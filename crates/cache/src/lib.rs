@@ -3,5 +3,23 @@
 //! response may be reused lives here, so the edge and the shield share one
 //! implementation of every rule.
 
+pub mod cache_control;
 pub mod conditional;
+pub mod policy;
 pub mod range;
+
+pub use cache_control::CacheControl;
+pub use policy::{Freshness, NotStorable, Policy, Reuse};
+pub mod coalesce;
+pub mod entry;
+pub mod key;
+pub mod status;
+pub mod store;
+pub mod vary;
+
+pub use coalesce::{Coalescer, Join, Outcome};
+pub use entry::Entry;
+pub use key::{KeyOptions, cache_key};
+pub use status::{CacheStatus, Fwd};
+pub use store::{Lookup, MemoryStore, Selector, Storage, StoreStats};
+pub use vary::Variant;

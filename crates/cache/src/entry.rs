@@ -1,0 +1,109 @@
+//! One stored response.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use http::header::HeaderName;
+use http::{HeaderMap, StatusCode};
+
+use crate::CacheControl;
+use crate::policy::{Freshness, Reuse};
+use crate::vary::Variant;
+
+/// Surrogate keys for tag purges: Fastly's `Surrogate-Key` (space separated)
+/// and Cloudflare's `Cache-Tag` (comma separated).
+pub static SURROGATE_KEY: HeaderName = HeaderName::from_static("surrogate-key");
+pub static CACHE_TAG: HeaderName = HeaderName::from_static("cache-tag");
+
+/// Per-entry bookkeeping estimate (Arc, moka node, Vec slots) added to the
+/// weight so the byte bound covers more than bodies.
+const ENTRY_OVERHEAD: usize = 256;
+
+/// A stored response: status, headers as received (hop-by-hop removed),
+/// the whole body as shared `Bytes` (a hit clones the handle, never the
+/// bytes), and what the policy computed about it.
+#[derive(Debug)]
+pub struct Entry {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+    pub freshness: Freshness,
+    pub variant: Variant,
+    tags: Box<[Box<str>]>,
+    /// Soft purge: kept, but treated as stale (revalidated before use).
+    invalidated: AtomicBool,
+    weight: u32,
+}
+
+impl Entry {
+    pub fn new(
+        status: StatusCode,
+        headers: HeaderMap,
+        body: Bytes,
+        freshness: Freshness,
+        variant: Variant,
+    ) -> Self {
+        let tags = tags_of(&headers);
+        let weight = ENTRY_OVERHEAD
+            + body.len()
+            + variant.weight()
+            + headers
+                .iter()
+                .map(|(n, v)| n.as_str().len() + v.len() + 32)
+                .sum::<usize>()
+            + tags.iter().map(|t| t.len() + 16).sum::<usize>();
+        Entry {
+            status,
+            headers,
+            body,
+            freshness,
+            variant,
+            tags,
+            invalidated: AtomicBool::new(false),
+            weight: u32::try_from(weight).unwrap_or(u32::MAX),
+        }
+    }
+
+    /// Bytes this entry is charged in the store.
+    pub fn weight(&self) -> u32 {
+        self.weight
+    }
+
+    pub fn tags(&self) -> &[Box<str>] {
+        &self.tags
+    }
+
+    pub fn has_tag(&self, tag: &str) -> bool {
+        self.tags.iter().any(|t| &**t == tag)
+    }
+
+    /// Marks the entry stale without removing it (soft purge).
+    pub fn invalidate(&self) {
+        self.invalidated.store(true, Ordering::Relaxed);
+    }
+
+    pub fn is_invalidated(&self) -> bool {
+        self.invalidated.load(Ordering::Relaxed)
+    }
+
+    pub fn reuse(&self, now: SystemTime, req: &CacheControl) -> Reuse {
+        self.freshness.reuse(now, req, self.is_invalidated())
+    }
+}
+
+fn tags_of(headers: &HeaderMap) -> Box<[Box<str>]> {
+    let mut tags: Vec<Box<str>> = Vec::new();
+    for (name, sep) in [(&SURROGATE_KEY, ' '), (&CACHE_TAG, ',')] {
+        for v in headers.get_all(name) {
+            if let Ok(s) = v.to_str() {
+                for t in s.split(sep).map(str::trim).filter(|t| !t.is_empty()) {
+                    if !tags.iter().any(|x| &**x == t) {
+                        tags.push(t.into());
+                    }
+                }
+            }
+        }
+    }
+    tags.into_boxed_slice()
+}

@@ -1,0 +1,503 @@
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use http::{HeaderMap, HeaderValue, Method, StatusCode};
+
+use super::*;
+
+fn t(secs: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(1_700_000_000 + secs)
+}
+
+fn date(secs: u64) -> String {
+    httpdate::fmt_http_date(t(secs))
+}
+
+fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    for (k, v) in pairs {
+        h.append(
+            http::header::HeaderName::from_bytes(k.as_bytes()).expect("name"),
+            HeaderValue::from_str(v).expect("value"),
+        );
+    }
+    h
+}
+
+fn store(status: u16, resp: &[(&str, &str)]) -> Result<Freshness, NotStorable> {
+    storable(
+        &Policy::default(),
+        &Method::GET,
+        &HeaderMap::new(),
+        StatusCode::from_u16(status).expect("status"),
+        &headers(resp),
+        t(0),
+        t(0),
+    )
+}
+
+fn lifetime(resp: &[(&str, &str)]) -> Option<u64> {
+    store(200, resp).ok().map(|f| f.lifetime.as_secs())
+}
+
+#[test]
+fn freshness_order_rfc9111_4_2_1() {
+    let d0 = date(0);
+    let e100 = date(100);
+    let cases: Vec<(&str, Vec<(&str, &str)>, Option<u64>)> = vec![
+        (
+            "s_maxage_overrides_max_age",
+            vec![("cache-control", "max-age=10, s-maxage=20")],
+            Some(20),
+        ),
+        (
+            "max_age_overrides_expires",
+            vec![
+                ("cache-control", "max-age=10"),
+                ("date", &d0),
+                ("expires", &e100),
+            ],
+            Some(10),
+        ),
+        (
+            "expires_minus_date",
+            vec![("date", &d0), ("expires", &e100)],
+            Some(100),
+        ),
+        (
+            "invalid_expires_is_expired_rfc9111_5_3",
+            vec![("date", &d0), ("expires", "0"), ("etag", "\"a\"")],
+            Some(0),
+        ),
+        (
+            "cdn_cache_control_overrides_cache_control_rfc9213_2_2",
+            vec![
+                ("cache-control", "max-age=10"),
+                ("cdn-cache-control", "max-age=300"),
+            ],
+            Some(300),
+        ),
+        (
+            "surrogate_control_overrides_cache_control",
+            vec![
+                ("cache-control", "max-age=10"),
+                ("surrogate-control", "max-age=60"),
+            ],
+            Some(60),
+        ),
+        (
+            "cdn_cache_control_beats_surrogate_control",
+            vec![
+                ("surrogate-control", "max-age=60"),
+                ("cdn-cache-control", "max-age=30"),
+            ],
+            Some(30),
+        ),
+        (
+            "targeted_field_ignores_expires_rfc9213_2_2",
+            vec![
+                ("cdn-cache-control", "public"),
+                ("date", &d0),
+                ("expires", &e100),
+                ("etag", "\"x\""),
+            ],
+            Some(0),
+        ),
+    ];
+    for (name, resp, want) in cases {
+        assert_eq!(lifetime(&resp), want, "{name}");
+    }
+}
+
+#[test]
+fn targeted_no_store_wins_over_cache_control_rfc9213_2_2() {
+    assert_eq!(
+        store(
+            200,
+            &[
+                ("cache-control", "max-age=60"),
+                ("cdn-cache-control", "no-store")
+            ]
+        )
+        .err(),
+        Some(NotStorable::NoStore)
+    );
+    // And a CDN may store what browsers must not.
+    assert!(
+        store(
+            200,
+            &[
+                ("cache-control", "private"),
+                ("cdn-cache-control", "max-age=60")
+            ]
+        )
+        .is_ok()
+    );
+}
+
+#[test]
+fn heuristic_freshness_is_a_fraction_of_last_modified_age_rfc9111_4_2_2() {
+    let lm = httpdate::fmt_http_date(t(0) - Duration::from_secs(1000));
+    let d0 = date(0);
+    assert_eq!(
+        lifetime(&[("date", &d0), ("last-modified", &lm)]),
+        Some(100)
+    );
+    let old = httpdate::fmt_http_date(t(0) - Duration::from_secs(100 * 86_400));
+    assert_eq!(
+        lifetime(&[("date", &d0), ("last-modified", &old)]),
+        Some(86_400),
+        "capped"
+    );
+}
+
+#[test]
+fn heuristic_applies_only_without_explicit_freshness_rfc9111_4_2_2() {
+    let lm = httpdate::fmt_http_date(t(0) - Duration::from_secs(1000));
+    let d0 = date(0);
+    let f = store(
+        200,
+        &[
+            ("date", &d0),
+            ("last-modified", &lm),
+            ("cache-control", "max-age=5"),
+        ],
+    )
+    .expect("storable");
+    assert_eq!(f.lifetime.as_secs(), 5);
+    assert!(!f.heuristic);
+}
+
+#[test]
+fn what_is_not_stored_rfc9111_3() {
+    let cases: Vec<(&str, u16, Vec<(&str, &str)>, NotStorable)> = vec![
+        (
+            "no_store",
+            200,
+            vec![("cache-control", "no-store, max-age=60")],
+            NotStorable::NoStore,
+        ),
+        (
+            "private_in_shared_cache_rfc9111_5_2_2_7",
+            200,
+            vec![("cache-control", "private, max-age=60")],
+            NotStorable::Private,
+        ),
+        (
+            "partial_content_not_stored",
+            206,
+            vec![("cache-control", "max-age=60")],
+            NotStorable::Status,
+        ),
+        (
+            "server_errors_never_stored",
+            503,
+            vec![("cache-control", "max-age=60")],
+            NotStorable::Status,
+        ),
+        (
+            "not_modified_not_stored",
+            304,
+            vec![("cache-control", "max-age=60")],
+            NotStorable::Status,
+        ),
+        (
+            "set_cookie_not_stored_by_default",
+            200,
+            vec![("cache-control", "max-age=60"), ("set-cookie", "a=b")],
+            NotStorable::SetCookie,
+        ),
+        (
+            "vary_star_never_matches_rfc9111_4_1",
+            200,
+            vec![("cache-control", "max-age=60"), ("vary", "accept, *")],
+            NotStorable::VaryStar,
+        ),
+        (
+            "non_heuristic_status_needs_explicit_freshness",
+            302,
+            vec![("etag", "\"a\"")],
+            NotStorable::NoFreshness,
+        ),
+        (
+            "no_freshness_no_validators_not_reused",
+            200,
+            vec![],
+            NotStorable::NotReusable,
+        ),
+        (
+            "no_cache_without_validator_not_reused",
+            200,
+            vec![("cache-control", "no-cache, max-age=60")],
+            NotStorable::NotReusable,
+        ),
+    ];
+    for (name, status, resp, want) in cases {
+        assert_eq!(store(status, &resp).err(), Some(want), "{name}");
+    }
+}
+
+#[test]
+fn what_is_stored_rfc9111_3() {
+    assert!(
+        store(302, &[("cache-control", "max-age=60")]).is_ok(),
+        "any status with explicit freshness"
+    );
+    assert!(
+        store(404, &[("etag", "\"a\"")]).is_ok(),
+        "heuristically cacheable status with a validator"
+    );
+    let f = store(200, &[("cache-control", "no-cache"), ("etag", "\"a\"")])
+        .expect("no-cache with validator is stored");
+    assert!(f.no_cache);
+}
+
+#[test]
+fn only_get_is_stored_rfc9111_3() {
+    for m in [Method::HEAD, Method::POST, Method::PUT] {
+        let r = storable(
+            &Policy::default(),
+            &m,
+            &HeaderMap::new(),
+            StatusCode::OK,
+            &headers(&[("cache-control", "max-age=60")]),
+            t(0),
+            t(0),
+        );
+        assert_eq!(r.err(), Some(NotStorable::Method), "{m}");
+    }
+}
+
+#[test]
+fn request_no_store_prevents_storing_rfc9111_5_2_1_5() {
+    let r = storable(
+        &Policy::default(),
+        &Method::GET,
+        &headers(&[("cache-control", "no-store")]),
+        StatusCode::OK,
+        &headers(&[("cache-control", "max-age=60")]),
+        t(0),
+        t(0),
+    );
+    assert_eq!(r.err(), Some(NotStorable::RequestNoStore));
+}
+
+#[test]
+fn authorization_needs_explicit_permission_rfc9111_3_5() {
+    let auth = headers(&[("authorization", "Bearer x")]);
+    let cases = [
+        ("max-age=60", false),
+        ("public, max-age=60", true),
+        ("s-maxage=60", true),
+        ("must-revalidate, max-age=60", true),
+    ];
+    for (cc, ok) in cases {
+        let r = storable(
+            &Policy::default(),
+            &Method::GET,
+            &auth,
+            StatusCode::OK,
+            &headers(&[("cache-control", cc)]),
+            t(0),
+            t(0),
+        );
+        assert_eq!(r.is_ok(), ok, "{cc}");
+        if !ok {
+            assert_eq!(r.err(), Some(NotStorable::Authorization));
+        }
+    }
+}
+
+#[test]
+fn set_cookie_stored_when_allowed() {
+    let policy = Policy {
+        store_set_cookie: true,
+        ..Policy::default()
+    };
+    let r = storable(
+        &policy,
+        &Method::GET,
+        &HeaderMap::new(),
+        StatusCode::OK,
+        &headers(&[("cache-control", "max-age=60"), ("set-cookie", "a=b")]),
+        t(0),
+        t(0),
+    );
+    assert!(r.is_ok());
+}
+
+#[test]
+fn age_calculation_rfc9111_4_2_3() {
+    // (date offset, Age header, request_time, response_time, want corrected_initial_age)
+    let cases = [
+        ("apparent_age_from_date", Some(0), None, 0, 10, 10),
+        (
+            "age_header_plus_response_delay",
+            Some(10),
+            Some("30"),
+            5,
+            10,
+            35,
+        ),
+        (
+            "date_in_future_is_zero_apparent_age",
+            Some(100),
+            None,
+            10,
+            10,
+            0,
+        ),
+        ("no_date_uses_response_time", None, Some("7"), 10, 10, 7),
+        ("invalid_age_is_zero", Some(10), Some("x"), 10, 10, 0),
+    ];
+    for (name, d, age, req, resp, want) in cases {
+        let mut pairs = vec![];
+        let ds;
+        if let Some(d) = d {
+            ds = date(d);
+            pairs.push(("date", ds.as_str()));
+        }
+        if let Some(a) = age {
+            pairs.push(("age", a));
+        }
+        let got = corrected_initial_age(&headers(&pairs), t(req), t(resp));
+        assert_eq!(got.as_secs(), want, "{name}");
+    }
+    let f = store(200, &[("cache-control", "max-age=100"), ("age", "30")]).expect("storable");
+    assert_eq!(
+        f.current_age(t(20)).as_secs(),
+        50,
+        "current_age = corrected_initial_age + resident_time"
+    );
+    assert_eq!(f.ttl(t(20)), 50);
+    assert_eq!(f.ttl(t(90)), -20);
+}
+
+fn fresh_for(cc: &str) -> Freshness {
+    store(200, &[("cache-control", cc), ("etag", "\"v\"")]).expect("storable")
+}
+
+#[test]
+fn reuse_decisions_rfc9111_4_and_rfc5861() {
+    let none = CacheControl::default();
+    let cases: Vec<(&str, &str, u64, CacheControl, bool, Reuse)> = vec![
+        (
+            "fresh_is_served",
+            "max-age=60",
+            10,
+            none.clone(),
+            false,
+            Reuse::Fresh,
+        ),
+        (
+            "stale_is_revalidated_rfc9111_4_3",
+            "max-age=60",
+            61,
+            none.clone(),
+            false,
+            Reuse::Revalidate,
+        ),
+        (
+            "no_cache_always_revalidates_rfc9111_5_2_2_4",
+            "no-cache, max-age=60",
+            1,
+            none.clone(),
+            false,
+            Reuse::Revalidate,
+        ),
+        (
+            "stale_while_revalidate_window_rfc5861_3",
+            "max-age=60, stale-while-revalidate=30",
+            80,
+            none.clone(),
+            false,
+            Reuse::StaleWhileRevalidate,
+        ),
+        (
+            "past_swr_window_revalidates_rfc5861_3",
+            "max-age=60, stale-while-revalidate=30",
+            95,
+            none.clone(),
+            false,
+            Reuse::Revalidate,
+        ),
+        (
+            "must_revalidate_blocks_swr_rfc9111_5_2_2_2",
+            "max-age=60, must-revalidate, stale-while-revalidate=30",
+            80,
+            none.clone(),
+            false,
+            Reuse::Revalidate,
+        ),
+        (
+            "s_maxage_implies_proxy_revalidate_rfc9111_5_2_2_10",
+            "s-maxage=60",
+            61,
+            CacheControl::parse("max-stale=100"),
+            false,
+            Reuse::Revalidate,
+        ),
+        (
+            "request_no_cache_revalidates_rfc9111_5_2_1_4",
+            "max-age=60",
+            1,
+            CacheControl::parse("no-cache"),
+            false,
+            Reuse::Revalidate,
+        ),
+        (
+            "request_max_age_zero_revalidates_rfc9111_5_2_1_1",
+            "max-age=60",
+            1,
+            CacheControl::parse("max-age=0"),
+            false,
+            Reuse::Revalidate,
+        ),
+        (
+            "request_min_fresh_rfc9111_5_2_1_3",
+            "max-age=60",
+            50,
+            CacheControl::parse("min-fresh=20"),
+            false,
+            Reuse::Revalidate,
+        ),
+        (
+            "request_max_stale_accepts_stale_rfc9111_5_2_1_2",
+            "max-age=60",
+            70,
+            CacheControl::parse("max-stale=20"),
+            false,
+            Reuse::Fresh,
+        ),
+        (
+            "soft_purged_is_stale",
+            "max-age=60",
+            1,
+            none.clone(),
+            true,
+            Reuse::Revalidate,
+        ),
+    ];
+    for (name, cc, at, req, invalidated, want) in cases {
+        assert_eq!(
+            fresh_for(cc).reuse(t(at), &req, invalidated),
+            want,
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn stale_if_error_window_rfc5861_4() {
+    let f = fresh_for("max-age=60, stale-if-error=100");
+    assert!(f.usable_on_error(t(150), Duration::ZERO));
+    assert!(!f.usable_on_error(t(170), Duration::ZERO));
+    assert!(
+        f.usable_on_error(t(170), Duration::from_secs(200)),
+        "operator grace extends it"
+    );
+    let strict = fresh_for("max-age=60, must-revalidate, stale-if-error=100");
+    assert!(
+        !strict.usable_on_error(t(61), Duration::from_secs(1000)),
+        "must-revalidate: 504 instead"
+    );
+}

@@ -1,0 +1,194 @@
+//! Storage of responses: the [`Storage`] trait and the in-memory moka store,
+//! bounded by bytes (headers plus body) with moka's TinyLFU eviction.
+//!
+//! One store entry per primary key holds every Vary variant of that URL, so
+//! a purge by URL removes them all and a lookup is one hash probe plus a
+//! short scan. moka was chosen over a hand-written LRU because its
+//! concurrent, sharded design keeps the hit path free of a global lock and
+//! its TinyLFU admission resists one-hit-wonder scans.
+
+use std::sync::Arc;
+
+use http::HeaderMap;
+use moka::ops::compute::Op;
+
+use crate::entry::Entry;
+
+/// Most variants kept for one URL; beyond it the oldest is dropped (a guard
+/// against `Vary: User-Agent` exploding one key).
+pub const MAX_VARIANTS: usize = 32;
+
+/// The result of looking a request up.
+#[derive(Debug)]
+pub enum Lookup {
+    /// A stored response whose Vary matches the request.
+    Found(Arc<Entry>),
+    /// Responses are stored for the URL but none matches the request's
+    /// Vary-nominated headers (RFC 9211 `fwd=vary-miss`).
+    VaryMiss,
+    /// Nothing is stored for the URL.
+    Miss,
+}
+
+/// Which stored responses a purge selects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Selector {
+    /// One URL (all its variants), by exact cache key.
+    Key(String),
+    /// Every key starting with this prefix (`http://host/path/`).
+    Prefix(String),
+    /// Every response carrying this surrogate key / cache tag.
+    Tag(String),
+    All,
+}
+
+/// Figures for `/stats`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct StoreStats {
+    /// URLs stored (each may hold several variants).
+    pub entries: u64,
+    /// Bytes charged: bodies, headers and bookkeeping.
+    pub bytes: u64,
+    pub capacity: u64,
+}
+
+/// A place to keep responses. The hit path calls only `lookup`.
+pub trait Storage: Send + Sync + 'static {
+    fn lookup(&self, key: &str, req: &HeaderMap) -> Lookup;
+    /// Stores `entry`, replacing the variant with the same Vary values.
+    fn insert(&self, key: &str, entry: Arc<Entry>);
+    /// Removes (hard) or marks stale (soft) what `selector` names; returns
+    /// how many stored responses it touched.
+    fn purge(&self, selector: &Selector, soft: bool) -> usize;
+    fn stats(&self) -> StoreStats;
+}
+
+/// Every variant stored for one URL.
+#[derive(Debug)]
+struct Variants {
+    entries: Box<[Arc<Entry>]>,
+    weight: u32,
+}
+
+impl Variants {
+    fn new(entries: Vec<Arc<Entry>>) -> Self {
+        let weight = entries
+            .iter()
+            .map(|e| e.weight())
+            .fold(0u32, u32::saturating_add);
+        Variants {
+            entries: entries.into_boxed_slice(),
+            weight,
+        }
+    }
+}
+
+/// The in-memory store.
+pub struct MemoryStore {
+    cache: moka::sync::Cache<String, Arc<Variants>>,
+    capacity: u64,
+}
+
+impl MemoryStore {
+    /// A store holding at most `capacity` bytes.
+    pub fn new(capacity: u64) -> Self {
+        let cache = moka::sync::Cache::builder()
+            .max_capacity(capacity)
+            .weigher(|_k: &String, v: &Arc<Variants>| v.weight)
+            .build();
+        MemoryStore { cache, capacity }
+    }
+
+    fn purge_matching(&self, soft: bool, pred: impl Fn(&str, &Entry) -> bool) -> usize {
+        let mut touched = 0;
+        for (key, variants) in self.cache.iter() {
+            let hits: Vec<&Arc<Entry>> =
+                variants.entries.iter().filter(|e| pred(&key, e)).collect();
+            if hits.is_empty() {
+                continue;
+            }
+            touched += hits.len();
+            if soft {
+                hits.iter().for_each(|e| e.invalidate());
+            } else if hits.len() == variants.entries.len() {
+                self.cache.invalidate(key.as_str());
+            } else {
+                let keep: Vec<Arc<Entry>> = variants
+                    .entries
+                    .iter()
+                    .filter(|e| !pred(&key, e))
+                    .cloned()
+                    .collect();
+                self.cache
+                    .insert((*key).clone(), Arc::new(Variants::new(keep)));
+            }
+        }
+        touched
+    }
+}
+
+impl Storage for MemoryStore {
+    fn lookup(&self, key: &str, req: &HeaderMap) -> Lookup {
+        match self.cache.get(key) {
+            None => Lookup::Miss,
+            Some(v) => match v.entries.iter().find(|e| e.variant.matches(req)) {
+                Some(e) => Lookup::Found(Arc::clone(e)),
+                None => Lookup::VaryMiss,
+            },
+        }
+    }
+
+    fn insert(&self, key: &str, entry: Arc<Entry>) {
+        // A key-level lock in moka serialises concurrent inserts of two
+        // variants of one URL, so neither is lost.
+        self.cache.entry_by_ref(key).and_compute_with(|old| {
+            let mut list: Vec<Arc<Entry>> = match old {
+                Some(old) => old
+                    .into_value()
+                    .entries
+                    .iter()
+                    .filter(|e| e.variant != entry.variant)
+                    .cloned()
+                    .collect(),
+                None => Vec::new(),
+            };
+            if list.len() >= MAX_VARIANTS {
+                list.remove(0);
+            }
+            list.push(entry);
+            Op::Put(Arc::new(Variants::new(list)))
+        });
+    }
+
+    fn purge(&self, selector: &Selector, soft: bool) -> usize {
+        match selector {
+            Selector::Key(k) => {
+                let Some(v) = self.cache.get(k.as_str()) else {
+                    return 0;
+                };
+                if soft {
+                    v.entries.iter().for_each(|e| e.invalidate());
+                } else {
+                    self.cache.invalidate(k.as_str());
+                }
+                v.entries.len()
+            }
+            Selector::Prefix(p) => self.purge_matching(soft, |k, _| k.starts_with(p.as_str())),
+            Selector::Tag(t) => self.purge_matching(soft, |_, e| e.has_tag(t)),
+            Selector::All => self.purge_matching(soft, |_, _| true),
+        }
+    }
+
+    fn stats(&self) -> StoreStats {
+        self.cache.run_pending_tasks();
+        StoreStats {
+            entries: self.cache.entry_count(),
+            bytes: self.cache.weighted_size(),
+            capacity: self.capacity,
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "store_tests.rs"]
+mod tests;
