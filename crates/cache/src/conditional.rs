@@ -68,10 +68,11 @@ pub fn evaluate(
         // §13.1.3: a list of dates (several field lines) is ignored, as is an
         // invalid date; `single` and `parse_date` return None for both.
         let since = single(req, &header::IF_MODIFIED_SINCE).and_then(parse_date);
-        if let (Some(since), Some(lm)) = (since, last_modified) {
-            if lm <= since {
-                return Precondition::NotModified;
-            }
+        if since
+            .zip(last_modified)
+            .is_some_and(|(since, lm)| lm <= since)
+        {
+            return Precondition::NotModified;
         }
     }
     Precondition::Proceed
