@@ -7,8 +7,8 @@
 //! model). Passive: `eject(cool_off)` marks the target down until the
 //! cool-off passes; the next active success after that brings it back.
 
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use meridian_common::Shutdown;

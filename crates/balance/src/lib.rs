@@ -1,6 +1,50 @@
 //! Upstream selection and health for Meridian: which origin (from a shield)
 //! or which shield (from an edge) gets a request.
+//!
+//! A [`Pool`] holds a fixed list of [`Backend`]s (each `http://host:port`
+//! with a weight, a [`Health`] state and request counters) and one
+//! [`Selector`], chosen by [`Balance`]. Every algorithm only picks among
+//! backends that are up and not yet tried for this request
+//! ([`Pick::exclude`]), and returns `None` when there is none: the caller
+//! then answers 503 or serves stale.
+//!
+//! | `--balance` | how it picks | use it when |
+//! |---|---|---|
+//! | `round-robin` | each healthy backend in turn | equal servers, similar requests |
+//! | `weighted-round-robin` | nginx's smooth WRR: 3:1 gives `a a b a`, exact over a cycle | servers of different sizes |
+//! | `least-connections` | fewest requests in flight; ties by weight, then in turn | request cost varies a lot (large files, slow origins) |
+//! | `ip-hash` | hash of the whole client address; rehash if that backend is down | an origin keeps per-client state |
+//! | `consistent-hash` | ketama ring, 160 points per weight unit, on the cache key | spread a big keyspace over origin caches; one change moves ~1/N of keys |
+//! | `two-choices` | two random healthy backends, the one with fewer in flight | many pickers (several shields) share the same origins |
+//! | `rendezvous` | highest `hash(key, backend)` wins, weighted | edge → shield: every edge maps a key to the same shield, next shield is well defined |
+//!
+//! Hashing uses FNV-1a with a MurmurHash3 finalizer ([`stable_hash`]),
+//! never `RandomState`: edges in different processes, and builds with
+//! different Rust versions, must map a key to the same shield.
+//! Two-choices draws its randomness from SplitMix64 on one atomic instead
+//! of depending on `fastrand`: five lines, lock-free, seedable for tests.
+//!
+//! Passive health: [`InFlight::report`] with a connect error or a 5xx
+//! ejects the backend for the pool's cool-off (default 10s) — even the last
+//! healthy one, since retrying a server that just failed only adds latency.
+//! Active checks ([`Pool::spawn_health_checks`]) take it out after `fall`
+//! failed checks and bring it back after `rise` good ones.
 
+pub mod backend;
+mod error;
+mod hash;
 pub mod health;
+pub mod pool;
+pub mod selector;
 
+pub use backend::{
+    Backend, BackendSpec, BackendStats, DEFAULT_COOL_OFF, InFlight, MAX_WEIGHT, Outcome,
+};
+pub use error::BalanceError;
+pub use hash::stable_hash;
 pub use health::{Health, HealthPolicy, Transition};
+pub use pool::{Balance, Pool};
+pub use selector::{
+    ConsistentHash, IpHash, LeastConnections, Pick, Rendezvous, RoundRobin, Selector, TwoChoices,
+    WeightedRoundRobin, rendezvous_order,
+};
