@@ -1,165 +1,19 @@
 //! One upstream server: where it is, how much traffic it should get, its
 //! health, and the counters the admin `/stats` endpoint shows.
 
-use std::fmt;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use http::Uri;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::Serialize;
 
 use crate::error::BalanceError;
 use crate::health::{Health, HealthPolicy};
-
-/// Largest accepted weight. The consistent-hash ring holds 160 points per
-/// unit of weight, so an unbounded weight from a flag would be an
-/// unbounded allocation; 1000 is far beyond any useful ratio.
-pub const MAX_WEIGHT: u32 = 1000;
+use crate::spec::BackendSpec;
 
 /// How long a passive ejection keeps a backend out unless the pool says otherwise.
 pub const DEFAULT_COOL_OFF: Duration = Duration::from_secs(10);
-
-/// A validated backend address and weight, as written on the command line
-/// (`http://127.0.0.1:9001;weight=3`) or in a config file (same string).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BackendSpec {
-    url: Uri,
-    /// `http://host:port[/prefix]` without a trailing slash: the identity of
-    /// the backend on the hash ring, so it must not depend on how it was typed.
-    base: String,
-    weight: u32,
-}
-
-impl BackendSpec {
-    /// A spec from a base URL and a weight (1..=[`MAX_WEIGHT`]).
-    pub fn new(url: &str, weight: u32) -> Result<Self, BalanceError> {
-        let (url, base) = parse_base_url(url)?;
-        check_weight(&base, weight)?;
-        Ok(BackendSpec { url, base, weight })
-    }
-
-    pub fn url(&self) -> &Uri {
-        &self.url
-    }
-
-    pub fn base(&self) -> &str {
-        &self.base
-    }
-
-    pub fn weight(&self) -> u32 {
-        self.weight
-    }
-}
-
-fn check_weight(spec: &str, weight: u32) -> Result<(), BalanceError> {
-    if (1..=MAX_WEIGHT).contains(&weight) {
-        Ok(())
-    } else {
-        Err(BalanceError::InvalidWeight {
-            spec: spec.to_string(),
-            reason: format!("must be between 1 and {MAX_WEIGHT} (got {weight})"),
-        })
-    }
-}
-
-/// Accepts `http://host:port` with an optional path prefix, nothing else:
-/// the proxy appends the request path to it, so a query, a fragment or
-/// credentials in the base would produce wrong upstream URLs.
-fn parse_base_url(s: &str) -> Result<(Uri, String), BalanceError> {
-    let bad = |reason: &str| BalanceError::InvalidUrl {
-        url: s.to_string(),
-        reason: reason.to_string(),
-    };
-    let uri: Uri = s.trim().parse().map_err(|e: http::uri::InvalidUri| {
-        bad(&format!("not a URL ({e}); expected http://host:port"))
-    })?;
-    match uri.scheme_str() {
-        Some("http") => {}
-        Some(other) => {
-            return Err(bad(&format!("scheme must be http (got `{other}`)")));
-        }
-        None => return Err(bad("missing scheme; expected http://host:port")),
-    }
-    let authority = uri
-        .authority()
-        .ok_or_else(|| bad("missing host; expected http://host:port"))?;
-    if authority.as_str().contains('@') {
-        return Err(bad("credentials in the URL are not supported"));
-    }
-    if authority.host().is_empty() {
-        return Err(bad("missing host; expected http://host:port"));
-    }
-    match authority.port_u16() {
-        Some(0) => return Err(bad("port 0 is not a valid upstream port")),
-        Some(_) => {}
-        None => return Err(bad("missing port; expected http://host:port")),
-    }
-    if uri.query().is_some() {
-        return Err(bad("a query string is not allowed in a backend URL"));
-    }
-    let prefix = uri.path().trim_end_matches('/');
-    let base = format!("http://{authority}{prefix}");
-    Ok((uri, base))
-}
-
-impl FromStr for BackendSpec {
-    type Err = BalanceError;
-
-    /// `URL[;weight=N]`; options are `;key=value` pairs after the URL.
-    fn from_str(spec: &str) -> Result<Self, Self::Err> {
-        let mut parts = spec.split(';');
-        // `split` always yields a first item, even for "".
-        let url = parts.next().unwrap_or_default();
-        let (url, base) = parse_base_url(url)?;
-        let mut weight = 1;
-        for opt in parts.map(str::trim).filter(|o| !o.is_empty()) {
-            let (key, value) = opt.split_once('=').unwrap_or((opt, ""));
-            match key.trim() {
-                "weight" => {
-                    weight = value
-                        .trim()
-                        .parse()
-                        .map_err(|_| BalanceError::InvalidWeight {
-                            spec: spec.to_string(),
-                            reason: format!("`{}` is not a whole number", value.trim()),
-                        })?;
-                    check_weight(spec, weight)?;
-                }
-                other => {
-                    return Err(BalanceError::UnknownOption {
-                        spec: spec.to_string(),
-                        key: other.to_string(),
-                    });
-                }
-            }
-        }
-        Ok(BackendSpec { url, base, weight })
-    }
-}
-
-impl fmt::Display for BackendSpec {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.weight {
-            1 => f.write_str(&self.base),
-            w => write!(f, "{};weight={w}", self.base),
-        }
-    }
-}
-
-impl<'de> Deserialize<'de> for BackendSpec {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
-    }
-}
-
-impl Serialize for BackendSpec {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.to_string())
-    }
-}
 
 /// What happened to one request to a backend, for passive ejection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -220,12 +74,12 @@ impl Backend {
     }
 
     pub fn url(&self) -> &Uri {
-        &self.spec.url
+        self.spec.url()
     }
 
     /// `http://host:port[/prefix]`, no trailing slash.
     pub fn base(&self) -> &str {
-        &self.spec.base
+        self.spec.base()
     }
 
     /// The upstream URL for a request path (`/a?b`): base + path.
@@ -235,11 +89,11 @@ impl Backend {
         } else {
             "/"
         };
-        format!("{}{sep}{path_and_query}", self.spec.base)
+        format!("{}{sep}{path_and_query}", self.spec.base())
     }
 
     pub fn weight(&self) -> u32 {
-        self.spec.weight
+        self.spec.weight()
     }
 
     pub fn health(&self) -> &Arc<Health> {
@@ -305,7 +159,7 @@ impl Backend {
     /// A snapshot for the admin `/stats` JSON.
     pub fn stats(&self) -> BackendStats {
         BackendStats {
-            url: self.spec.base.clone(),
+            url: self.spec.base().to_string(),
             weight: self.weight(),
             up: self.health.is_up(),
             ejected: self.health.is_ejected(),
@@ -371,63 +225,6 @@ pub struct BackendStats {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn origin_spec_parses_weight() {
-        let cases = [
-            ("http://127.0.0.1:9001", "http://127.0.0.1:9001", 1),
-            ("http://127.0.0.1:9001;weight=3", "http://127.0.0.1:9001", 3),
-            (
-                "http://127.0.0.1:9001/;weight=3",
-                "http://127.0.0.1:9001",
-                3,
-            ),
-            (
-                " http://o.example:80/base/ ; weight = 7 ",
-                "http://o.example:80/base",
-                7,
-            ),
-            ("http://[::1]:9000;", "http://[::1]:9000", 1),
-        ];
-        for (input, base, weight) in cases {
-            let spec: BackendSpec = input.parse().expect(input);
-            assert_eq!((spec.base(), spec.weight()), (base, weight), "{input}");
-        }
-    }
-
-    #[test]
-    fn bad_origin_specs_are_rejected_with_the_reason() {
-        let cases = [
-            ("https://127.0.0.1:9001", "scheme must be http"),
-            ("127.0.0.1:9001", "missing scheme"),
-            ("http://127.0.0.1", "missing port"),
-            ("http://127.0.0.1:0", "port 0"),
-            ("http://u:p@127.0.0.1:9001", "credentials"),
-            ("http://127.0.0.1:9001/?a=b", "query string"),
-            ("", "not a URL"),
-            ("http://127.0.0.1:9001;weight=0", "between 1 and 1000"),
-            ("http://127.0.0.1:9001;weight=1001", "between 1 and 1000"),
-            (
-                "http://127.0.0.1:9001;weight=x",
-                "`x` is not a whole number",
-            ),
-            ("http://127.0.0.1:9001;weight", "`` is not a whole number"),
-            ("http://127.0.0.1:9001;backup=1", "unknown option `backup`"),
-        ];
-        for (input, want) in cases {
-            let err = input.parse::<BackendSpec>().expect_err(input).to_string();
-            assert!(err.contains(want), "{input}: {err}");
-        }
-    }
-
-    #[test]
-    fn spec_round_trips_through_display() {
-        for s in ["http://a:1", "http://a:1/p;weight=3"] {
-            let spec: BackendSpec = s.parse().expect(s);
-            assert_eq!(spec.to_string(), s);
-            assert_eq!(spec.to_string().parse::<BackendSpec>().expect(s), spec);
-        }
-    }
 
     #[test]
     fn url_for_joins_prefix_and_path() {

@@ -36,10 +36,9 @@ mod hash;
 pub mod health;
 pub mod pool;
 pub mod selector;
+pub mod spec;
 
-pub use backend::{
-    Backend, BackendSpec, BackendStats, DEFAULT_COOL_OFF, InFlight, MAX_WEIGHT, Outcome,
-};
+pub use backend::{Backend, BackendStats, DEFAULT_COOL_OFF, InFlight, Outcome};
 pub use error::BalanceError;
 pub use hash::stable_hash;
 pub use health::{Health, HealthPolicy, Transition};
@@ -48,3 +47,4 @@ pub use selector::{
     ConsistentHash, IpHash, LeastConnections, Pick, Rendezvous, RoundRobin, Selector, TwoChoices,
     WeightedRoundRobin, rendezvous_order,
 };
+pub use spec::{BackendSpec, MAX_WEIGHT};

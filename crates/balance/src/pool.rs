@@ -8,13 +8,14 @@ use std::time::Duration;
 use meridian_common::Shutdown;
 use serde::{Deserialize, Serialize};
 
-use crate::backend::{Backend, BackendSpec, BackendStats};
+use crate::backend::{Backend, BackendStats};
 use crate::error::BalanceError;
 use crate::health::{self, Health, HealthPolicy};
 use crate::selector::{
     ConsistentHash, IpHash, LeastConnections, Pick, Rendezvous, RoundRobin, Selector, TwoChoices,
     WeightedRoundRobin,
 };
+use crate::spec::BackendSpec;
 
 /// The balancing algorithm, as named in config files and on the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
