@@ -1,1 +1,117 @@
-//! placeholder
+//! The geo director: Meridian's front door. It places a client address with
+//! a MaxMind-format database (or a coverage zone) and redirects the client to
+//! the nearest healthy edge.
+//!
+//! ```text
+//! request ─▶ client address (peer, or Forwarded / X-Forwarded-For from a trusted proxy)
+//!         ─▶ place: coverage zone ▸ private/reserved → default region ▸ database ▸ default region
+//!         ─▶ choose: healthy edges, preferred target first, then weighted great-circle distance
+//!         ─▶ 302 to edge URL + path + query   (or JSON at /v1/route explaining all of it)
+//! ```
+//!
+//! Health comes from polling every edge's admin `/healthz` with
+//! [`meridian_balance::health::poll`]. The database is held in an
+//! [`arc_swap::ArcSwap`] so `POST /reload` (admin) or SIGHUP (the CLI) swaps
+//! in a replaced file without disturbing requests in flight.
+
+mod centres;
+mod client;
+mod config;
+mod director;
+mod error;
+mod explain;
+mod http;
+mod lookup;
+mod zones;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use meridian_common::Shutdown;
+use tokio::net::TcpListener;
+
+pub use crate::client::{AddressSource, client_ip, is_special};
+pub use crate::config::{Config, CoverageZone, DEFAULT_GEOIP, EdgeConfig, HealthSettings, Switch};
+pub use crate::director::{Decision, Director, Edge, Placement, Reason, Target};
+pub use crate::error::Error;
+pub use crate::explain::{Explanation, explain};
+pub use crate::lookup::{
+    CountryCode, Geo, GeoLookup, MaxMindDb, MaxMindFiles, Precision, Schema, StaticLookup,
+};
+
+/// Opens the database, starts health checks and serves until `shutdown`.
+pub async fn run(
+    listener: TcpListener,
+    admin: Option<TcpListener>,
+    config: Config,
+    shutdown: Shutdown,
+) -> Result<(), Error> {
+    let director = Arc::new(Director::new(config)?);
+    serve(listener, admin, director, shutdown).await
+}
+
+/// Like [`run`] for a director built by the caller (which can then keep a
+/// handle to reload it, as the CLI does on SIGHUP).
+pub async fn serve(
+    listener: TcpListener,
+    admin: Option<TcpListener>,
+    director: Arc<Director>,
+    shutdown: Shutdown,
+) -> Result<(), Error> {
+    start_health_checks(&director, &shutdown)?;
+    tracing::info!(
+        listen = ?listener.local_addr().ok(),
+        database = %director.database(),
+        edges = director.edges().len(),
+        "geo director serving"
+    );
+    let public = axum::serve(
+        listener,
+        http::public_router(director.clone()).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown.wait());
+    let admin = async {
+        match admin {
+            Some(l) => axum::serve(l, http::admin_router(director.clone()))
+                .with_graceful_shutdown(shutdown.wait())
+                .await
+                .map_err(|source| Error::Serve {
+                    what: "admin",
+                    source,
+                }),
+            None => Ok(()),
+        }
+    };
+    let (public, admin) = tokio::join!(public, admin);
+    public.map_err(|source| Error::Serve {
+        what: "public",
+        source,
+    })?;
+    admin
+}
+
+/// One poller per edge (unless health checks are off); each stops on shutdown.
+fn start_health_checks(director: &Arc<Director>, shutdown: &Shutdown) -> Result<(), Error> {
+    let settings = director.health_settings();
+    if !settings.enabled {
+        tracing::info!("health checks are off: every edge counts as up");
+        return Ok(());
+    }
+    // No proxy: health checks go straight to the edges' admin listeners,
+    // whatever HTTP_PROXY says.
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .map_err(Error::HttpClient)?;
+    for edge in director.edges() {
+        tokio::spawn(meridian_balance::health::poll(
+            client.clone(),
+            edge.healthz.clone(),
+            settings.interval,
+            settings.timeout,
+            edge.health.clone(),
+            shutdown.clone(),
+        ));
+    }
+    Ok(())
+}
