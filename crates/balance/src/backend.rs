@@ -149,8 +149,13 @@ impl Backend {
         match outcome {
             Outcome::Ok => false,
             Outcome::ConnectError | Outcome::ServerError => {
+                // Requests already in flight will report too; log only the
+                // first, so one bad second does not flood the log.
+                let already = self.health.is_ejected();
                 self.health.eject(self.cool_off());
-                tracing::warn!(backend = %self.base(), ?outcome, cool_off = ?self.cool_off(), "backend ejected");
+                if !already {
+                    tracing::warn!(backend = %self.base(), ?outcome, cool_off = ?self.cool_off(), "backend ejected");
+                }
                 true
             }
         }
