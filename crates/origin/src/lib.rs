@@ -16,8 +16,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use http::HeaderValue;
 use meridian_common::Shutdown;
+
+/// Re-exported so callers can build [`OriginConfig`] without depending on `http`.
+pub use http::HeaderValue;
 
 mod body;
 mod path;
