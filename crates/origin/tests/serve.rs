@@ -314,15 +314,13 @@ async fn root_must_be_a_directory() {
     };
     let err = meridian_origin::router(cfg(file))
         .await
-        .err()
-        .expect("must fail");
+        .expect_err("must fail");
     assert!(
         matches!(err, meridian_origin::Error::NotADirectory { .. }),
         "{err}"
     );
     let err = meridian_origin::router(cfg(dir.path().join("missing")))
         .await
-        .err()
-        .expect("must fail");
+        .expect_err("must fail");
     assert!(matches!(err, meridian_origin::Error::Root { .. }), "{err}");
 }
