@@ -1,8 +1,99 @@
-//! `meridian edge`: placeholder until its issue lands.
+//! `meridian edge`: a caching reverse proxy in front of an origin or shields.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use meridian_common::{ByteSize, Shutdown, shutdown_signal};
+use meridian_edge::FileConfig;
 
 #[derive(clap::Args)]
-pub struct EdgeArgs {}
+pub struct EdgeArgs {
+    /// Proxy listener address [config `listen`, default 127.0.0.1:8080].
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// Upstream base URL (an origin, or a shield); repeat for several shields.
+    #[arg(long = "upstream", value_name = "URL")]
+    upstreams: Vec<String>,
+    /// Admin listener (/healthz, /stats) [config `admin-listen`, default off].
+    #[arg(long)]
+    admin_listen: Option<SocketAddr>,
+    /// Node name, shown in Cache-Status and Via [default "meridian"].
+    #[arg(long)]
+    name: Option<String>,
+    /// Region label reported by /healthz [default "local"].
+    #[arg(long)]
+    region: Option<String>,
+    /// Memory for stored responses, e.g. 256MiB.
+    #[arg(long)]
+    cache_size: Option<ByteSize>,
+    /// Responses larger than this are streamed, not stored, e.g. 64MiB.
+    #[arg(long)]
+    max_object_size: Option<ByteSize>,
+    /// Runtime worker threads (default: one per core).
+    #[arg(long)]
+    workers: Option<usize>,
+    /// TOML config file (see config/edge.toml); flags override it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Validate the configuration and exit.
+    #[arg(long)]
+    check_config: bool,
+}
 
-pub fn main(_args: EdgeArgs) -> anyhow::Result<()> {
-    anyhow::bail!("`meridian edge` is not built yet")
+pub fn main(args: EdgeArgs) -> anyhow::Result<()> {
+    let (mut file, source) = match &args.config {
+        Some(p) => (FileConfig::load(p)?, p.display().to_string()),
+        None => (FileConfig::default(), "command line".to_string()),
+    };
+    if args.listen.is_some() {
+        file.listen = args.listen;
+    }
+    if !args.upstreams.is_empty() {
+        file.upstream = args.upstreams.clone();
+    }
+    if args.admin_listen.is_some() {
+        file.admin_listen = args.admin_listen;
+    }
+    if args.name.is_some() {
+        file.name = args.name.clone();
+    }
+    if args.region.is_some() {
+        file.region = args.region.clone();
+    }
+    if args.cache_size.is_some() {
+        file.cache.size = args.cache_size;
+    }
+    if args.max_object_size.is_some() {
+        file.cache.max_object_size = args.max_object_size;
+    }
+    if args.workers.is_some() {
+        file.workers = args.workers;
+    }
+    let config = file.validate(&source)?;
+    if args.check_config {
+        println!("{source}: configuration OK");
+        return Ok(());
+    }
+    super::runtime(config.workers)?.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("cannot listen on {} (listen)", config.listen))?;
+        let admin = match config.admin_listen {
+            Some(a) => Some(
+                tokio::net::TcpListener::bind(a)
+                    .await
+                    .with_context(|| format!("cannot listen on {a} (admin-listen)"))?,
+            ),
+            None => None,
+        };
+        let shutdown = Shutdown::new();
+        let trigger = shutdown.clone();
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            trigger.trigger();
+        });
+        meridian_edge::run(listener, admin, config, shutdown).await?;
+        Ok(())
+    })
 }

@@ -33,7 +33,11 @@ pub enum ConfigError {
 impl ConfigError {
     /// A validation error for a key, where `file` is the config file or
     /// `command line` for a flag.
-    pub fn invalid(file: impl Into<String>, key: impl Into<String>, reason: impl Into<String>) -> Self {
+    pub fn invalid(
+        file: impl Into<String>,
+        key: impl Into<String>,
+        reason: impl Into<String>,
+    ) -> Self {
         ConfigError::Invalid {
             file: file.into(),
             key: key.into(),
@@ -104,8 +108,11 @@ mod tests {
 
     #[test]
     fn unknown_key_is_named() {
-        let err = parse_toml::<Sample>(Path::new("y.toml"), "[cache]\nmax-size = \"1MiB\"\nbogus = 1\n")
-            .expect_err("must fail");
+        let err = parse_toml::<Sample>(
+            Path::new("y.toml"),
+            "[cache]\nmax-size = \"1MiB\"\nbogus = 1\n",
+        )
+        .expect_err("must fail");
         let msg = err.to_string();
         assert!(msg.contains("y.toml") && msg.contains("bogus"), "{msg}");
     }

@@ -26,9 +26,11 @@ impl FromStr for ByteSize {
             .find(|c: char| !(c.is_ascii_digit() || c == '.'))
             .unwrap_or(t.len());
         let (num, unit) = t.split_at(split);
-        let n: f64 = num
-            .parse()
-            .map_err(|_| UnitError(format!("`{s}` is not a size (try 64MiB, 512KiB or 1048576)")))?;
+        let n: f64 = num.parse().map_err(|_| {
+            UnitError(format!(
+                "`{s}` is not a size (try 64MiB, 512KiB or 1048576)"
+            ))
+        })?;
         let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
             "" | "b" => 1,
             "k" | "kb" => 1_000,
@@ -53,7 +55,7 @@ impl fmt::Display for ByteSize {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let n = self.0;
         for (unit, size) in [("GiB", 1u64 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)] {
-            if n >= size && n % size == 0 {
+            if n >= size && n.is_multiple_of(size) {
                 return write!(f, "{}{}", n / size, unit);
             }
         }
@@ -150,7 +152,10 @@ mod tests {
 
     #[test]
     fn durations_parse() {
-        assert_eq!("2s".parse::<HumanDuration>().expect("2s").0, Duration::from_secs(2));
+        assert_eq!(
+            "2s".parse::<HumanDuration>().expect("2s").0,
+            Duration::from_secs(2)
+        );
         assert_eq!(
             "250ms".parse::<HumanDuration>().expect("250ms").0,
             Duration::from_millis(250)

@@ -1,0 +1,339 @@
+//! Edge configuration: the TOML file shape (`FileConfig`, every key
+//! optional with a documented default) and the validated runtime
+//! [`Config`]. Precedence: command-line flags > file > defaults.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use http::Uri;
+use http::header::HeaderName;
+use meridian_cache::{KeyOptions, Policy};
+use meridian_common::{ByteSize, ConfigError, HumanDuration};
+use serde::Deserialize;
+
+/// The file as written by an operator. See `config/edge.toml`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct FileConfig {
+    /// Node name, used in `Cache-Status` and `Via` ["meridian"].
+    pub name: Option<String>,
+    /// Region label reported by `/healthz` ["local"].
+    pub region: Option<String>,
+    /// Proxy listener ["127.0.0.1:8080"].
+    pub listen: Option<SocketAddr>,
+    /// Admin listener (`/healthz`, `/stats`) [none].
+    pub admin_listen: Option<SocketAddr>,
+    /// Upstream base URLs (an origin, or shields) [required].
+    #[serde(default)]
+    pub upstream: Vec<String>,
+    /// Runtime worker threads; 0 = one per core [0].
+    pub workers: Option<usize>,
+    #[serde(default)]
+    pub cache: CacheSection,
+    #[serde(default)]
+    pub timeouts: TimeoutSection,
+    #[serde(default)]
+    pub health: HealthSection,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct CacheSection {
+    /// Memory for stored responses, headers included ["256MiB"].
+    pub size: Option<ByteSize>,
+    /// Larger responses are streamed, not stored ["64MiB"].
+    pub max_object_size: Option<ByteSize>,
+    /// Heuristic freshness fraction of the Last-Modified age [0.1].
+    pub heuristic_fraction: Option<f64>,
+    /// Cap on heuristic freshness ["1day"].
+    pub heuristic_max: Option<HumanDuration>,
+    /// Store responses carrying Set-Cookie [false].
+    pub store_set_cookie: Option<bool>,
+    /// Sort query parameters in the cache key [false].
+    pub sort_query: Option<bool>,
+    /// Query parameters left out of the cache key [[]].
+    pub drop_query_params: Option<Vec<String>>,
+    /// Serve stale this long past expiry when the upstream fails, on top of
+    /// any `stale-if-error` ["0s"].
+    pub stale_if_error_grace: Option<HumanDuration>,
+    /// How long a collapsed request waits for the leader's fetch ["30s"].
+    pub collapse_wait: Option<HumanDuration>,
+    /// Targeted cache-control fields obeyed, highest precedence first
+    /// [["CDN-Cache-Control", "Surrogate-Control"]].
+    pub targets: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct TimeoutSection {
+    /// TCP connect to the upstream ["2s"]; failure gives 502.
+    pub connect: Option<HumanDuration>,
+    /// Wait for the upstream's response headers, and between body chunks
+    /// ["30s"]; expiry gives 504.
+    pub response: Option<HumanDuration>,
+}
+
+/// Health of the upstreams (used when there are several shields).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct HealthSection {
+    /// Path polled on each upstream ["/.well-known/meridian/health", which
+    /// every Meridian proxy listener answers itself].
+    pub path: Option<String>,
+    /// Poll interval ["2s"]; "0s" turns active checks off.
+    pub interval: Option<HumanDuration>,
+    /// Successes that bring an upstream back [1].
+    pub rise: Option<u32>,
+    /// Failures that take it out [1].
+    pub fall: Option<u32>,
+    /// How long a connect error or 5xx takes an upstream out ["10s"].
+    pub cool_off: Option<HumanDuration>,
+}
+
+/// The validated edge configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub name: String,
+    pub region: String,
+    pub listen: SocketAddr,
+    pub admin_listen: Option<SocketAddr>,
+    pub upstreams: Vec<Uri>,
+    pub workers: Option<usize>,
+    pub cache_size: u64,
+    pub max_object_size: u64,
+    pub policy: Policy,
+    pub key: KeyOptions,
+    pub stale_if_error_grace: Duration,
+    pub collapse_wait: Duration,
+    pub connect_timeout: Duration,
+    pub response_timeout: Duration,
+    pub health_path: String,
+    pub health_interval: Duration,
+    pub health_rise: u32,
+    pub health_fall: u32,
+    pub cool_off: Duration,
+}
+
+impl FileConfig {
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        meridian_common::load_toml(path)
+    }
+
+    /// Checks every value and fills in defaults. `source` names the file
+    /// (or "command line") in errors.
+    pub fn validate(&self, source: &str) -> Result<Config, ConfigError> {
+        let bad = |key: &str, reason: String| ConfigError::invalid(source, key, reason);
+        if self.upstream.is_empty() {
+            return Err(bad(
+                "upstream",
+                "at least one upstream URL is required (--upstream http://HOST:PORT)".into(),
+            ));
+        }
+        let upstreams = self
+            .upstream
+            .iter()
+            .map(|u| parse_upstream(u).map_err(|r| bad("upstream", r)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let c = &self.cache;
+        let cache_size = c.size.map_or(256 << 20, ByteSize::bytes);
+        let max_object_size = c.max_object_size.map_or(64 << 20, ByteSize::bytes);
+        if cache_size == 0 {
+            return Err(bad("cache.size", "must be more than 0".into()));
+        }
+        if max_object_size > cache_size {
+            return Err(bad(
+                "cache.max-object-size",
+                format!(
+                    "{} is larger than cache.size {}",
+                    ByteSize(max_object_size),
+                    ByteSize(cache_size)
+                ),
+            ));
+        }
+        let heuristic_fraction = c.heuristic_fraction.unwrap_or(0.1);
+        if !(0.0..=1.0).contains(&heuristic_fraction) {
+            return Err(bad(
+                "cache.heuristic-fraction",
+                format!("{heuristic_fraction} is not between 0 and 1"),
+            ));
+        }
+        let targets = match &c.targets {
+            None => Policy::default().targets,
+            Some(list) => list
+                .iter()
+                .map(|t| {
+                    HeaderName::from_bytes(t.as_bytes())
+                        .map_err(|_| bad("cache.targets", format!("`{t}` is not a header name")))
+                })
+                .collect::<Result<_, _>>()?,
+        };
+        let policy = Policy {
+            heuristic_fraction,
+            heuristic_max: c
+                .heuristic_max
+                .map_or(Duration::from_secs(86_400), HumanDuration::get),
+            store_set_cookie: c.store_set_cookie.unwrap_or(false),
+            targets,
+        };
+        let name = self.name.clone().unwrap_or_else(|| "meridian".into());
+        if name.trim().is_empty() {
+            return Err(bad("name", "must not be empty".into()));
+        }
+        let health_path = self
+            .health
+            .path
+            .clone()
+            .unwrap_or_else(|| crate::engine::PROXY_HEALTH_PATH.into());
+        if !health_path.starts_with('/') {
+            return Err(bad(
+                "health.path",
+                format!("`{health_path}` must start with /"),
+            ));
+        }
+        Ok(Config {
+            name,
+            region: self.region.clone().unwrap_or_else(|| "local".into()),
+            listen: self
+                .listen
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
+            admin_listen: self.admin_listen,
+            upstreams,
+            workers: self.workers.filter(|&w| w > 0),
+            cache_size,
+            max_object_size,
+            policy,
+            key: KeyOptions {
+                sort_query: c.sort_query.unwrap_or(false),
+                drop_params: c.drop_query_params.clone().unwrap_or_default(),
+            },
+            stale_if_error_grace: c
+                .stale_if_error_grace
+                .map_or(Duration::ZERO, HumanDuration::get),
+            collapse_wait: c
+                .collapse_wait
+                .map_or(Duration::from_secs(30), HumanDuration::get),
+            connect_timeout: self
+                .timeouts
+                .connect
+                .map_or(Duration::from_secs(2), HumanDuration::get),
+            response_timeout: self
+                .timeouts
+                .response
+                .map_or(Duration::from_secs(30), HumanDuration::get),
+            health_path,
+            health_interval: self
+                .health
+                .interval
+                .map_or(Duration::from_secs(2), HumanDuration::get),
+            health_rise: self.health.rise.unwrap_or(1).max(1),
+            health_fall: self.health.fall.unwrap_or(1).max(1),
+            cool_off: self
+                .health
+                .cool_off
+                .map_or(Duration::from_secs(10), HumanDuration::get),
+        })
+    }
+}
+
+impl Config {
+    /// A config for tests and embedding: defaults plus one upstream.
+    pub fn for_upstream(upstream: &str) -> Result<Config, ConfigError> {
+        FileConfig {
+            upstream: vec![upstream.to_owned()],
+            ..Default::default()
+        }
+        .validate("defaults")
+    }
+}
+
+/// An upstream must be `http://host:port[/prefix]`: TLS to upstreams is not
+/// built yet, and a clear error beats a confusing connect failure.
+pub fn parse_upstream(s: &str) -> Result<Uri, String> {
+    let uri: Uri = s.parse().map_err(|e| format!("`{s}` is not a URL: {e}"))?;
+    match uri.scheme_str() {
+        Some("http") => {}
+        Some(other) => {
+            return Err(format!(
+                "`{s}`: scheme `{other}` is not supported (use http://)"
+            ));
+        }
+        None => return Err(format!("`{s}` needs a scheme, like http://{s}")),
+    }
+    if uri.host().is_none_or(str::is_empty) {
+        return Err(format!("`{s}` has no host"));
+    }
+    if uri.query().is_some() {
+        return Err(format!("`{s}`: an upstream URL cannot have a query"));
+    }
+    Ok(uri)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_fill_in() {
+        let c = Config::for_upstream("http://127.0.0.1:9000").expect("valid");
+        assert_eq!(c.cache_size, 256 << 20);
+        assert_eq!(c.max_object_size, 64 << 20);
+        assert_eq!(c.connect_timeout, Duration::from_secs(2));
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        let cases = [
+            (FileConfig::default(), "upstream"),
+            (
+                FileConfig {
+                    upstream: vec!["https://x".into()],
+                    ..Default::default()
+                },
+                "upstream",
+            ),
+            (
+                FileConfig {
+                    upstream: vec!["127.0.0.1:9000".into()],
+                    ..Default::default()
+                },
+                "upstream",
+            ),
+            (
+                FileConfig {
+                    upstream: vec!["http://a:1".into()],
+                    cache: CacheSection {
+                        size: Some(ByteSize(10)),
+                        max_object_size: Some(ByteSize(20)),
+                        ..Default::default()
+                    },
+                    ..Default::default()
+                },
+                "cache.max-object-size",
+            ),
+            (
+                FileConfig {
+                    upstream: vec!["http://a:1".into()],
+                    cache: CacheSection {
+                        heuristic_fraction: Some(2.0),
+                        ..Default::default()
+                    },
+                    ..Default::default()
+                },
+                "cache.heuristic-fraction",
+            ),
+        ];
+        for (fc, key) in cases {
+            let err = fc.validate("edge.toml").expect_err(key).to_string();
+            assert!(err.contains("edge.toml") && err.contains(key), "{err}");
+        }
+    }
+
+    #[test]
+    fn example_config_files_load() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/edge.toml");
+        let fc = FileConfig::load(&dir).expect("config/edge.toml loads");
+        fc.validate("config/edge.toml")
+            .expect("config/edge.toml is valid");
+    }
+}

@@ -1,0 +1,427 @@
+//! The caching proxy engine shared by the edge and the origin shield: the
+//! request flow read top to bottom —
+//!
+//! ```text
+//! key ─► lookup ─┬─ fresh ─────────────────────────► serve (hit)
+//!                ├─ stale, in stale-while-revalidate ► serve + refresh once in background
+//!                ├─ stale / no-cache ──► revalidate (collapsed) ─┬─ 304 ► update headers, serve
+//!                │                                                ├─ 200 ► store, serve
+//!                │                                                └─ error ► stale-if-error or 5xx
+//!                └─ miss / vary-miss ─► collapse ─┬─ leader: fetch ► store? ► serve
+//!                                                 └─ follower: wait ► serve leader's entry,
+//!                                                                     or fetch alone
+//! unsafe method ─► forward ─► on success invalidate URI, Location, Content-Location
+//! other methods ─► forward (bypass)
+//! ```
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
+
+use http::header::{self, HeaderValue};
+use http::request::Parts;
+use http::{Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use ipnet::IpNet;
+use meridian_balance::Pool;
+use meridian_cache::store::Selector;
+use meridian_cache::{
+    CacheControl, CacheStatus, Coalescer, Fwd, KeyOptions, Lookup, MemoryStore, Policy, Reuse,
+    Storage, cache_key,
+};
+
+use crate::body::Body;
+use crate::config::Config;
+use crate::headers;
+use crate::respond::{self, Stamp};
+use crate::upstream::{Outgoing, Upstreams};
+
+/// Answered by every Meridian proxy listener itself (never forwarded), so a
+/// tier below can health-check this node on the address it sends traffic to.
+pub const PROXY_HEALTH_PATH: &str = "/.well-known/meridian/health";
+
+/// Request counters for `/stats`.
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub requests: AtomicU64,
+    /// Served from the cache without waiting on the upstream (fresh hits,
+    /// stale-while-revalidate, stale-if-error).
+    pub hits: AtomicU64,
+    /// Cacheable requests that had to wait on the upstream.
+    pub misses: AtomicU64,
+    pub revalidated: AtomicU64,
+    pub collapsed: AtomicU64,
+    pub stale_served: AtomicU64,
+    pub bypassed: AtomicU64,
+    pub upstream_errors: AtomicU64,
+    pub stored: AtomicU64,
+}
+
+pub(crate) fn bump(c: &AtomicU64) {
+    c.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Everything a request needs; shared by all connections as `Arc<Engine>`.
+pub struct Engine {
+    pub(crate) name: String,
+    pub(crate) region: String,
+    pub(crate) stamp: Stamp,
+    pub(crate) store: Arc<dyn Storage>,
+    pub(crate) coalescer: Coalescer,
+    pub(crate) upstreams: Upstreams,
+    pub(crate) policy: Policy,
+    pub(crate) key_opts: KeyOptions,
+    pub(crate) grace: Duration,
+    pub(crate) collapse_wait: Duration,
+    pub(crate) max_object_size: u64,
+    pub(crate) trusted_forwarders: Vec<IpNet>,
+    pub stats: Stats,
+}
+
+impl Engine {
+    /// Builds the engine over `pool` with an in-memory store of
+    /// `config.cache_size` bytes.
+    pub fn new(config: &Config, pool: Arc<Pool>, trusted_forwarders: Vec<IpNet>) -> Self {
+        Engine {
+            name: config.name.clone(),
+            region: config.region.clone(),
+            stamp: Stamp::new(&config.name),
+            store: Arc::new(MemoryStore::new(config.cache_size)),
+            coalescer: Coalescer::new(),
+            upstreams: Upstreams::new(pool, config.connect_timeout, config.response_timeout),
+            policy: config.policy.clone(),
+            key_opts: config.key.clone(),
+            grace: config.stale_if_error_grace,
+            collapse_wait: config.collapse_wait,
+            max_object_size: config.max_object_size,
+            trusted_forwarders,
+            stats: Stats::default(),
+        }
+    }
+
+    pub fn store(&self) -> &Arc<dyn Storage> {
+        &self.store
+    }
+
+    pub fn pool(&self) -> &Arc<Pool> {
+        self.upstreams.pool()
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn region(&self) -> &str {
+        &self.region
+    }
+
+    /// Handles one request from `peer`.
+    pub async fn handle(
+        self: Arc<Self>,
+        req: Request<Incoming>,
+        peer: SocketAddr,
+    ) -> Response<Body> {
+        bump(&self.stats.requests);
+        let (parts, body) = req.into_parts();
+        let Some(host) = host_of(&parts) else {
+            return respond::error(
+                &self.stamp,
+                StatusCode::BAD_REQUEST,
+                "missing or invalid Host",
+                &CacheStatus::forward(Fwd::Bypass),
+            );
+        };
+        if parts.uri.path() == PROXY_HEALTH_PATH {
+            return self.health_answer();
+        }
+        let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+        let key = cache_key("http", &host, path_and_query, &self.key_opts);
+        let client_ip = self.client_ip(&parts, peer);
+        let req = Req {
+            parts,
+            key,
+            client_ip,
+            peer,
+        };
+        let response = match req.parts.method {
+            Method::GET | Method::HEAD => self.cacheable(req).await,
+            ref m if !is_safe(m) => self.unsafe_method(req, body, &host).await,
+            _ => {
+                let body = request_body(body);
+                self.forward(req, body, Fwd::Bypass).await
+            }
+        };
+        tracing::debug!(
+            status = response.status().as_u16(),
+            cache_status = ?response.headers().get(&meridian_cache::status::CACHE_STATUS),
+            "request"
+        );
+        response
+    }
+
+    fn health_answer(&self) -> Response<Body> {
+        let body = serde_json::json!({"name": self.name, "region": self.region, "status": "ok"})
+            .to_string();
+        let mut r = Response::new(Body::from(body));
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        r.headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        r
+    }
+
+    /// The client address used by `ip-hash`: the peer, or the last
+    /// `X-Forwarded-For` hop when the peer is a trusted forwarder (an edge).
+    fn client_ip(&self, parts: &Parts, peer: SocketAddr) -> IpAddr {
+        let peer_ip = peer.ip();
+        if self.trusted_forwarders.iter().any(|n| n.contains(&peer_ip)) {
+            let last = parts
+                .headers
+                .get_all(&headers::X_FORWARDED_FOR)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(','))
+                .filter_map(|s| s.trim().parse::<IpAddr>().ok())
+                .last();
+            if let Some(ip) = last {
+                return ip;
+            }
+        }
+        peer_ip
+    }
+
+    /// GET and HEAD: the cache path.
+    async fn cacheable(self: Arc<Self>, req: Req) -> Response<Body> {
+        let req_cc = CacheControl::from_cache_control(&req.parts.headers);
+        if req_cc.no_store {
+            // RFC 9111 §5.2.1.5: store nothing of this exchange.
+            return self.forward(req, Body::Empty, Fwd::Request).await;
+        }
+        let now = SystemTime::now();
+        match self.store.lookup(&req.key, &req.parts.headers) {
+            Lookup::Found(entry) => match entry.reuse(now, &req_cc) {
+                Reuse::Fresh => {
+                    bump(&self.stats.hits);
+                    let cs = CacheStatus::hit(entry.freshness.ttl(now));
+                    respond::from_entry(
+                        &self.stamp,
+                        &req.parts.method,
+                        &req.parts.headers,
+                        &entry,
+                        cs,
+                        now,
+                    )
+                }
+                Reuse::StaleWhileRevalidate => {
+                    bump(&self.stats.hits);
+                    bump(&self.stats.stale_served);
+                    self.spawn_refresh(&req, &entry);
+                    let mut cs = CacheStatus::hit(entry.freshness.ttl(now));
+                    cs.detail = Some(meridian_cache::status::detail::STALE_WHILE_REVALIDATE);
+                    respond::from_entry(
+                        &self.stamp,
+                        &req.parts.method,
+                        &req.parts.headers,
+                        &entry,
+                        cs,
+                        now,
+                    )
+                }
+                Reuse::Revalidate => {
+                    if req_cc.only_if_cached {
+                        return self.only_if_cached_miss();
+                    }
+                    bump(&self.stats.misses);
+                    // Fresh for the cache but not for this client: the
+                    // request's own directives sent it forward.
+                    let fwd = if entry.freshness.is_fresh(now)
+                        && !entry.freshness.no_cache
+                        && !entry.is_invalidated()
+                    {
+                        Fwd::Request
+                    } else {
+                        Fwd::Stale
+                    };
+                    self.revalidate(req, entry, fwd).await
+                }
+            },
+            lookup => {
+                if req_cc.only_if_cached {
+                    return self.only_if_cached_miss();
+                }
+                bump(&self.stats.misses);
+                let fwd = if matches!(lookup, Lookup::VaryMiss) {
+                    Fwd::VaryMiss
+                } else {
+                    Fwd::Miss
+                };
+                self.fill(req, fwd).await
+            }
+        }
+    }
+
+    /// RFC 9111 §5.2.1.7: only-if-cached with nothing usable is a 504.
+    fn only_if_cached_miss(&self) -> Response<Body> {
+        let mut cs = CacheStatus::forward(Fwd::Miss);
+        cs.detail = Some("only-if-cached");
+        respond::error(
+            &self.stamp,
+            StatusCode::GATEWAY_TIMEOUT,
+            "only-if-cached and not in cache",
+            &cs,
+        )
+    }
+
+    /// POST, PUT, DELETE, PATCH...: forward, and when the upstream answers
+    /// with a non-error status invalidate the target URI and the
+    /// `Location` / `Content-Location` on the same host (RFC 9111 §4.4).
+    async fn unsafe_method(
+        self: Arc<Self>,
+        req: Req,
+        body: Incoming,
+        host: &str,
+    ) -> Response<Body> {
+        let key = req.key.clone();
+        let response = self.forward(req, request_body(body), Fwd::Bypass).await;
+        let status = response.status();
+        if status.is_success() || status.is_redirection() {
+            self.store.purge(&Selector::Key(key), false);
+            for name in [header::LOCATION, header::CONTENT_LOCATION] {
+                if let Some(target) = response.headers().get(&name).and_then(|v| v.to_str().ok()) {
+                    if let Some(k) = same_host_key(target, host, &self.key_opts) {
+                        self.store.purge(&Selector::Key(k), false);
+                    }
+                }
+            }
+        }
+        response
+    }
+
+    /// Sends the request upstream as it is (minus hop-by-hop fields) and
+    /// passes the answer back; nothing is stored.
+    pub(crate) async fn forward(&self, req: Req, body: Body, fwd: Fwd) -> Response<Body> {
+        bump(&self.stats.bypassed);
+        let Req {
+            parts,
+            key,
+            client_ip,
+            peer,
+        } = req;
+        let mut h = parts.headers;
+        headers::remove_hop_by_hop(&mut h);
+        let host = h.get(header::HOST).cloned();
+        headers::add_forwarding(&mut h, &self.stamp.via, peer.ip(), host.as_ref());
+        let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+        let out = Outgoing {
+            method: parts.method.clone(),
+            path_and_query,
+            headers: h,
+            body,
+            key: &key,
+            client_ip: Some(client_ip),
+        };
+        let mut cs = CacheStatus::forward(fwd);
+        match self.upstreams.send(out).await {
+            Ok(f) => {
+                let (mut rp, rb) = f.response.into_parts();
+                headers::remove_hop_by_hop(&mut rp.headers);
+                cs.fwd_status = Some(rp.status.as_u16());
+                let body = if parts.method == Method::HEAD {
+                    Body::Empty
+                } else {
+                    Body::Stream {
+                        prefix: Default::default(),
+                        rest: rb,
+                        guard: Some(f.guard),
+                    }
+                };
+                respond::passthrough(&self.stamp, rp.status, rp.headers, body, &cs)
+            }
+            Err(e) => {
+                bump(&self.stats.upstream_errors);
+                cs.detail = Some(e.detail());
+                respond::error(&self.stamp, e.status(), &e.to_string(), &cs)
+            }
+        }
+    }
+}
+
+/// A request on its way through the engine.
+pub(crate) struct Req {
+    pub parts: Parts,
+    pub key: String,
+    pub client_ip: IpAddr,
+    pub peer: SocketAddr,
+}
+
+/// RFC 9110 §9.2.1 safe methods.
+fn is_safe(m: &Method) -> bool {
+    matches!(
+        *m,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
+    )
+}
+
+/// A request body to send on; an empty one becomes `Body::Empty` so the
+/// request stays retryable.
+fn request_body(b: Incoming) -> Body {
+    if http_body::Body::is_end_stream(&b) {
+        Body::Empty
+    } else {
+        Body::stream(b)
+    }
+}
+
+/// The request's host: the absolute-form URI's authority, else `Host`.
+fn host_of(parts: &Parts) -> Option<String> {
+    if let Some(a) = parts.uri.authority() {
+        return Some(a.as_str().to_owned());
+    }
+    let h = parts.headers.get(header::HOST)?.to_str().ok()?.trim();
+    if h.is_empty() || h.contains(['/', ' ', '?', '#', '@']) {
+        return None;
+    }
+    Some(h.to_owned())
+}
+
+/// The cache key of a `Location`-style target when it is on `host`
+/// (RFC 9111 §4.4: only same-host URIs may be invalidated).
+fn same_host_key(target: &str, host: &str, opts: &KeyOptions) -> Option<String> {
+    if target.starts_with('/') && !target.starts_with("//") {
+        return Some(cache_key("http", host, target, opts));
+    }
+    let uri: http::Uri = target.parse().ok()?;
+    let authority = uri.authority()?.as_str();
+    let same = cache_key("http", authority, "/", opts) == cache_key("http", host, "/", opts);
+    same.then(|| {
+        cache_key(
+            "http",
+            host,
+            uri.path_and_query().map_or("/", |p| p.as_str()),
+            opts,
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invalidation_targets_same_host_only_rfc9111_4_4() {
+        let o = KeyOptions::default();
+        assert_eq!(
+            same_host_key("/a/b", "h.test", &o).as_deref(),
+            Some("http://h.test/a/b")
+        );
+        assert_eq!(
+            same_host_key("http://h.test/x", "h.test", &o).as_deref(),
+            Some("http://h.test/x")
+        );
+        assert_eq!(same_host_key("http://other.test/x", "h.test", &o), None);
+        assert_eq!(same_host_key("//other.test/x", "h.test", &o), None);
+    }
+}
