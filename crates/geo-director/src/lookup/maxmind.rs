@@ -38,8 +38,42 @@ struct CityRecord<'a> {
 
 #[derive(Deserialize)]
 struct Coordinates {
-    latitude: Option<f64>,
-    longitude: Option<f64>,
+    latitude: Option<Degrees>,
+    longitude: Option<Degrees>,
+}
+
+/// A coordinate stored as a double (GeoIP2) or a 32-bit float (DB-IP flat
+/// builds). The `maxminddb` deserializer does not widen a float for an `f64`
+/// field, so this takes whatever number is there.
+struct Degrees(f64);
+
+impl<'de> Deserialize<'de> for Degrees {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Degrees;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a number of degrees")
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<Degrees, E> {
+                Ok(Degrees(v))
+            }
+            fn visit_f32<E>(self, v: f32) -> Result<Degrees, E> {
+                Ok(Degrees(f64::from(v)))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Degrees, E> {
+                Ok(Degrees(v as f64))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Degrees, E> {
+                Ok(Degrees(v as f64))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+fn degrees(d: Option<Degrees>) -> Option<f64> {
+    d.map(|d| d.0)
 }
 
 #[derive(Deserialize)]
@@ -50,9 +84,8 @@ struct CountryRecord<'a> {
 #[derive(Deserialize)]
 struct FlatRecord<'a> {
     country_code: Option<&'a str>,
-    // Stored as 32-bit floats; serde widens them.
-    latitude: Option<f64>,
-    longitude: Option<f64>,
+    latitude: Option<Degrees>,
+    longitude: Option<Degrees>,
 }
 
 fn iso<'a>(c: &Option<CountryRecord<'a>>) -> Option<&'a str> {
@@ -100,9 +133,9 @@ impl MaxMindDb {
                 let cc = iso(&r.country)
                     .or(iso(&r.registered_country))
                     .and_then(CountryCode::parse);
-                let (lat, lon) = r
-                    .location
-                    .map_or((None, None), |l| (l.latitude, l.longitude));
+                let (lat, lon) = r.location.map_or((None, None), |l| {
+                    (degrees(l.latitude), degrees(l.longitude))
+                });
                 Geo::from_parts(lat, lon, cc)
             }
             Schema::Country => {
@@ -115,8 +148,8 @@ impl MaxMindDb {
             Schema::Flat => {
                 let r: FlatRecord = found.decode().ok()??;
                 Geo::from_parts(
-                    r.latitude,
-                    r.longitude,
+                    degrees(r.latitude),
+                    degrees(r.longitude),
                     r.country_code.and_then(CountryCode::parse),
                 )
             }
