@@ -10,11 +10,14 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
+/// Masked network bits -> (network, zone index), for one prefix length.
+type Table = HashMap<u128, (IpNet, usize)>;
+
 /// Networks to zone indexes.
 #[derive(Debug, Default)]
 pub struct Zones {
     /// (prefix length, is IPv4, masked network -> (network, zone)), longest first.
-    tables: Vec<(u8, bool, HashMap<u128, (IpNet, usize)>)>,
+    tables: Vec<(u8, bool, Table)>,
 }
 
 fn bits(ip: IpAddr) -> (bool, u128) {
