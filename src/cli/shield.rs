@@ -1,8 +1,191 @@
-//! `meridian shield`: placeholder until its issue lands.
+//! `meridian shield`: the caching tier between the edges and load-balanced,
+//! health-checked origins.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use ipnet::IpNet;
+use meridian_balance::Balance;
+use meridian_common::{ByteSize, HumanDuration, Shutdown, shutdown_signal};
+use meridian_origin_shield::FileConfig;
 
 #[derive(clap::Args)]
-pub struct ShieldArgs {}
+pub struct ShieldArgs {
+    /// Proxy listener, where edges connect [config `listen`, default 127.0.0.1:8500].
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// Origin `http://host:port[;weight=N]`; repeat for several.
+    #[arg(long = "origin", value_name = "URL[;weight=N]")]
+    origins: Vec<String>,
+    /// round-robin, weighted-round-robin, least-connections, ip-hash,
+    /// consistent-hash or two-choices [config `balance`, default round-robin].
+    #[arg(long)]
+    balance: Option<Balance>,
+    /// Path polled on every origin [config `health.path`, default /healthz].
+    #[arg(long)]
+    health_path: Option<String>,
+    /// Health poll interval, e.g. 2s; 0s turns checks off [config `health.interval`, default 2s].
+    #[arg(long)]
+    health_interval: Option<HumanDuration>,
+    /// CIDR of edges whose X-Forwarded-For is trusted for ip-hash; repeatable.
+    #[arg(long = "trusted-edge", value_name = "CIDR")]
+    trusted_edges: Vec<IpNet>,
+    /// Admin listener (/healthz, /stats) [config `admin-listen`, default off].
+    #[arg(long)]
+    admin_listen: Option<SocketAddr>,
+    /// Node name, shown in Cache-Status and Via [default "meridian-shield"].
+    #[arg(long)]
+    name: Option<String>,
+    /// Region label reported by /healthz [default "local"].
+    #[arg(long)]
+    region: Option<String>,
+    /// Memory for stored responses, e.g. 256MiB.
+    #[arg(long)]
+    cache_size: Option<ByteSize>,
+    /// Runtime worker threads (default: one per core).
+    #[arg(long)]
+    workers: Option<usize>,
+    /// TOML config file (see config/shield.toml); flags override it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Validate the configuration and exit.
+    #[arg(long)]
+    check_config: bool,
+}
 
-pub fn main(_args: ShieldArgs) -> anyhow::Result<()> {
-    anyhow::bail!("`meridian shield` is not built yet")
+pub fn main(args: ShieldArgs) -> anyhow::Result<()> {
+    let (file, source) = match &args.config {
+        Some(p) => (FileConfig::load(p)?, p.display().to_string()),
+        None => (FileConfig::default(), "command line".to_string()),
+    };
+    let config = apply_flags(file, &args).validate(&source)?;
+    if args.check_config {
+        println!(
+            "{source}: configuration OK ({} origins, {})",
+            config.origins.len(),
+            config.balance
+        );
+        return Ok(());
+    }
+    super::runtime(config.engine.workers)?.block_on(async move {
+        let listen = config.engine.listen;
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("cannot listen on {listen} (--listen / listen)"))?;
+        let admin = match config.engine.admin_listen {
+            Some(a) => Some(tokio::net::TcpListener::bind(a).await.with_context(|| {
+                format!("cannot listen on {a} (--admin-listen / admin-listen)")
+            })?),
+            None => None,
+        };
+        let shutdown = Shutdown::new();
+        let trigger = shutdown.clone();
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            trigger.trigger();
+        });
+        meridian_origin_shield::run(listener, admin, config, shutdown).await?;
+        Ok(())
+    })
+}
+
+/// The flags on top of the file: a flag given replaces the file's value.
+fn apply_flags(mut file: FileConfig, args: &ShieldArgs) -> FileConfig {
+    if args.listen.is_some() {
+        file.listen = args.listen;
+    }
+    if !args.origins.is_empty() {
+        file.origin = args.origins.clone();
+    }
+    if args.balance.is_some() {
+        file.balance = args.balance;
+    }
+    if args.health_path.is_some() {
+        file.health.path = args.health_path.clone();
+    }
+    if args.health_interval.is_some() {
+        file.health.interval = args.health_interval;
+    }
+    if !args.trusted_edges.is_empty() {
+        file.trusted_edges = Some(args.trusted_edges.clone());
+    }
+    if args.admin_listen.is_some() {
+        file.admin_listen = args.admin_listen;
+    }
+    if args.name.is_some() {
+        file.name = args.name.clone();
+    }
+    if args.region.is_some() {
+        file.region = args.region.clone();
+    }
+    if args.cache_size.is_some() {
+        file.cache.size = args.cache_size;
+    }
+    if args.workers.is_some() {
+        file.workers = args.workers;
+    }
+    file
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: ShieldArgs,
+    }
+
+    fn parse(argv: &[&str]) -> ShieldArgs {
+        Cli::try_parse_from(std::iter::once("shield").chain(argv.iter().copied()))
+            .expect("flags parse")
+            .args
+    }
+
+    #[test]
+    fn flags_override_the_example_file() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/config/shield.toml");
+        let args = parse(&[
+            "--config",
+            path,
+            "--origin",
+            "http://127.0.0.1:7000;weight=2",
+            "--balance",
+            "least-connections",
+            "--health-interval",
+            "250ms",
+            "--trusted-edge",
+            "10.0.0.0/8",
+        ]);
+        let file = FileConfig::load(std::path::Path::new(path)).expect("example loads");
+        let c = apply_flags(file, &args).validate(path).expect("valid");
+        assert_eq!(c.origins.len(), 1);
+        assert_eq!(c.origins[0].weight(), 2);
+        assert_eq!(c.balance, Balance::LeastConnections);
+        assert_eq!(c.engine.health_interval.as_millis(), 250);
+        assert_eq!(c.engine.health_path, "/healthz");
+        assert_eq!(c.trusted_edges.len(), 1);
+    }
+
+    #[test]
+    fn bad_balance_flag_lists_the_algorithms() {
+        let err = Cli::try_parse_from(["shield", "--balance", "fastest"])
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("two-choices"), "{err}");
+    }
+
+    #[test]
+    fn missing_origin_names_the_key() {
+        let err = apply_flags(FileConfig::default(), &parse(&[]))
+            .validate("command line")
+            .expect_err("no origin")
+            .to_string();
+        assert!(err.contains("origin"), "{err}");
+    }
 }

@@ -1,0 +1,212 @@
+//! Shield configuration: the TOML file shape ([`FileConfig`], every key
+//! optional with a documented default) and the validated [`ShieldConfig`].
+//! Precedence: command-line flags > file > defaults.
+//!
+//! The `[cache]`, `[timeouts]` and `[health]` sections are the edge's own
+//! types, so a caching rule or timeout is configured the same way on both
+//! tiers; only the defaults of `[health]` differ (origins are polled on
+//! `/healthz`, not on the Meridian-internal health path).
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use ipnet::IpNet;
+use meridian_balance::{BackendSpec, Balance};
+use meridian_common::{ConfigError, HumanDuration};
+use meridian_edge::config::{CacheSection, HealthSection, TimeoutSection};
+use serde::Deserialize;
+
+/// Proxy listener when neither the file nor `--listen` names one.
+pub const DEFAULT_LISTEN: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 8500);
+/// Cache name in `Cache-Status` and `Via` when none is configured; differs
+/// from the edge's default so the two tiers are told apart out of the box.
+pub const DEFAULT_NAME: &str = "meridian-shield";
+/// Origins are ordinary web servers: poll the conventional path.
+pub const DEFAULT_HEALTH_PATH: &str = "/healthz";
+pub const DEFAULT_HEALTH_INTERVAL: Duration = Duration::from_secs(2);
+
+/// The file as written by an operator. See `config/shield.toml`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct FileConfig {
+    /// Node name, used in `Cache-Status` and `Via` ["meridian-shield"].
+    pub name: Option<String>,
+    /// Region label reported by `/healthz` ["local"].
+    pub region: Option<String>,
+    /// Proxy listener, where the edges connect ["127.0.0.1:8500"].
+    pub listen: Option<SocketAddr>,
+    /// Admin listener (`/healthz`, `/stats`) [none].
+    pub admin_listen: Option<SocketAddr>,
+    /// Origins, `http://host:port[;weight=N]` [required].
+    #[serde(default)]
+    pub origin: Vec<String>,
+    /// How requests are spread over the origins ["round-robin"].
+    pub balance: Option<Balance>,
+    /// CIDRs of edges whose `X-Forwarded-For` is believed for `ip-hash` [[]].
+    pub trusted_edges: Option<Vec<IpNet>>,
+    /// Runtime worker threads; 0 = one per core [0].
+    pub workers: Option<usize>,
+    #[serde(default)]
+    pub cache: CacheSection,
+    #[serde(default)]
+    pub timeouts: TimeoutSection,
+    #[serde(default)]
+    pub health: HealthSection,
+}
+
+/// The validated shield configuration.
+#[derive(Debug, Clone)]
+pub struct ShieldConfig {
+    /// The caching engine's settings (shared with the edge); its
+    /// `upstreams` are the origins' base URLs.
+    pub engine: meridian_edge::Config,
+    /// The origins with their weights, in the configured order.
+    pub origins: Vec<BackendSpec>,
+    pub balance: Balance,
+    pub trusted_edges: Vec<IpNet>,
+}
+
+impl FileConfig {
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        meridian_common::load_toml(path)
+    }
+
+    /// Checks every value and fills in defaults. `source` names the file
+    /// (or "command line") in errors.
+    pub fn validate(&self, source: &str) -> Result<ShieldConfig, ConfigError> {
+        if self.origin.is_empty() {
+            return Err(ConfigError::invalid(
+                source,
+                "origin",
+                "at least one origin is required (--origin http://HOST:PORT[;weight=N])",
+            ));
+        }
+        let origins = self
+            .origin
+            .iter()
+            .map(|o| {
+                o.parse::<BackendSpec>()
+                    .map_err(|e| ConfigError::invalid(source, "origin", e.to_string()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        for (i, o) in origins.iter().enumerate() {
+            // The pool would refuse it too, but only after startup began.
+            if origins[..i].iter().any(|p| p.base() == o.base()) {
+                return Err(ConfigError::invalid(
+                    source,
+                    "origin",
+                    format!("{} is listed twice (use ;weight=N instead)", o.base()),
+                ));
+            }
+        }
+        // The engine is configured through the edge's own validation, so
+        // the cache, timeout and health rules are checked in one place.
+        // Weights are the pool's business; the engine gets bare base URLs.
+        let mut health = self.health.clone();
+        health
+            .path
+            .get_or_insert_with(|| DEFAULT_HEALTH_PATH.into());
+        health
+            .interval
+            .get_or_insert(HumanDuration(DEFAULT_HEALTH_INTERVAL));
+        let edge = meridian_edge::FileConfig {
+            name: Some(self.name.clone().unwrap_or_else(|| DEFAULT_NAME.into())),
+            region: self.region.clone(),
+            listen: Some(self.listen.unwrap_or(DEFAULT_LISTEN)),
+            admin_listen: self.admin_listen,
+            upstream: origins.iter().map(|o| o.base().to_owned()).collect(),
+            workers: self.workers,
+            cache: self.cache.clone(),
+            timeouts: self.timeouts.clone(),
+            health,
+        };
+        Ok(ShieldConfig {
+            engine: edge.validate(source)?,
+            origins,
+            balance: self.balance.unwrap_or_default(),
+            trusted_edges: self.trusted_edges.clone().unwrap_or_default(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use meridian_common::parse_toml;
+
+    fn parse(text: &str) -> Result<ShieldConfig, ConfigError> {
+        parse_toml::<FileConfig>(Path::new("shield.toml"), text)?.validate("shield.toml")
+    }
+
+    #[test]
+    fn defaults_fill_in() {
+        let c = parse("origin = ['http://127.0.0.1:9000']").expect("valid");
+        assert_eq!(c.engine.listen, DEFAULT_LISTEN);
+        assert_eq!(c.engine.name, DEFAULT_NAME);
+        assert_eq!(c.engine.health_path, "/healthz");
+        assert_eq!(c.engine.health_interval, Duration::from_secs(2));
+        assert_eq!(c.balance, Balance::RoundRobin);
+        assert!(c.trusted_edges.is_empty());
+    }
+
+    #[test]
+    fn weights_go_to_the_pool_and_bare_urls_to_the_engine() {
+        let c = parse(
+            "origin = ['http://127.0.0.1:9000', 'http://127.0.0.1:9001;weight=3']\n\
+             balance = 'weighted-round-robin'\ntrusted-edges = ['127.0.0.0/8']",
+        )
+        .expect("valid");
+        let weights: Vec<u32> = c.origins.iter().map(BackendSpec::weight).collect();
+        assert_eq!(weights, [1, 3]);
+        let upstreams: Vec<String> = c.engine.upstreams.iter().map(|u| u.to_string()).collect();
+        assert_eq!(
+            upstreams,
+            ["http://127.0.0.1:9000/", "http://127.0.0.1:9001/"]
+        );
+        assert_eq!(c.balance, Balance::WeightedRoundRobin);
+        assert_eq!(c.trusted_edges.len(), 1);
+    }
+
+    #[test]
+    fn bad_values_name_file_and_key() {
+        let cases = [
+            ("", "origin"),
+            ("origin = ['https://o:1']", "origin"),
+            ("origin = ['http://o:1;weight=0']", "origin"),
+            ("origin = ['http://o:1', 'http://o:1/']", "origin"),
+            ("origin = ['http://o:1']\nbalance = 'fastest'", "balance"),
+            (
+                "origin = ['http://o:1']\ntrusted-edges = ['x']",
+                "trusted-edges",
+            ),
+            ("origin = ['http://o:1']\nbogus = 1", "bogus"),
+            (
+                "origin = ['http://o:1']\n[health]\npath = 'healthz'",
+                "health.path",
+            ),
+            (
+                "origin = ['http://o:1']\n[cache]\nheuristic-fraction = 2.0",
+                "cache.heuristic-fraction",
+            ),
+        ];
+        for (text, key) in cases {
+            let err = parse(text).expect_err(text).to_string();
+            assert!(
+                err.contains("shield.toml") && err.contains(key),
+                "{text}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn example_config_file_loads() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/shield.toml");
+        let fc = FileConfig::load(&path).expect("config/shield.toml loads");
+        let c = fc
+            .validate("config/shield.toml")
+            .expect("config/shield.toml is valid");
+        assert_eq!(c.origins.len(), 2);
+    }
+}
