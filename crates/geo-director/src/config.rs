@@ -186,7 +186,7 @@ impl Config {
                 timeout: d.health_timeout.map_or(Duration::from_secs(1), |h| h.get()),
                 policy: HealthPolicy {
                     rise: d.health_rise.unwrap_or(1),
-                    fall: d.health_fall.unwrap_or(2),
+                    fall: d.health_fall.unwrap_or(1),
                 },
             },
             default_region,
@@ -279,6 +279,18 @@ impl Config {
             return bad(
                 "director.health-interval".into(),
                 "interval and timeout must be above 0".into(),
+            );
+        }
+        // With fall = 1 this keeps the promise that an edge which stops
+        // answering is out within two intervals: the next check starts within
+        // one interval and gives up after the timeout.
+        if h.enabled && h.timeout > h.interval {
+            return bad(
+                "director.health-timeout".into(),
+                format!(
+                    "{:?} is longer than health-interval ({:?})",
+                    h.timeout, h.interval
+                ),
             );
         }
         if h.policy.rise == 0 || h.policy.fall == 0 {

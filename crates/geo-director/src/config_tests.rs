@@ -150,3 +150,14 @@ fn example_configs_load() {
         dir.display()
     );
 }
+
+#[test]
+fn health_timeout_may_not_exceed_the_interval() {
+    let text = format!("{EDGES}\n[director]\nhealth-interval = \"1s\"\nhealth-timeout = \"2s\"\n");
+    assert!(err(&text).contains("director.health-timeout"));
+    let off = format!("{text}health-checks = \"off\"\n");
+    assert!(
+        Config::parse("t.toml", &off).is_ok(),
+        "not checked when health checks are off"
+    );
+}
