@@ -91,11 +91,10 @@ pub fn heuristically_cacheable(status: StatusCode) -> bool {
 /// and Expires must be ignored.
 pub fn response_directives(policy: &Policy, headers: &HeaderMap) -> (CacheControl, bool) {
     for name in &policy.targets {
-        if let Some(cc) = CacheControl::from_headers(headers, name) {
-            if cc != CacheControl::default() {
+        if let Some(cc) = CacheControl::from_headers(headers, name)
+            && cc != CacheControl::default() {
                 return (cc, true);
             }
-        }
     }
     (CacheControl::from_cache_control(headers), false)
 }

@@ -1,3 +1,4 @@
+#![allow(clippy::type_complexity)] // table-driven cases read best inline
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::{HeaderMap, HeaderValue, Method, StatusCode};

@@ -23,12 +23,11 @@ impl Variant {
                 if name.is_empty() || name == b"*" {
                     continue;
                 }
-                if let Ok(name) = HeaderName::from_bytes(name) {
-                    if !fields.iter().any(|(n, _)| *n == name) {
+                if let Ok(name) = HeaderName::from_bytes(name)
+                    && !fields.iter().any(|(n, _)| *n == name) {
                         let value = normalized(req, &name);
                         fields.push((name, value));
                     }
-                }
             }
         }
         Variant {

@@ -145,7 +145,10 @@ impl Engine {
             peer,
         };
         let response = match req.parts.method {
-            Method::GET | Method::HEAD => self.cacheable(req).await,
+            // A GET with a body is not cacheable: the body is not in the key.
+            Method::GET | Method::HEAD if http_body::Body::is_end_stream(&body) => {
+                self.cacheable(req).await
+            }
             ref m if !is_safe(m) => self.unsafe_method(req, body, &host).await,
             _ => {
                 let body = request_body(body);
@@ -185,7 +188,7 @@ impl Engine {
                 .filter_map(|v| v.to_str().ok())
                 .flat_map(|v| v.split(','))
                 .filter_map(|s| s.trim().parse::<IpAddr>().ok())
-                .last();
+                .next_back();
             if let Some(ip) = last {
                 return ip;
             }
@@ -290,11 +293,10 @@ impl Engine {
         if status.is_success() || status.is_redirection() {
             self.store.purge(&Selector::Key(key), false);
             for name in [header::LOCATION, header::CONTENT_LOCATION] {
-                if let Some(target) = response.headers().get(&name).and_then(|v| v.to_str().ok()) {
-                    if let Some(k) = same_host_key(target, host, &self.key_opts) {
+                if let Some(target) = response.headers().get(&name).and_then(|v| v.to_str().ok())
+                    && let Some(k) = same_host_key(target, host, &self.key_opts) {
                         self.store.purge(&Selector::Key(k), false);
                     }
-                }
             }
         }
         response

@@ -43,14 +43,13 @@ impl Engine {
         match self.coalescer.join(&req.key) {
             Join::Leader(leader) => {
                 // A fetch may have finished between our lookup and join.
-                if let Lookup::Found(e) = self.store.lookup(&req.key, &req.parts.headers) {
-                    if e.reuse(SystemTime::now(), &Default::default()) == Reuse::Fresh {
+                if let Lookup::Found(e) = self.store.lookup(&req.key, &req.parts.headers)
+                    && e.reuse(SystemTime::now(), &Default::default()) == Reuse::Fresh {
                         leader.finish(Outcome::Stored(Arc::clone(&e)));
                         let mut cs = CacheStatus::forward(fwd);
                         cs.collapsed = true;
                         return self.serve(&req, &e, cs);
                     }
-                }
                 let (response, outcome) = self.fetch_and_admit(&req, fwd, None).await;
                 leader.finish(outcome);
                 response
@@ -80,14 +79,13 @@ impl Engine {
         let leader = match self.coalescer.join(&req.key) {
             Join::Leader(l) => l,
             Join::Follower(f) => {
-                if let Some(Outcome::Stored(e)) = f.wait(self.collapse_wait).await {
-                    if e.variant.matches(&req.parts.headers) {
+                if let Some(Outcome::Stored(e)) = f.wait(self.collapse_wait).await
+                    && e.variant.matches(&req.parts.headers) {
                         bump(&self.stats.collapsed);
                         let mut cs = CacheStatus::forward(fwd);
                         cs.collapsed = true;
                         return self.serve(&req, &e, cs);
                     }
-                }
                 return self.fetch_and_admit(&req, fwd, Some(&entry)).await.0;
             }
         };
@@ -144,11 +142,10 @@ impl Engine {
                 bump(&self.stats.revalidated);
                 return self.freshen(req, old, fetched, cs);
             }
-            if status.is_server_error() {
-                if old.freshness.usable_on_error(SystemTime::now(), self.grace) {
+            if status.is_server_error()
+                && old.freshness.usable_on_error(SystemTime::now(), self.grace) {
                     return (self.serve_stale_on_error(req, old, cs), Outcome::NotStored);
                 }
-            }
         }
         match self.admit(req, fetched).await {
             Admitted::Stored(entry) => {
@@ -194,6 +191,8 @@ impl Engine {
         let mut h = req.parts.headers.clone();
         headers::remove_hop_by_hop(&mut h);
         headers::strip_client_validators(&mut h);
+        // The fill is a bodiless GET, whatever the client sent.
+        h.remove(header::CONTENT_LENGTH);
         if let Some(e) = stale {
             if let Some(etag) = e.headers.get(header::ETAG) {
                 h.insert(header::IF_NONE_MATCH, etag.clone());
@@ -385,11 +384,10 @@ impl Engine {
     ) -> Response<Body> {
         let mut cs = CacheStatus::forward(Fwd::Stale);
         cs.fwd_status = status.map(|s| s.as_u16());
-        if let Some(old) = stale {
-            if old.freshness.usable_on_error(SystemTime::now(), self.grace) {
+        if let Some(old) = stale
+            && old.freshness.usable_on_error(SystemTime::now(), self.grace) {
                 return self.serve_stale_on_error(req, old, cs);
             }
-        }
         let fwd = if stale.is_some() {
             Fwd::Stale
         } else {

@@ -97,11 +97,10 @@ pub async fn serve_all(
         tokio::spawn(admin::serve(l, Arc::clone(&engine), shutdown.clone()))
     });
     server::serve(listener, engine, shutdown).await;
-    if let Some(t) = admin_task {
-        if let Ok(Err(e)) = t.await {
+    if let Some(t) = admin_task
+        && let Ok(Err(e)) = t.await {
             return Err(e.into());
         }
-    }
     Ok(())
 }
 

@@ -1,0 +1,15 @@
+//! End-to-end tests of the edge: a real axum origin that counts what it
+//! sees, a real edge, a real HTTP client, all on 127.0.0.1 with ports from
+//! the OS. Each module checks one group of the numbered behaviours of the
+//! foundation issue from the client's side.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod collapsing;
+mod conditional_range;
+mod failures;
+mod forwarding;
+mod keys_vary;
+mod revalidation;
+mod storage;

@@ -1,0 +1,268 @@
+//! Test support: a real axum origin that records every request it sees,
+//! a real edge on a port from the OS, and `eventually` instead of sleeps.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::Request;
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use meridian_common::Shutdown;
+use tokio::net::TcpListener;
+
+/// One request as the origin saw it.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub method: Method,
+    pub path: String,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Seen {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// What the origin answers.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Bytes,
+    pub delay: Duration,
+}
+
+impl Reply {
+    pub fn ok(body: impl Into<Bytes>) -> Self {
+        Reply {
+            status: 200,
+            headers: Vec::new(),
+            body: body.into(),
+            delay: Duration::ZERO,
+        }
+    }
+    pub fn status(mut self, s: u16) -> Self {
+        self.status = s;
+        self
+    }
+    pub fn header(mut self, k: &str, v: &str) -> Self {
+        self.headers.push((k.to_string(), v.to_string()));
+        self
+    }
+    pub fn delay(mut self, d: Duration) -> Self {
+        self.delay = d;
+        self
+    }
+}
+
+type Responder = Arc<dyn Fn(&Seen) -> Reply + Send + Sync>;
+
+/// A real HTTP origin on 127.0.0.1 that counts what reaches it.
+pub struct Origin {
+    pub addr: SocketAddr,
+    seen: Arc<Mutex<Vec<Seen>>>,
+    shutdown: Shutdown,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Origin {
+    pub async fn start(f: impl Fn(&Seen) -> Reply + Send + Sync + 'static) -> Origin {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind origin");
+        Self::start_on(listener, Arc::new(f)).await
+    }
+
+    /// Restarts an origin on a given address (after `stop`).
+    pub async fn start_at(
+        addr: SocketAddr,
+        f: impl Fn(&Seen) -> Reply + Send + Sync + 'static,
+    ) -> Origin {
+        let listener = TcpListener::bind(addr).await.expect("rebind origin");
+        Self::start_on(listener, Arc::new(f)).await
+    }
+
+    async fn start_on(listener: TcpListener, f: Responder) -> Origin {
+        let addr = listener.local_addr().expect("addr");
+        let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
+        let shutdown = Shutdown::new();
+        let rec = Arc::clone(&seen);
+        let app = axum::Router::new().fallback(move |req: Request| {
+            let rec = Arc::clone(&rec);
+            let f = Arc::clone(&f);
+            async move {
+                let (parts, body) = req.into_parts();
+                let body = axum::body::to_bytes(body, 64 << 20)
+                    .await
+                    .unwrap_or_default();
+                let seen = Seen {
+                    method: parts.method,
+                    path: parts
+                        .uri
+                        .path_and_query()
+                        .map(|p| p.to_string())
+                        .unwrap_or_default(),
+                    headers: parts.headers,
+                    body,
+                };
+                rec.lock().expect("lock").push(seen.clone());
+                let reply = f(&seen);
+                if !reply.delay.is_zero() {
+                    tokio::time::sleep(reply.delay).await;
+                }
+                let mut resp = http::Response::new(Body::from(reply.body));
+                *resp.status_mut() = StatusCode::from_u16(reply.status).expect("status");
+                for (k, v) in reply.headers {
+                    resp.headers_mut().append(
+                        HeaderName::from_bytes(k.as_bytes()).expect("name"),
+                        HeaderValue::from_str(&v).expect("value"),
+                    );
+                }
+                resp
+            }
+        });
+        let sd = shutdown.clone();
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(sd.wait())
+                .await;
+        });
+        Origin {
+            addr,
+            seen,
+            shutdown,
+            task,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Requests seen so far.
+    pub fn count(&self) -> usize {
+        self.seen.lock().expect("lock").len()
+    }
+
+    pub fn count_path(&self, path: &str) -> usize {
+        self.seen
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|s| s.path == path)
+            .count()
+    }
+
+    pub fn requests(&self) -> Vec<Seen> {
+        self.seen.lock().expect("lock").clone()
+    }
+
+    pub fn last(&self) -> Seen {
+        self.seen
+            .lock()
+            .expect("lock")
+            .last()
+            .cloned()
+            .expect("the origin saw a request")
+    }
+
+    /// Stops listening; connects to its address then fail.
+    pub async fn stop(self) {
+        self.shutdown.trigger();
+        self.task.abort();
+        let _ = self.task.await;
+    }
+}
+
+/// A real edge (in this process) on ports from the OS.
+pub struct Edge {
+    pub addr: SocketAddr,
+    pub admin: SocketAddr,
+    shutdown: Shutdown,
+}
+
+impl Edge {
+    pub async fn start(upstream: &str) -> Edge {
+        Self::start_with(meridian_edge::FileConfig {
+            upstream: vec![upstream.to_string()],
+            name: Some("edge-1".into()),
+            ..Default::default()
+        })
+        .await
+    }
+
+    pub async fn start_with(fc: meridian_edge::FileConfig) -> Edge {
+        let config = fc.validate("test").expect("valid test config");
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind edge");
+        let admin = TcpListener::bind("127.0.0.1:0").await.expect("bind admin");
+        let addr = listener.local_addr().expect("addr");
+        let admin_addr = admin.local_addr().expect("addr");
+        let shutdown = Shutdown::new();
+        tokio::spawn(meridian_edge::run(
+            listener,
+            Some(admin),
+            config,
+            shutdown.clone(),
+        ));
+        Edge {
+            addr,
+            admin: admin_addr,
+            shutdown,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("http://{}{}", self.admin, path)
+    }
+
+    pub fn stop(&self) {
+        self.shutdown.trigger();
+    }
+}
+
+impl Drop for Edge {
+    fn drop(&mut self) {
+        self.shutdown.trigger();
+    }
+}
+
+/// A client that talks to loopback only and follows no redirects.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .pool_max_idle_per_host(64)
+        .build()
+        .expect("client")
+}
+
+/// Polls `f` until it returns true or `deadline` passes.
+pub async fn eventually<F, Fut>(deadline: Duration, mut f: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let end = Instant::now() + deadline;
+    while Instant::now() < end {
+        if f().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    f().await
+}
+
+pub fn cache_status(r: &reqwest::Response) -> String {
+    r.headers()
+        .get("cache-status")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string()
+}
