@@ -1,0 +1,426 @@
+//! End-to-end tests of the origin shield (issue 3): real origins that count
+//! their requests, shields and edges on 127.0.0.1 port 0, all in-process.
+
+mod support_shield;
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use futures_util::{StreamExt, stream};
+use support_shield::{INTERVAL, Node, Origin, client, eventually, fast_health, get};
+
+const WAIT: Duration = Duration::from_secs(5);
+
+/// GETs every path through `node` (8 at a time) and returns which origin
+/// answered each one.
+async fn origin_of_each(c: &reqwest::Client, node: &Node, paths: &[String]) -> Vec<String> {
+    stream::iter(paths)
+        .map(|p| async move {
+            let (status, origin, _, _) = get(c, &node.get_url(p)).await;
+            assert_eq!(status, 200, "{p}");
+            origin
+        })
+        .buffered(8)
+        .collect()
+        .await
+}
+
+fn count(origins: &[String], id: &str) -> usize {
+    origins.iter().filter(|o| *o == id).count()
+}
+
+#[tokio::test]
+async fn round_robin_splits_requests_exactly() {
+    let os = [
+        Origin::start("a").await,
+        Origin::start("b").await,
+        Origin::start("c").await,
+    ];
+    let shield = Node::shield("s", &os.each_ref().map(Origin::url), "round-robin").await;
+    let c = client();
+    for i in 0..30 {
+        let (status, ..) = get(&c, &shield.get_url(&format!("/nostore/{i}"))).await;
+        assert_eq!(status, 200);
+    }
+    assert_eq!(os.each_ref().map(Origin::hits), [10, 10, 10]);
+}
+
+#[tokio::test]
+async fn weighted_round_robin_gives_three_to_one() {
+    let (a, b) = (Origin::start("a").await, Origin::start("b").await);
+    let origins = [format!("{};weight=3", a.url()), b.url()];
+    let shield = Node::shield("s", &origins, "weighted-round-robin").await;
+    let c = client();
+    let paths: Vec<String> = (0..80).map(|i| format!("/nostore/{i}")).collect();
+    let served = origin_of_each(&c, &shield, &paths).await;
+    let (na, nb) = (count(&served, "a"), count(&served, "b"));
+    assert!(
+        na.abs_diff(60) <= 2 && nb.abs_diff(20) <= 2,
+        "a={na} b={nb}"
+    );
+}
+
+#[tokio::test]
+async fn least_connections_avoids_the_origin_busy_with_a_slow_request() {
+    let slow = Duration::from_millis(1500);
+    let os = [
+        Origin::start_slow("a", slow).await,
+        Origin::start_slow("b", slow).await,
+    ];
+    let shield = Node::shield("s", &os.each_ref().map(Origin::url), "least-connections").await;
+    let c = client();
+    let slow_req = tokio::spawn({
+        let (c, url) = (c.clone(), shield.get_url("/nostore/slow"));
+        async move { get(&c, &url).await }
+    });
+    let busy = Instant::now() + WAIT;
+    let busy_idx = loop {
+        if let Some(i) = os
+            .iter()
+            .position(|o| o.counts.in_flight.load(Ordering::SeqCst) == 1)
+        {
+            break i;
+        }
+        assert!(
+            Instant::now() < busy,
+            "the slow request never reached an origin"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    let idle = &os[1 - busy_idx];
+    let paths: Vec<String> = (0..10).map(|i| format!("/nostore/fast/{i}")).collect();
+    for p in &paths {
+        let (status, origin, ..) = get(&c, &shield.get_url(p)).await;
+        assert_eq!((status, origin.as_str()), (200, idle.id.as_str()), "{p}");
+    }
+    assert_eq!(
+        os[busy_idx].hits(),
+        1,
+        "the busy origin got only the slow request"
+    );
+    let (status, ..) = slow_req.await.expect("slow request");
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn killed_origin_is_skipped_within_two_health_intervals_and_returns() {
+    let (a, mut b) = (Origin::start("a").await, Origin::start("b").await);
+    let shield = Node::shield("s", &[a.url(), b.url()], "round-robin").await;
+    let c = client();
+    let served = origin_of_each(&c, &shield, &["/nostore/1".into(), "/nostore/2".into()]).await;
+    assert_eq!((count(&served, "a"), count(&served, "b")), (1, 1));
+
+    b.kill().await;
+    let killed = Instant::now();
+    // Polled every 20 ms; 50 ms of slack for a busy CI runner.
+    eventually(
+        "b down",
+        2 * INTERVAL + Duration::from_millis(50),
+        || async { !shield.upstream_up(&c, &b.url()).await },
+    )
+    .await;
+    println!("origin b marked down {:?} after the kill", killed.elapsed());
+    let stats = shield.stats(&c).await;
+    let before = stats["upstreams"][1]["requests"].as_u64();
+    let paths: Vec<String> = (0..10).map(|i| format!("/nostore/down/{i}")).collect();
+    let served = origin_of_each(&c, &shield, &paths).await;
+    assert_eq!(count(&served, "a"), 10);
+    let stats = shield.stats(&c).await;
+    assert_eq!(
+        stats["upstreams"][1]["requests"].as_u64(),
+        before,
+        "b not even tried"
+    );
+    assert_eq!(stats["upstreams"][1]["up"], false);
+    assert!(
+        stats["upstreams"][1]["last_check_unix_ms"]
+            .as_u64()
+            .is_some()
+    );
+
+    b.restart().await;
+    eventually("b up again", WAIT, || async {
+        shield.upstream_up(&c, &b.url()).await
+    })
+    .await;
+    let paths: Vec<String> = (0..10).map(|i| format!("/nostore/back/{i}")).collect();
+    let served = origin_of_each(&c, &shield, &paths).await;
+    assert_eq!((count(&served, "a"), count(&served, "b")), (5, 5));
+}
+
+#[tokio::test]
+async fn connect_failure_is_retried_once_on_the_next_origin() {
+    let (a, mut b) = (Origin::start("a").await, Origin::start("b").await);
+    let mut health = fast_health();
+    health.interval = Some(meridian_common::HumanDuration(Duration::ZERO));
+    let shield = Node::shield_with(meridian_origin_shield::FileConfig {
+        origin: vec![a.url(), b.url()],
+        health,
+        ..Default::default()
+    })
+    .await;
+    b.kill().await;
+    let c = client();
+    // No active checks: round robin sends one of these to b, whose connect
+    // fails; the retry on a answers it.
+    let paths: Vec<String> = (0..4).map(|i| format!("/nostore/retry/{i}")).collect();
+    let served = origin_of_each(&c, &shield, &paths).await;
+    assert_eq!(count(&served, "a"), 4);
+    let stats = shield.stats(&c).await;
+    assert!(
+        stats["upstreams"][1]["failures"].as_u64() >= Some(1),
+        "{stats}"
+    );
+}
+
+#[tokio::test]
+async fn all_origins_down_gives_503_or_a_stale_copy() {
+    let (mut a, mut b) = (Origin::start("a").await, Origin::start("b").await);
+    let shield = Node::shield("s", &[a.url(), b.url()], "round-robin").await;
+    let c = client();
+    let (status, _, cs, body) = get(&c, &shield.get_url("/stale")).await;
+    assert!(status == 200 && cs.contains("stored"), "{cs}");
+    a.kill().await;
+    b.kill().await;
+    eventually("both down", WAIT, || async {
+        let s = shield.stats(&c).await;
+        s["upstreams"]
+            .as_array()
+            .is_some_and(|u| u.iter().all(|o| o["up"] == false))
+    })
+    .await;
+    let (status, _, cs, _) = get(&c, &shield.get_url("/never-fetched")).await;
+    assert_eq!(status, 503, "{cs}");
+    // max-age=0, stale-if-error=60: RFC 5861 lets the stale copy stand in.
+    let (status, _, cs, stale_body) = get(&c, &shield.get_url("/stale")).await;
+    assert_eq!((status, stale_body), (200, body));
+    assert!(cs.contains("stale-if-error"), "{cs}");
+}
+
+#[tokio::test]
+async fn edge_cache_status_shows_the_shield_then_the_edge() {
+    let o = Origin::start("o").await;
+    let shield = Node::shield("shield-t", &[o.url()], "round-robin").await;
+    let edge = Node::edge("edge-t", &[shield.url()]).await;
+    let c = client();
+    for want_edge in ["edge-t; fwd=miss", "edge-t; hit"] {
+        let (status, _, cs, _) = get(&c, &edge.get_url("/both-tiers")).await;
+        assert_eq!(status, 200);
+        let (s, e) = (cs.find("shield-t; fwd=miss"), cs.find(want_edge));
+        assert!(s.is_some() && e.is_some() && s < e, "{cs}");
+    }
+    assert_eq!(o.hits(), 1);
+}
+
+#[tokio::test]
+async fn stats_and_healthz_show_cache_figures_and_origin_states() {
+    let (a, b) = (Origin::start("a").await, Origin::start("b").await);
+    let shield = Node::shield("s", &[a.url(), b.url()], "two-choices").await;
+    let c = client();
+    let paths: Vec<String> = (0..20).map(|i| format!("/obj/{i}")).collect();
+    let served = origin_of_each(&c, &shield, &paths).await;
+    assert!(
+        count(&served, "a") > 0 && count(&served, "b") > 0,
+        "two-choices spreads: {served:?}"
+    );
+    eventually("a health check ran", WAIT, || async {
+        shield.stats(&c).await["upstreams"][0]["last_check_unix_ms"].is_u64()
+    })
+    .await;
+    let s = shield.stats(&c).await;
+    assert_eq!(
+        (s["balance"].as_str(), s["entries"].as_u64()),
+        (Some("two-choices"), Some(20))
+    );
+    for (i, o) in [&a, &b].into_iter().enumerate() {
+        let u = &s["upstreams"][i];
+        assert_eq!(
+            (u["url"].as_str(), u["up"].as_bool()),
+            (Some(o.url().as_str()), Some(true))
+        );
+        assert_eq!(u["in_flight"], 0);
+        assert_eq!(u["requests"].as_u64(), Some(o.hits() as u64));
+        assert_eq!(u["failures"], 0);
+    }
+    let h: serde_json::Value = c
+        .get(format!("http://{}/healthz", shield.admin))
+        .send()
+        .await
+        .expect("healthz")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(h["status"], "ok");
+}
+
+#[tokio::test]
+async fn two_hundred_concurrent_requests_through_two_edges_reach_the_origin_once() {
+    let o = Origin::start_slow("o", Duration::from_millis(1000)).await;
+    let shield = Node::shield("s", &[o.url()], "round-robin").await;
+    let edges = [
+        Node::edge("e1", &[shield.url()]).await,
+        Node::edge("e2", &[shield.url()]).await,
+    ];
+    let c = client();
+    let answers: Vec<(u16, String, String, String)> = stream::iter(0..200)
+        .map(|i| {
+            let url = edges[i % 2].get_url("/slow/collapse");
+            let c = &c;
+            async move { get(c, &url).await }
+        })
+        .buffer_unordered(200)
+        .collect()
+        .await;
+    assert!(
+        answers
+            .iter()
+            .all(|a| a.0 == 200 && a.3 == "o /slow/collapse")
+    );
+    assert_eq!(o.hits_for("/slow/collapse"), 1);
+}
+
+/// Consistent hashing on the cache key: adding a fifth origin moves about
+/// 1/5 of the keys, all to the new one; losing one of four moves only its
+/// own keys, about 1/4.
+#[tokio::test]
+async fn consistent_hash_moves_about_one_in_n_keys() {
+    let mut os = Vec::new();
+    for id in ["o1", "o2", "o3", "o4", "o5"] {
+        os.push(Origin::start(id).await);
+    }
+    let urls: Vec<String> = os.iter().map(Origin::url).collect();
+    let four = Node::shield("four", &urls[..4], "consistent-hash").await;
+    let five = Node::shield("five", &urls, "consistent-hash").await;
+    let c = client();
+    let paths: Vec<String> = (0..400).map(|i| format!("/nostore/key-{i}")).collect();
+    let before = origin_of_each(&c, &four, &paths).await;
+    let added = origin_of_each(&c, &five, &paths).await;
+    let moved: Vec<usize> = (0..400).filter(|&i| before[i] != added[i]).collect();
+    assert!(
+        moved.iter().all(|&i| added[i] == "o5"),
+        "only keys for the new origin move"
+    );
+    assert!(
+        (40..=130).contains(&moved.len()),
+        "moved {} of 400 (expect ~80)",
+        moved.len()
+    );
+
+    os[3].kill().await;
+    eventually("o4 down", WAIT, || async {
+        !four.upstream_up(&c, &urls[3]).await
+    })
+    .await;
+    let removed = origin_of_each(&c, &four, &paths).await;
+    let moved: Vec<usize> = (0..400).filter(|&i| before[i] != removed[i]).collect();
+    assert!(
+        moved.iter().all(|&i| before[i] == "o4"),
+        "only the lost origin's keys move"
+    );
+    assert!(
+        (50..=160).contains(&moved.len()),
+        "moved {} of 400 (expect ~100)",
+        moved.len()
+    );
+}
+
+#[tokio::test]
+async fn ip_hash_follows_the_client_only_behind_trusted_edges() {
+    let os = [
+        Origin::start("a").await,
+        Origin::start("b").await,
+        Origin::start("c").await,
+    ];
+    let urls = os.each_ref().map(Origin::url).to_vec();
+    let shield = |trusted: Vec<ipnet::IpNet>| {
+        Node::shield_with(meridian_origin_shield::FileConfig {
+            origin: urls.clone(),
+            balance: Some("ip-hash".parse().expect("balance")),
+            trusted_edges: Some(trusted),
+            health: fast_health(),
+            ..Default::default()
+        })
+    };
+    let trusting = shield(vec!["127.0.0.0/8".parse().expect("cidr")]).await;
+    let wary = shield(vec![]).await;
+    let c = client();
+    let via = |node: &Node, ip: usize, n: usize| {
+        let req = c
+            .get(node.get_url(&format!("/nostore/ip/{ip}/{n}")))
+            .header("host", support_shield::HOST)
+            .header("x-forwarded-for", format!("198.51.100.{ip}"));
+        async move {
+            let r = req.send().await.expect("request");
+            let o = r.headers().get("x-origin").and_then(|v| v.to_str().ok());
+            o.unwrap_or_default().to_owned()
+        }
+    };
+    let mut sticky: HashMap<usize, String> = HashMap::new();
+    for ip in 0..30 {
+        let first = via(&trusting, ip, 0).await;
+        assert_eq!(
+            via(&trusting, ip, 1).await,
+            first,
+            "client {ip} stays on one origin"
+        );
+        sticky.insert(ip, first);
+    }
+    let distinct: std::collections::HashSet<&String> = sticky.values().collect();
+    assert!(
+        distinct.len() >= 2,
+        "clients spread over the origins: {sticky:?}"
+    );
+    // An untrusted peer's X-Forwarded-For is ignored: one address, one origin.
+    let mut seen = std::collections::HashSet::new();
+    for ip in 0..10 {
+        seen.insert(via(&wary, ip, 0).await);
+    }
+    assert_eq!(seen.len(), 1, "{seen:?}");
+}
+
+#[tokio::test]
+async fn two_shields_fetch_each_url_once_and_edges_survive_one_stopping() {
+    let o = Origin::start("o").await;
+    let mut s1 = Node::shield("s1", &[o.url()], "round-robin").await;
+    let s2 = Node::shield("s2", &[o.url()], "round-robin").await;
+    let shields = [s1.url(), s2.url()];
+    let edges = [
+        Node::edge("e1", &shields).await,
+        Node::edge("e2", &shields).await,
+    ];
+    let c = client();
+    let fetch_all = |prefix: &'static str| {
+        let (c, edges) = (&c, &edges);
+        stream::iter((0..100).flat_map(|i| [(i, 0), (i, 1)]))
+            .map(move |(i, e)| async move {
+                let (status, _, cs, _) = get(c, &edges[e].get_url(&format!("/{prefix}/{i}"))).await;
+                assert_eq!(status, 200, "{prefix}/{i} via e{}: {cs}", e + 1);
+                cs
+            })
+            .buffer_unordered(16)
+            .collect::<Vec<String>>()
+    };
+    let statuses = fetch_all("obj").await;
+    for i in 0..100 {
+        assert_eq!(o.hits_for(&format!("/obj/{i}")), 1, "/obj/{i}");
+    }
+    let by_s1 = statuses.iter().filter(|cs| cs.starts_with("s1;")).count();
+    assert!(
+        (20..=180).contains(&by_s1),
+        "both shields share the keys: {by_s1} of 200 via s1"
+    );
+
+    s1.stop().await;
+    for e in &edges {
+        eventually("edge sees s1 down", WAIT, || async {
+            !e.upstream_up(&c, &shields[0]).await
+        })
+        .await;
+    }
+    fetch_all("obj").await;
+    fetch_all("after").await;
+    for i in 0..100 {
+        assert_eq!(o.hits_for(&format!("/after/{i}")), 1, "/after/{i}");
+    }
+}
