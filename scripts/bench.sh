@@ -1,0 +1,412 @@
+#!/usr/bin/env bash
+# Meridian vs nginx proxy_cache vs Varnish, side by side on one core each.
+#
+# Usage: scripts/bench.sh            (as root on Debian/Ubuntu; not part of CI)
+#
+# Installs nginx, varnish and wrk with apt-get when they are missing (after
+# `apt-get update`), builds `meridian` in release mode, starts a static
+# origin (`meridian origin`) on loopback and, in front of it, the Meridian
+# edge, nginx (proxy_cache, proxy_cache_lock on) and Varnish (default VCL,
+# malloc storage). Every server is pinned to SERVER_CPU; wrk, the Python
+# clients and the origins are pinned to CLIENT_CPUS. Scenarios run in
+# interleaved rounds (Meridian, nginx, Varnish, then again). Everything it
+# started is stopped on exit, also on Ctrl-C. See docs/benchmarks.md.
+#
+# Environment (defaults in brackets):
+#   ROUNDS [5]  DURATION [10] seconds per measured run  CONNECTIONS [64]
+#   QUICK=1     2 rounds x 3 s and 20,000 objects in the memory scenario
+#   SCENARIOS   [hit_1k hit_100k hit_1m hotset_10k miss_storm memory]
+#   SERVERS     [meridian nginx varnish]
+#   SERVER_CPU [0]  CLIENT_CPUS [1, or 1-(nproc-1)]
+#   MEM_OBJECTS [100000]  STORM_CLIENTS [200]  STORM_DELAY_MS [500]
+#   BASE_PORT [18100]     MERIDIAN_BIN (skip the build and use this binary)
+#   OUT [scripts/bench-results/latest.json]  KEEP_TMP=1 keeps the temp dir
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+SCRIPTS="$REPO/scripts"
+
+if [[ ${QUICK:-0} == 1 ]]; then
+    ROUNDS=${ROUNDS:-2}
+    DURATION=${DURATION:-3}
+    MEM_OBJECTS=${MEM_OBJECTS:-20000}
+fi
+ROUNDS=${ROUNDS:-5}
+DURATION=${DURATION:-10}
+CONNECTIONS=${CONNECTIONS:-64}
+MEM_OBJECTS=${MEM_OBJECTS:-100000}
+STORM_CLIENTS=${STORM_CLIENTS:-200}
+STORM_DELAY_MS=${STORM_DELAY_MS:-500}
+SCENARIOS=${SCENARIOS:-"hit_1k hit_100k hit_1m hotset_10k miss_storm memory"}
+SERVERS=${SERVERS:-"meridian nginx varnish"}
+BASE_PORT=${BASE_PORT:-18100}
+OUT=${OUT:-"$REPO/scripts/bench-results/latest.json"}
+HOTSET_N=10000
+
+NCPU=$(nproc)
+SERVER_CPU=${SERVER_CPU:-0}
+if [[ -z ${CLIENT_CPUS:-} ]]; then
+    if ((NCPU > 2)); then CLIENT_CPUS="1-$((NCPU - 1))"; else CLIENT_CPUS=1; fi
+fi
+if ((NCPU < 2)); then
+    echo "bench: needs at least 2 cores (one for the servers, one for the load generator)" >&2
+    exit 1
+fi
+# One wrk thread per client core.
+WRK_THREADS=$(taskset -c "$CLIENT_CPUS" nproc)
+
+log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+# ---------------------------------------------------------------- prerequisites
+need_install=()
+command -v nginx >/dev/null || [[ -x /usr/sbin/nginx ]] || need_install+=(nginx)
+command -v varnishd >/dev/null || [[ -x /usr/sbin/varnishd ]] || need_install+=(varnish)
+command -v wrk >/dev/null || need_install+=(wrk)
+command -v taskset >/dev/null || need_install+=(util-linux)
+command -v curl >/dev/null || need_install+=(curl)
+command -v python3 >/dev/null || need_install+=(python3)
+if ((${#need_install[@]})); then
+    ((EUID == 0)) || die "missing ${need_install[*]}; run as root or install them"
+    log "installing ${need_install[*]} (apt-get)"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_install[@]}" >/dev/null
+    # Debian may start the packaged services; this benchmark never uses them.
+fi
+PATH="$PATH:/usr/sbin:/sbin"
+
+if [[ -n ${MERIDIAN_BIN:-} ]]; then
+    MERIDIAN=$MERIDIAN_BIN
+else
+    log "building meridian (cargo build --release)"
+    (cd "$REPO" && cargo build --release --quiet --bin meridian)
+    MERIDIAN="${CARGO_TARGET_DIR:-$REPO/target}/release/meridian"
+fi
+[[ -x $MERIDIAN ]] || die "no meridian binary at $MERIDIAN"
+
+ulimit -n 65536 2>/dev/null || true
+
+# ------------------------------------------------------------ process control
+TMP=$(mktemp -d /tmp/meridian-bench.XXXXXX)
+chmod 755 "$TMP"
+PIDS=()
+
+cleanup() {
+    local rc=$? pid
+    trap - EXIT INT TERM
+    if ((${#PIDS[@]})); then
+        log "stopping ${#PIDS[@]} processes"
+        for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+        for _ in $(seq 50); do
+            local alive=0
+            for pid in "${PIDS[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+            ((alive)) || break
+            sleep 0.1
+        done
+        for pid in "${PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
+        wait 2>/dev/null || true
+    fi
+    if [[ ${KEEP_TMP:-0} == 1 ]]; then log "kept $TMP"; else rm -rf "$TMP"; fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'log interrupted; exit 130' INT TERM
+
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+wait_port() { # port pid name
+    for _ in $(seq 100); do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+        kill -0 "$2" 2>/dev/null || die "$3 exited at start; see $TMP/$3.log"
+        sleep 0.1
+    done
+    die "$3 did not listen on port $1 within 10 s; see $TMP/$3.log"
+}
+
+# start NAME PORT CPUS CMD...: runs CMD pinned to CPUS, logs to $TMP/NAME.log.
+start() {
+    local name=$1 port=$2 cpus=$3
+    shift 3
+    port_free "$port" || die "port $port is taken (set BASE_PORT)"
+    taskset -c "$cpus" "$@" >"$TMP/$name.log" 2>&1 &
+    local pid=$!
+    PIDS+=("$pid")
+    eval "PID_${name//-/_}=$pid"
+    wait_port "$port" "$pid" "$name"
+}
+
+pid_of() { local v="PID_${1//-/_}"; echo "${!v}"; }
+
+# A process and all its descendants (nginx workers, the varnish cache child).
+tree() {
+    local p
+    echo "$1"
+    for p in $(ps -o pid= --ppid "$1" 2>/dev/null); do tree "$p"; done
+}
+
+# utime + stime (clock ticks) summed over a process tree, from /proc.
+cpu_ticks() {
+    local total=0 p s rest
+    for p in $(tree "$1"); do
+        s=$(cat "/proc/$p/stat" 2>/dev/null) || continue
+        rest=${s##*) }
+        read -ra f <<<"$rest"
+        total=$((total + f[11] + f[12]))
+    done
+    echo "$total"
+}
+
+rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+
+CLK_TCK=$(getconf CLK_TCK)
+
+# ------------------------------------------------------------------ test data
+P_ORIGIN=$BASE_PORT
+P_SLOW=$((BASE_PORT + 1))
+declare -A PORT STORM_PORT
+PORT[meridian]=$((BASE_PORT + 10))
+P_ADMIN=$((BASE_PORT + 11))
+STORM_PORT[meridian]=$((BASE_PORT + 12))
+P_MEM=$((BASE_PORT + 13))
+P_MEM_ADMIN=$((BASE_PORT + 14))
+PORT[nginx]=$((BASE_PORT + 20))
+STORM_PORT[nginx]=$((BASE_PORT + 22))
+PORT[varnish]=$((BASE_PORT + 30))
+STORM_PORT[varnish]=$((BASE_PORT + 32))
+
+ROOT="$TMP/www"
+log "generating test files in $ROOT"
+python3 - "$ROOT" "$HOTSET_N" "$MEM_OBJECTS" "$ROUNDS" <<'EOF'
+import os, sys
+root, hot, mem, rounds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+for d in ("obj", "hot", "mem", "storm"):
+    os.makedirs(os.path.join(root, d), exist_ok=True)
+def fill(n, seed):
+    return bytes((seed + i * 7) % 251 for i in range(n))
+for name, size in (("1k", 1024), ("100k", 100 * 1024), ("1m", 1024 * 1024)):
+    open(os.path.join(root, "obj", name + ".bin"), "wb").write(fill(size, size))
+kib = fill(1024, 1)
+for i in range(hot):
+    open(os.path.join(root, "hot", "f%05d.bin" % i), "wb").write(kib)
+small = fill(100, 2)
+for i in range(mem):
+    open(os.path.join(root, "mem", "m%06d.bin" % i), "wb").write(small)
+for r in range(1, rounds + 1):
+    for s in ("meridian", "nginx", "varnish"):
+        open(os.path.join(root, "storm", "%s-r%d.bin" % (s, r)), "wb").write(kib)
+EOF
+
+# ------------------------------------------------------------------ servers
+CC_HEADER='public, max-age=3600'
+log "starting origins on CPU $CLIENT_CPUS (:$P_ORIGIN, and :$P_SLOW with ${STORM_DELAY_MS} ms delay)"
+# The origins log each request at debug level: the files count origin hits.
+RUST_LOG=meridian_origin=debug NO_COLOR=1 start origin "$P_ORIGIN" "$CLIENT_CPUS" \
+    "$MERIDIAN" origin --listen "127.0.0.1:$P_ORIGIN" --root "$ROOT" --cache-control "$CC_HEADER"
+RUST_LOG=meridian_origin=debug NO_COLOR=1 start origin-slow "$P_SLOW" "$CLIENT_CPUS" \
+    "$MERIDIAN" origin --listen "127.0.0.1:$P_SLOW" --root "$ROOT" --cache-control "$CC_HEADER" \
+    --delay-ms "$STORM_DELAY_MS"
+
+has_server() { [[ " $SERVERS " == *" $1 "* ]]; }
+has_scenario() { [[ " $SCENARIOS " == *" $1 "* ]]; }
+
+start_meridian() { # name port upstream-port [admin-port]
+    local admin=()
+    [[ -n ${4:-} ]] && admin=(--admin-listen "127.0.0.1:$4")
+    RUST_LOG=${MERIDIAN_LOG:-info} start "$1" "$2" "$SERVER_CPU" \
+        "$MERIDIAN" edge --listen "127.0.0.1:$2" --upstream "http://127.0.0.1:$3" \
+        --workers 1 --name "$1" --cache-size 1GiB "${admin[@]}"
+}
+
+start_nginx() { # name port upstream-port
+    local dir="$TMP/$1"
+    mkdir -p "$dir/cache" "$dir/tmp"
+    cat >"$dir/nginx.conf" <<EOF
+user root;
+worker_processes 1;
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    sendfile on;
+    tcp_nopush off;
+    tcp_nodelay on;
+    keepalive_timeout 65s;
+    keepalive_requests 100000000;
+    client_body_temp_path $dir/tmp/client;
+    proxy_temp_path $dir/tmp/proxy;
+    fastcgi_temp_path $dir/tmp/fastcgi;
+    uwsgi_temp_path $dir/tmp/uwsgi;
+    scgi_temp_path $dir/tmp/scgi;
+    proxy_cache_path $dir/cache levels=1:2 keys_zone=bench:64m max_size=2g inactive=1h use_temp_path=off;
+    upstream origin {
+        server 127.0.0.1:$3;
+        keepalive 32;
+    }
+    server {
+        listen 127.0.0.1:$2 backlog=4096;
+        location / {
+            proxy_pass http://origin;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_cache bench;
+            proxy_cache_lock on;
+            proxy_cache_valid 200 1h;
+            add_header X-Cache-Status \$upstream_cache_status;
+        }
+    }
+}
+EOF
+    start "$1" "$2" "$SERVER_CPU" nginx -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log" \
+        -g 'daemon off; master_process on;'
+}
+
+start_varnish() { # name port upstream-port
+    local dir="$TMP/$1"
+    mkdir -p "$dir"
+    # Default VCL (-b), malloc storage, no management port, no privilege
+    # separation jail (the work dir lives under a root-owned temp dir).
+    start "$1" "$2" "$SERVER_CPU" varnishd -F -j none -n "$dir/work" -a "127.0.0.1:$2" \
+        -b "127.0.0.1:$3" -s malloc,256m -T none
+}
+
+for s in $SERVERS; do
+    log "starting $s on CPU $SERVER_CPU (:${PORT[$s]}, storm instance :${STORM_PORT[$s]})"
+    case $s in
+    meridian)
+        start_meridian meridian "${PORT[meridian]}" "$P_ORIGIN" "$P_ADMIN"
+        start_meridian meridian-storm "${STORM_PORT[meridian]}" "$P_SLOW"
+        ;;
+    nginx)
+        start_nginx nginx "${PORT[nginx]}" "$P_ORIGIN"
+        start_nginx nginx-storm "${STORM_PORT[nginx]}" "$P_SLOW"
+        ;;
+    varnish)
+        start_varnish varnish "${PORT[varnish]}" "$P_ORIGIN"
+        start_varnish varnish-storm "${STORM_PORT[varnish]}" "$P_SLOW"
+        ;;
+    *) die "unknown server $s" ;;
+    esac
+done
+
+client() { taskset -c "$CLIENT_CPUS" python3 "$SCRIPTS/bench_client.py" "$@"; }
+
+origin_count() { # log-file [pattern]
+    grep -c -- "${2:-origin request}" "$TMP/$1.log" || true
+}
+
+# The cache indicator each server sets, to check that a warm object is a hit.
+cache_indicator() { # server path
+    curl -s -o /dev/null -D - "http://127.0.0.1:${PORT[$1]}$2" |
+        tr -d '\r' | grep -iE '^(cache-status|x-cache-status|age|x-varnish):' | tr '\n' ' '
+}
+
+# ------------------------------------------------------------- warm-up
+declare -A PATH_OF=([hit_1k]=/obj/1k.bin [hit_100k]=/obj/100k.bin [hit_1m]=/obj/1m.bin)
+for s in $SERVERS; do
+    log "warming $s: 3 objects and the $HOTSET_N-URL hot set"
+    for sc in hit_1k hit_100k hit_1m; do
+        curl -sf -o /dev/null "http://127.0.0.1:${PORT[$s]}${PATH_OF[$sc]}" || die "$s: GET ${PATH_OF[$sc]} failed"
+    done
+    if has_scenario hotset_10k; then
+        client load --port "${PORT[$s]}" --pattern '/hot/f%05d.bin' --count "$HOTSET_N" --conns 8 >"$TMP/warm-$s.json"
+        log "  $(cat "$TMP/warm-$s.json")"
+    fi
+    sleep 0.5
+    for sc in hit_1k hit_100k hit_1m; do
+        log "  $s ${PATH_OF[$sc]}: $(cache_indicator "$s" "${PATH_OF[$sc]}")"
+    done
+done
+
+# ------------------------------------------------------------- measurement
+RUNS="$TMP/runs.jsonl"
+: >"$RUNS"
+
+run_wrk() { # server scenario round
+    local s=$1 sc=$2 r=$3 url lua out t0 t1 o0 o1 pid
+    url="http://127.0.0.1:${PORT[$s]}"
+    if [[ $sc == hotset_10k ]]; then
+        lua="$SCRIPTS/bench-lua/hotset.lua"
+        url+="/"
+    else
+        lua="$SCRIPTS/bench-lua/report.lua"
+        url+="${PATH_OF[$sc]}"
+    fi
+    pid=$(pid_of "$s")
+    # One second unmeasured first: connections up, caches warm.
+    HOTSET_N=$HOTSET_N taskset -c "$CLIENT_CPUS" timeout 30 \
+        wrk -t "$WRK_THREADS" -c "$CONNECTIONS" -d 1s -s "$lua" "$url" >/dev/null 2>&1 || true
+    o0=$(origin_count origin)
+    t0=$(cpu_ticks "$pid")
+    out=$(HOTSET_N=$HOTSET_N taskset -c "$CLIENT_CPUS" timeout $((DURATION + 60)) \
+        wrk -t "$WRK_THREADS" -c "$CONNECTIONS" -d "${DURATION}s" --latency -s "$lua" "$url" 2>&1) ||
+        log "wrk exited with an error: $out"
+    t1=$(cpu_ticks "$pid")
+    o1=$(origin_count origin)
+    local json
+    json=$(grep '^{"requests"' <<<"$out" | tail -1)
+    [[ -n $json ]] || { log "$s $sc: no wrk summary: $out"; return 0; }
+    printf '{"kind":"wrk","scenario":"%s","server":"%s","round":%d,"cpu_ticks":%d,"clk_tck":%d,"origin_requests":%d,"wrk":%s}\n' \
+        "$sc" "$s" "$r" "$((t1 - t0))" "$CLK_TCK" "$((o1 - o0))" "$json" >>"$RUNS"
+    log "  $sc $s: $(python3 "$SCRIPTS/bench_report.py" --one "$(tail -1 "$RUNS")")"
+}
+
+run_storm() { # server round
+    local s=$1 r=$2 path token out o0 o1
+    token="storm/$s-r$r.bin"
+    path="/$token"
+    o0=$(origin_count origin-slow "$token")
+    out=$(client storm --port "${STORM_PORT[$s]}" --path "$path" --clients "$STORM_CLIENTS" --timeout 30)
+    sleep 0.3
+    o1=$(origin_count origin-slow "$token")
+    printf '{"kind":"storm","scenario":"miss_storm","server":"%s","round":%d,"origin_requests":%d,"origin_delay_ms":%d,"storm":%s}\n' \
+        "$s" "$r" "$((o1 - o0))" "$STORM_DELAY_MS" "$out" >>"$RUNS"
+    log "  miss_storm $s: $(python3 "$SCRIPTS/bench_report.py" --one "$(tail -1 "$RUNS")")"
+}
+
+for r in $(seq "$ROUNDS"); do
+    log "round $r of $ROUNDS"
+    for sc in hit_1k hit_100k hit_1m hotset_10k; do
+        has_scenario "$sc" || continue
+        for s in $SERVERS; do run_wrk "$s" "$sc" "$r"; done
+    done
+    if has_scenario miss_storm; then
+        for s in $SERVERS; do run_storm "$s" "$r"; done
+    fi
+done
+
+# ------------------------------------------------------------- memory
+if has_scenario memory; then
+    log "memory: $MEM_OBJECTS objects of 100 bytes into a fresh Meridian edge"
+    start_meridian meridian-mem "$P_MEM" "$P_ORIGIN" "$P_MEM_ADMIN"
+    mpid=$(pid_of meridian-mem)
+    # One request first, so buffers and the connection pool exist.
+    curl -sf -o /dev/null "http://127.0.0.1:$P_MEM/obj/1k.bin"
+    curl -sf -o /dev/null "http://127.0.0.1:$P_MEM_ADMIN/stats"
+    sleep 0.5
+    rss0=$(rss_kb "$mpid")
+    stats0=$(curl -sf "http://127.0.0.1:$P_MEM_ADMIN/stats")
+    load=$(client load --port "$P_MEM" --pattern '/mem/m%06d.bin' --count "$MEM_OBJECTS" --conns 16 --timeout 60)
+    sleep 1
+    stats1=$(curl -sf "http://127.0.0.1:$P_MEM_ADMIN/stats")
+    rss1=$(rss_kb "$mpid")
+    hdr=$(client headers --port "$P_ORIGIN" --path /mem/m000000.bin)
+    printf '{"kind":"memory","scenario":"memory","server":"meridian","objects":%d,"rss0_kb":%d,"rss1_kb":%d,"load":%s,"stats0":%s,"stats1":%s,"origin_response":%s}\n' \
+        "$MEM_OBJECTS" "$rss0" "$rss1" "$load" "$stats0" "$stats1" "$hdr" >>"$RUNS"
+    log "  $(python3 "$SCRIPTS/bench_report.py" --one "$(tail -1 "$RUNS")")"
+fi
+
+# ------------------------------------------------------------- report
+mkdir -p "$(dirname "$OUT")"
+cpu_model=$(awk -F': *' '/^model name/ {print $2; exit}' /proc/cpuinfo)
+[[ -n $cpu_model ]] || cpu_model=$(lscpu 2>/dev/null | awk -F': *' '/Model name/ {print $2; exit}')
+python3 "$SCRIPTS/bench_report.py" --runs "$RUNS" --out "$OUT" \
+    --meta date="$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
+    --meta nproc="$NCPU" --meta cpu="$cpu_model" --meta kernel="$(uname -r)" \
+    --meta server_cpu="$SERVER_CPU" --meta client_cpus="$CLIENT_CPUS" \
+    --meta rounds="$ROUNDS" --meta duration_s="$DURATION" --meta connections="$CONNECTIONS" \
+    --meta meridian="$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)" \
+    --meta nginx="$(nginx -v 2>&1 | sed 's/^nginx version: //')" \
+    --meta varnish="$(varnishd -V 2>&1 | head -1 | sed 's/^varnishd (\(.*\) revision.*/\1/')" \
+    --meta wrk="$(wrk -v 2>&1 | head -1 | awk '{print $2}')"
+log "results written to $OUT"
