@@ -406,6 +406,7 @@ async fn a_stopped_edge_is_skipped_and_comes_back() {
         eu_row.map(|e| e["healthy"].clone()),
         Some(Json::Bool(false))
     );
+    assert_eq!(why["reason"], "nearest healthy edge; nearer eu-west down");
     let eu = FakeEdge::start(&eu_addr.to_string()).await;
     eventually("eu-west back up", || async {
         d.chosen(LONDON).await.as_deref() == Some("eu-west")

@@ -116,7 +116,23 @@ pub fn explain(d: &Director, decision: &Decision, source: AddressSource) -> Expl
     });
     let chosen = decision.edge.and_then(|i| d.edges().get(i));
     let reason = match decision.reason {
-        Reason::Nearest => "nearest healthy edge".to_string(),
+        Reason::Nearest => {
+            // Name the nearer edges that were skipped, so a surprising choice explains itself.
+            let chosen_km = candidates
+                .iter()
+                .find(|c| Some(&c.name) == chosen.map(|e| &e.name));
+            let skipped: Vec<&str> = candidates
+                .iter()
+                .take_while(|c| chosen_km.is_some_and(|k| c.distance_km < k.distance_km))
+                .filter(|c| !c.healthy)
+                .map(|c| c.name.as_str())
+                .collect();
+            if skipped.is_empty() {
+                "nearest healthy edge".to_string()
+            } else {
+                format!("nearest healthy edge; nearer {} down", skipped.join(", "))
+            }
+        }
         Reason::Preferred => format!("healthy edge of {}", target_text(d, target)),
         Reason::PreferredDown => format!(
             "{} is down: nearest healthy edge to it",
