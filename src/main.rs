@@ -6,7 +6,11 @@ use clap::{Parser, Subcommand};
 mod cli;
 
 #[derive(Parser)]
-#[command(name = "meridian", version, about = "Meridian: a caching CDN — edge, origin shield and geo director")]
+#[command(
+    name = "meridian",
+    version,
+    about = "Meridian: a caching CDN — edge, origin shield and geo director"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -27,7 +27,10 @@ fn origin_headers() -> HeaderMap {
     );
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
     h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("1024"));
-    h.insert(header::ETAG, HeaderValue::from_static("\"400-18f2a3b4c5d\""));
+    h.insert(
+        header::ETAG,
+        HeaderValue::from_static("\"400-18f2a3b4c5d\""),
+    );
     h.insert(
         header::LAST_MODIFIED,
         HeaderValue::from_static("Mon, 01 Jan 2024 00:00:00 GMT"),
@@ -113,7 +116,10 @@ fn cache_control(c: &mut Criterion) {
             "public, max-age=60, s-maxage=300, stale-while-revalidate=30, stale-if-error=86400",
         ),
         ("no_store", "no-store"),
-        ("quoted", "private=\"set-cookie\", no-cache=\"x\", max-age=0"),
+        (
+            "quoted",
+            "private=\"set-cookie\", no-cache=\"x\", max-age=0",
+        ),
     ] {
         g.bench_function(name, |b| b.iter(|| CacheControl::parse(black_box(value))));
     }
@@ -172,7 +178,14 @@ fn store(c: &mut Criterion) {
     let body = Bytes::from(vec![b'x'; 1024]);
     let store = MemoryStore::new(1 << 30);
     let keys: Vec<String> = (0..ENTRIES)
-        .map(|i| cache_key("http", "127.0.0.1:8080", &format!("/hot/f{i:05}.bin"), &opts))
+        .map(|i| {
+            cache_key(
+                "http",
+                "127.0.0.1:8080",
+                &format!("/hot/f{i:05}.bin"),
+                &opts,
+            )
+        })
         .collect();
     let e = entry(&resp, &req, body.clone());
     for k in &keys {

@@ -97,14 +97,13 @@ fn parse_into(cc: &mut CacheControl, seen: &mut Seen, input: &[u8]) {
             b"stale-while-revalidate" => set(&mut cc.stale_while_revalidate, &mut seen.swr),
             b"stale-if-error" => set(&mut cc.stale_if_error, &mut seen.sie),
             b"min-fresh" => set(&mut cc.min_fresh, &mut seen.min_fresh),
-            b"max-stale"
-                if !seen.max_stale => {
-                    seen.max_stale = true;
-                    cc.max_stale = Some(match value {
-                        None => u64::MAX,
-                        Some(_) => delta_seconds(value),
-                    });
-                }
+            b"max-stale" if !seen.max_stale => {
+                seen.max_stale = true;
+                cc.max_stale = Some(match value {
+                    None => u64::MAX,
+                    Some(_) => delta_seconds(value),
+                });
+            }
             b"no-store" => cc.no_store = true,
             b"no-cache" => cc.no_cache = true,
             b"private" => cc.private = true,

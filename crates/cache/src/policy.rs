@@ -92,9 +92,10 @@ pub fn heuristically_cacheable(status: StatusCode) -> bool {
 pub fn response_directives(policy: &Policy, headers: &HeaderMap) -> (CacheControl, bool) {
     for name in &policy.targets {
         if let Some(cc) = CacheControl::from_headers(headers, name)
-            && cc != CacheControl::default() {
-                return (cc, true);
-            }
+            && cc != CacheControl::default()
+        {
+            return (cc, true);
+        }
     }
     (CacheControl::from_cache_control(headers), false)
 }

@@ -24,10 +24,11 @@ impl Variant {
                     continue;
                 }
                 if let Ok(name) = HeaderName::from_bytes(name)
-                    && !fields.iter().any(|(n, _)| *n == name) {
-                        let value = normalized(req, &name);
-                        fields.push((name, value));
-                    }
+                    && !fields.iter().any(|(n, _)| *n == name)
+                {
+                    let value = normalized(req, &name);
+                    fields.push((name, value));
+                }
             }
         }
         Variant {

@@ -294,9 +294,10 @@ impl Engine {
             self.store.purge(&Selector::Key(key), false);
             for name in [header::LOCATION, header::CONTENT_LOCATION] {
                 if let Some(target) = response.headers().get(&name).and_then(|v| v.to_str().ok())
-                    && let Some(k) = same_host_key(target, host, &self.key_opts) {
-                        self.store.purge(&Selector::Key(k), false);
-                    }
+                    && let Some(k) = same_host_key(target, host, &self.key_opts)
+                {
+                    self.store.purge(&Selector::Key(k), false);
+                }
             }
         }
         response

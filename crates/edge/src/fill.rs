@@ -44,12 +44,13 @@ impl Engine {
             Join::Leader(leader) => {
                 // A fetch may have finished between our lookup and join.
                 if let Lookup::Found(e) = self.store.lookup(&req.key, &req.parts.headers)
-                    && e.reuse(SystemTime::now(), &Default::default()) == Reuse::Fresh {
-                        leader.finish(Outcome::Stored(Arc::clone(&e)));
-                        let mut cs = CacheStatus::forward(fwd);
-                        cs.collapsed = true;
-                        return self.serve(&req, &e, cs);
-                    }
+                    && e.reuse(SystemTime::now(), &Default::default()) == Reuse::Fresh
+                {
+                    leader.finish(Outcome::Stored(Arc::clone(&e)));
+                    let mut cs = CacheStatus::forward(fwd);
+                    cs.collapsed = true;
+                    return self.serve(&req, &e, cs);
+                }
                 let (response, outcome) = self.fetch_and_admit(&req, fwd, None).await;
                 leader.finish(outcome);
                 response
@@ -80,12 +81,13 @@ impl Engine {
             Join::Leader(l) => l,
             Join::Follower(f) => {
                 if let Some(Outcome::Stored(e)) = f.wait(self.collapse_wait).await
-                    && e.variant.matches(&req.parts.headers) {
-                        bump(&self.stats.collapsed);
-                        let mut cs = CacheStatus::forward(fwd);
-                        cs.collapsed = true;
-                        return self.serve(&req, &e, cs);
-                    }
+                    && e.variant.matches(&req.parts.headers)
+                {
+                    bump(&self.stats.collapsed);
+                    let mut cs = CacheStatus::forward(fwd);
+                    cs.collapsed = true;
+                    return self.serve(&req, &e, cs);
+                }
                 return self.fetch_and_admit(&req, fwd, Some(&entry)).await.0;
             }
         };
@@ -143,9 +145,10 @@ impl Engine {
                 return self.freshen(req, old, fetched, cs);
             }
             if status.is_server_error()
-                && old.freshness.usable_on_error(SystemTime::now(), self.grace) {
-                    return (self.serve_stale_on_error(req, old, cs), Outcome::NotStored);
-                }
+                && old.freshness.usable_on_error(SystemTime::now(), self.grace)
+            {
+                return (self.serve_stale_on_error(req, old, cs), Outcome::NotStored);
+            }
         }
         match self.admit(req, fetched).await {
             Admitted::Stored(entry) => {
@@ -385,9 +388,10 @@ impl Engine {
         let mut cs = CacheStatus::forward(Fwd::Stale);
         cs.fwd_status = status.map(|s| s.as_u16());
         if let Some(old) = stale
-            && old.freshness.usable_on_error(SystemTime::now(), self.grace) {
-                return self.serve_stale_on_error(req, old, cs);
-            }
+            && old.freshness.usable_on_error(SystemTime::now(), self.grace)
+        {
+            return self.serve_stale_on_error(req, old, cs);
+        }
         let fwd = if stale.is_some() {
             Fwd::Stale
         } else {

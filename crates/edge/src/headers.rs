@@ -63,9 +63,10 @@ pub fn add_forwarding(
         h.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
     }
     if let Some(host) = host
-        && !h.contains_key(&X_FORWARDED_HOST) {
-            h.insert(X_FORWARDED_HOST.clone(), host.clone());
-        }
+        && !h.contains_key(&X_FORWARDED_HOST)
+    {
+        h.insert(X_FORWARDED_HOST.clone(), host.clone());
+    }
 }
 
 /// Appends `value` to a comma-separated list field, as one line.

@@ -98,9 +98,10 @@ pub async fn serve_all(
     });
     server::serve(listener, engine, shutdown).await;
     if let Some(t) = admin_task
-        && let Ok(Err(e)) = t.await {
-            return Err(e.into());
-        }
+        && let Ok(Err(e)) = t.await
+    {
+        return Err(e.into());
+    }
     Ok(())
 }
 
