@@ -31,22 +31,22 @@ pub const DEFAULT_HEALTH_INTERVAL: Duration = Duration::from_secs(2);
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct FileConfig {
-    /// Node name, used in `Cache-Status` and `Via` ["meridian-shield"].
+    /// Node name, used in `Cache-Status` and `Via` (default "meridian-shield").
     pub name: Option<String>,
-    /// Region label reported by `/healthz` ["local"].
+    /// Region label reported by `/healthz` (default "local").
     pub region: Option<String>,
-    /// Proxy listener, where the edges connect ["127.0.0.1:8500"].
+    /// Proxy listener, where the edges connect (default "127.0.0.1:8500").
     pub listen: Option<SocketAddr>,
-    /// Admin listener (`/healthz`, `/stats`) [none].
+    /// Admin listener (`/healthz`, `/stats`) (default none).
     pub admin_listen: Option<SocketAddr>,
-    /// Origins, `http://host:port[;weight=N]` [required].
+    /// Origins, `http://host:port[;weight=N]` (required).
     #[serde(default)]
     pub origin: Vec<String>,
-    /// How requests are spread over the origins ["round-robin"].
+    /// How requests are spread over the origins (default "round-robin").
     pub balance: Option<Balance>,
-    /// CIDRs of edges whose `X-Forwarded-For` is believed for `ip-hash` [[]].
+    /// CIDRs of edges whose `X-Forwarded-For` is believed for `ip-hash` (default []).
     pub trusted_edges: Option<Vec<IpNet>>,
-    /// Runtime worker threads; 0 = one per core [0].
+    /// Runtime worker threads; 0 = one per core (default 0).
     pub workers: Option<usize>,
     #[serde(default)]
     pub cache: CacheSection,
