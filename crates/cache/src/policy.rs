@@ -188,7 +188,10 @@ pub fn storable(
         ),
     };
     let has_validator = resp.contains_key(ETAG) || resp.contains_key(LAST_MODIFIED);
-    if (lifetime.is_zero() || cc.no_cache) && !has_validator {
+    // RFC 5861 windows make a stale copy usable even without a validator.
+    let stale_window =
+        cc.stale_while_revalidate.unwrap_or(0) > 0 || cc.stale_if_error.unwrap_or(0) > 0;
+    if (lifetime.is_zero() || cc.no_cache) && !has_validator && !stale_window {
         return Err(NotStorable::NotReusable);
     }
     Ok(Freshness {

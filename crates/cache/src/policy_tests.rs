@@ -247,6 +247,10 @@ fn what_is_stored_rfc9111_3() {
         store(404, &[("etag", "\"a\"")]).is_ok(),
         "heuristically cacheable status with a validator"
     );
+    assert!(
+        store(200, &[("cache-control", "max-age=0, stale-if-error=60")]).is_ok(),
+        "a stale-if-error window makes it reusable without a validator (RFC 5861 §4)"
+    );
     let f = store(200, &[("cache-control", "no-cache"), ("etag", "\"a\"")])
         .expect("no-cache with validator is stored");
     assert!(f.no_cache);

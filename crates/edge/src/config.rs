@@ -16,18 +16,18 @@ use serde::Deserialize;
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct FileConfig {
-    /// Node name, used in `Cache-Status` and `Via` ["meridian"].
+    /// Node name, used in `Cache-Status` and `Via` (default "meridian").
     pub name: Option<String>,
-    /// Region label reported by `/healthz` ["local"].
+    /// Region label reported by `/healthz` (default "local").
     pub region: Option<String>,
-    /// Proxy listener ["127.0.0.1:8080"].
+    /// Proxy listener (default "127.0.0.1:8080").
     pub listen: Option<SocketAddr>,
-    /// Admin listener (`/healthz`, `/stats`) [none].
+    /// Admin listener (`/healthz`, `/stats`) (default none).
     pub admin_listen: Option<SocketAddr>,
-    /// Upstream base URLs (an origin, or shields) [required].
+    /// Upstream base URLs (an origin, or shields) (required).
     #[serde(default)]
     pub upstream: Vec<String>,
-    /// Runtime worker threads; 0 = one per core [0].
+    /// Runtime worker threads; 0 = one per core (default 0).
     pub workers: Option<usize>,
     #[serde(default)]
     pub cache: CacheSection,
@@ -40,37 +40,37 @@ pub struct FileConfig {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct CacheSection {
-    /// Memory for stored responses, headers included ["256MiB"].
+    /// Memory for stored responses, headers included (default "256MiB").
     pub size: Option<ByteSize>,
-    /// Larger responses are streamed, not stored ["64MiB"].
+    /// Larger responses are streamed, not stored (default "64MiB").
     pub max_object_size: Option<ByteSize>,
-    /// Heuristic freshness fraction of the Last-Modified age [0.1].
+    /// Heuristic freshness fraction of the Last-Modified age (default 0.1).
     pub heuristic_fraction: Option<f64>,
-    /// Cap on heuristic freshness ["1day"].
+    /// Cap on heuristic freshness (default "1day").
     pub heuristic_max: Option<HumanDuration>,
-    /// Store responses carrying Set-Cookie [false].
+    /// Store responses carrying Set-Cookie (default false).
     pub store_set_cookie: Option<bool>,
-    /// Sort query parameters in the cache key [false].
+    /// Sort query parameters in the cache key (default false).
     pub sort_query: Option<bool>,
-    /// Query parameters left out of the cache key [[]].
+    /// Query parameters left out of the cache key (default none).
     pub drop_query_params: Option<Vec<String>>,
     /// Serve stale this long past expiry when the upstream fails, on top of
-    /// any `stale-if-error` ["0s"].
+    /// any `stale-if-error` (default "0s").
     pub stale_if_error_grace: Option<HumanDuration>,
-    /// How long a collapsed request waits for the leader's fetch ["30s"].
+    /// How long a collapsed request waits for the leader's fetch (default "30s").
     pub collapse_wait: Option<HumanDuration>,
     /// Targeted cache-control fields obeyed, highest precedence first
-    /// [["CDN-Cache-Control", "Surrogate-Control"]].
+    /// (default `["CDN-Cache-Control", "Surrogate-Control"]`).
     pub targets: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct TimeoutSection {
-    /// TCP connect to the upstream ["2s"]; failure gives 502.
+    /// TCP connect to the upstream (default "2s"); failure gives 502.
     pub connect: Option<HumanDuration>,
     /// Wait for the upstream's response headers, and between body chunks
-    /// ["30s"]; expiry gives 504.
+    /// (default "30s"); expiry gives 504.
     pub response: Option<HumanDuration>,
 }
 
@@ -78,16 +78,16 @@ pub struct TimeoutSection {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct HealthSection {
-    /// Path polled on each upstream ["/.well-known/meridian/health", which
-    /// every Meridian proxy listener answers itself].
+    /// Path polled on each upstream (default "/.well-known/meridian/health",
+    /// which every Meridian proxy listener answers itself).
     pub path: Option<String>,
-    /// Poll interval ["2s"]; "0s" turns active checks off.
+    /// Poll interval (default "2s"); "0s" turns active checks off.
     pub interval: Option<HumanDuration>,
-    /// Successes that bring an upstream back [1].
+    /// Successes that bring an upstream back (default 1).
     pub rise: Option<u32>,
-    /// Failures that take it out [1].
+    /// Failures that take it out (default 1).
     pub fall: Option<u32>,
-    /// How long a connect error or 5xx takes an upstream out ["10s"].
+    /// How long a connect error or 5xx takes an upstream out (default "10s").
     pub cool_off: Option<HumanDuration>,
 }
 
