@@ -6,9 +6,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use anyhow::Context;
 use ipnet::IpNet;
-use meridian_common::{Shutdown, shutdown_signal};
+use meridian_common::Shutdown;
 use meridian_geo_director::{Config, DEFAULT_GEOIP, Director, Switch};
 
 #[derive(clap::Args)]
@@ -61,25 +60,7 @@ pub fn main(args: DirectorArgs) -> anyhow::Result<()> {
         None => DEFAULT_LISTEN.parse()?,
     };
     super::runtime(args.workers)?.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(listen)
-            .await
-            .with_context(|| format!("cannot listen on {listen}"))?;
-        let admin = match config.admin_listen {
-            Some(a) => Some(
-                tokio::net::TcpListener::bind(a)
-                    .await
-                    .with_context(|| format!("cannot listen on {a} (admin)"))?,
-            ),
-            None => None,
-        };
-        let shutdown = Shutdown::new();
-        tokio::spawn({
-            let shutdown = shutdown.clone();
-            async move {
-                shutdown_signal().await;
-                shutdown.trigger();
-            }
-        });
+        let (listener, admin, shutdown) = super::bind(listen, config.admin_listen).await?;
         reload_on_sighup(director.clone(), shutdown.clone());
         meridian_geo_director::serve(listener, admin, director, shutdown).await?;
         Ok(())

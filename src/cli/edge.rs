@@ -3,8 +3,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use anyhow::Context;
-use meridian_common::{ByteSize, Shutdown, shutdown_signal};
+use meridian_common::ByteSize;
 use meridian_edge::FileConfig;
 
 #[derive(clap::Args)]
@@ -76,23 +75,7 @@ pub fn main(args: EdgeArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     super::runtime(config.workers)?.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(config.listen)
-            .await
-            .with_context(|| format!("cannot listen on {} (listen)", config.listen))?;
-        let admin = match config.admin_listen {
-            Some(a) => Some(
-                tokio::net::TcpListener::bind(a)
-                    .await
-                    .with_context(|| format!("cannot listen on {a} (admin-listen)"))?,
-            ),
-            None => None,
-        };
-        let shutdown = Shutdown::new();
-        let trigger = shutdown.clone();
-        tokio::spawn(async move {
-            shutdown_signal().await;
-            trigger.trigger();
-        });
+        let (listener, admin, shutdown) = super::bind(config.listen, config.admin_listen).await?;
         meridian_edge::run(listener, admin, config, shutdown).await?;
         Ok(())
     })

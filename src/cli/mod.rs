@@ -28,3 +28,35 @@ pub fn runtime(workers: Option<usize>) -> anyhow::Result<tokio::runtime::Runtime
     };
     Ok(b.enable_all().build()?)
 }
+
+/// The listeners and shutdown signal every service starts with: binds the
+/// service listener and the optional admin listener (errors name the flag)
+/// and returns a [`meridian_common::Shutdown`] that fires on Ctrl-C or
+/// SIGTERM. Must run inside the runtime.
+pub async fn bind(
+    listen: std::net::SocketAddr,
+    admin: Option<std::net::SocketAddr>,
+) -> anyhow::Result<(
+    tokio::net::TcpListener,
+    Option<tokio::net::TcpListener>,
+    meridian_common::Shutdown,
+)> {
+    use anyhow::Context;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen} (--listen / listen)"))?;
+    let admin =
+        match admin {
+            Some(a) => Some(tokio::net::TcpListener::bind(a).await.with_context(|| {
+                format!("cannot listen on {a} (--admin-listen / admin-listen)")
+            })?),
+            None => None,
+        };
+    let shutdown = meridian_common::Shutdown::new();
+    let trigger = shutdown.clone();
+    tokio::spawn(async move {
+        meridian_common::shutdown_signal().await;
+        trigger.trigger();
+    });
+    Ok((listener, admin, shutdown))
+}

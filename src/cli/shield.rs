@@ -4,10 +4,9 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use anyhow::Context;
 use ipnet::IpNet;
 use meridian_balance::Balance;
-use meridian_common::{ByteSize, HumanDuration, Shutdown, shutdown_signal};
+use meridian_common::{ByteSize, HumanDuration};
 use meridian_origin_shield::FileConfig;
 
 #[derive(clap::Args)]
@@ -69,22 +68,8 @@ pub fn main(args: ShieldArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     super::runtime(config.engine.workers)?.block_on(async move {
-        let listen = config.engine.listen;
-        let listener = tokio::net::TcpListener::bind(listen)
-            .await
-            .with_context(|| format!("cannot listen on {listen} (--listen / listen)"))?;
-        let admin = match config.engine.admin_listen {
-            Some(a) => Some(tokio::net::TcpListener::bind(a).await.with_context(|| {
-                format!("cannot listen on {a} (--admin-listen / admin-listen)")
-            })?),
-            None => None,
-        };
-        let shutdown = Shutdown::new();
-        let trigger = shutdown.clone();
-        tokio::spawn(async move {
-            shutdown_signal().await;
-            trigger.trigger();
-        });
+        let (listener, admin, shutdown) =
+            super::bind(config.engine.listen, config.engine.admin_listen).await?;
         meridian_origin_shield::run(listener, admin, config, shutdown).await?;
         Ok(())
     })
