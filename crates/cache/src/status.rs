@@ -107,7 +107,9 @@ impl CacheStatus {
             s.push_str(", ");
         }
         self.render(name, &mut s);
-        HeaderValue::from_str(&s).unwrap_or_else(|_| HeaderValue::from_static("meridian"))
+        // The String's buffer becomes the value's: one allocation, no copy.
+        HeaderValue::from_maybe_shared(bytes::Bytes::from(s))
+            .unwrap_or_else(|_| HeaderValue::from_static("meridian"))
     }
 }
 

@@ -136,7 +136,7 @@ impl Engine {
             return self.health_answer();
         }
         let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-        let key = cache_key("http", &host, path_and_query, &self.key_opts);
+        let key = cache_key("http", host, path_and_query, &self.key_opts);
         let client_ip = self.client_ip(&parts, peer);
         let req = Req {
             parts,
@@ -149,7 +149,7 @@ impl Engine {
             Method::GET | Method::HEAD if http_body::Body::is_end_stream(&body) => {
                 self.cacheable(req).await
             }
-            ref m if !is_safe(m) => self.unsafe_method(req, body, &host).await,
+            ref m if !is_safe(m) => self.unsafe_method(req, body).await,
             _ => {
                 let body = request_body(body);
                 self.forward(req, body, Fwd::Bypass).await
@@ -281,20 +281,16 @@ impl Engine {
     /// POST, PUT, DELETE, PATCH...: forward, and when the upstream answers
     /// with a non-error status invalidate the target URI and the
     /// `Location` / `Content-Location` on the same host (RFC 9111 §4.4).
-    async fn unsafe_method(
-        self: Arc<Self>,
-        req: Req,
-        body: Incoming,
-        host: &str,
-    ) -> Response<Body> {
+    async fn unsafe_method(self: Arc<Self>, req: Req, body: Incoming) -> Response<Body> {
         let key = req.key.clone();
+        let host = host_of(&req.parts).unwrap_or_default().to_owned();
         let response = self.forward(req, request_body(body), Fwd::Bypass).await;
         let status = response.status();
         if status.is_success() || status.is_redirection() {
             self.store.purge(&Selector::Key(key), false);
             for name in [header::LOCATION, header::CONTENT_LOCATION] {
                 if let Some(target) = response.headers().get(&name).and_then(|v| v.to_str().ok())
-                    && let Some(k) = same_host_key(target, host, &self.key_opts)
+                    && let Some(k) = same_host_key(target, &host, &self.key_opts)
                 {
                     self.store.purge(&Selector::Key(k), false);
                 }
@@ -379,15 +375,15 @@ fn request_body(b: Incoming) -> Body {
 }
 
 /// The request's host: the absolute-form URI's authority, else `Host`.
-fn host_of(parts: &Parts) -> Option<String> {
+fn host_of(parts: &Parts) -> Option<&str> {
     if let Some(a) = parts.uri.authority() {
-        return Some(a.as_str().to_owned());
+        return Some(a.as_str());
     }
     let h = parts.headers.get(header::HOST)?.to_str().ok()?.trim();
     if h.is_empty() || h.contains(['/', ' ', '?', '#', '@']) {
         return None;
     }
-    Some(h.to_owned())
+    Some(h)
 }
 
 /// The cache key of a `Location`-style target when it is on `host`

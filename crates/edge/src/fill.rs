@@ -18,6 +18,7 @@ use meridian_cache::{
 };
 
 use crate::body::Body;
+use crate::compact;
 use crate::engine::{Engine, Req, bump};
 use crate::headers;
 use crate::respond;
@@ -276,7 +277,8 @@ impl Engine {
             Buffered::Complete(bytes) => {
                 drop(guard);
                 let variant = Variant::new(&rp.headers, &req.parts.headers);
-                let entry = Arc::new(Entry::new(rp.status, rp.headers, bytes, freshness, variant));
+                let headers = compact::stored_headers(&rp.headers, bytes.len(), &self.stamp.via);
+                let entry = Arc::new(Entry::new(rp.status, headers, bytes, freshness, variant));
                 self.store.insert(&req.key, Arc::clone(&entry));
                 bump(&self.stats.stored);
                 Admitted::Stored(entry)
@@ -335,6 +337,7 @@ impl Engine {
                 merged.append(n.clone(), v.clone());
             }
         }
+        let merged = compact::stored_headers(&merged, old.body.len(), &self.stamp.via);
         let now = SystemTime::now();
         match policy::storable(
             &self.policy,
@@ -458,7 +461,9 @@ async fn buffer(mut body: Incoming, max: u64, declared: Option<u64>, idle: Durat
     }
     Buffered::Complete(match chunks.len() {
         0 => Bytes::new(),
-        1 => chunks.pop_front().unwrap_or_default(),
+        // A lone chunk is a slice of hyper's read buffer: copy it so the
+        // entry does not pin that buffer (see `compact`).
+        1 => compact::stored_body(chunks.pop_front().unwrap_or_default()),
         _ => {
             // One copy, once, on the miss path, so every hit shares one buffer.
             let mut all = BytesMut::with_capacity(total as usize);

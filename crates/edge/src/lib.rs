@@ -7,6 +7,7 @@
 
 pub mod admin;
 pub mod body;
+pub mod compact;
 pub mod config;
 pub mod engine;
 mod fill;

@@ -36,15 +36,26 @@ impl Stamp {
         }
     }
 
-    fn finish(&self, headers: &mut HeaderMap, status: &CacheStatus) {
+    /// Adds `Cache-Status`, and our `Via` hop unless the headers are a
+    /// stored entry's (which carry it already, see `compact`).
+    fn finish(&self, headers: &mut HeaderMap, status: &CacheStatus, add_via: bool) {
         let value = status.header_value(&self.name, headers.get(&CACHE_STATUS));
         headers.insert(CACHE_STATUS.clone(), value);
-        append_list(headers, &header::VIA, &self.via);
+        if add_via {
+            append_list(headers, &header::VIA, &self.via);
+        }
     }
 }
 
+/// `Age` values for the first hour are made once and shared (a clone is a
+/// reference count), sparing the hit path an allocation.
 fn age_value(secs: u64) -> HeaderValue {
-    HeaderValue::from(secs)
+    static TABLE: std::sync::OnceLock<Vec<HeaderValue>> = std::sync::OnceLock::new();
+    let table = TABLE.get_or_init(|| (0..3600u64).map(HeaderValue::from).collect());
+    match table.get(secs as usize) {
+        Some(v) => v.clone(),
+        None => HeaderValue::from(secs),
+    }
 }
 
 /// Serves a stored response, answering the client's preconditions
@@ -68,7 +79,14 @@ pub fn from_entry(
             if let Some(cs) = entry.headers.get(&CACHE_STATUS) {
                 h.insert(CACHE_STATUS.clone(), cs.clone());
             }
-            return build(stamp, StatusCode::NOT_MODIFIED, h, Body::Empty, &status);
+            return build(
+                stamp,
+                StatusCode::NOT_MODIFIED,
+                h,
+                Body::Empty,
+                &status,
+                true,
+            );
         }
         Precondition::Failed => {
             let mut h = HeaderMap::new();
@@ -79,6 +97,7 @@ pub fn from_entry(
                 h,
                 Body::from("412 Precondition Failed\n"),
                 &status,
+                true,
             );
         }
         Precondition::Proceed => {}
@@ -86,8 +105,9 @@ pub fn from_entry(
     let mut h = entry.headers.clone();
     h.insert(header::AGE, age_value(age));
     let len = entry.body.len() as u64;
-    let is_get = method == Method::GET;
-    if entry.status == StatusCode::OK && (is_get || method == Method::HEAD) {
+    // RFC 9110 §14.2: GET is the only method with range handling; HEAD
+    // gets the 200's headers.
+    if entry.status == StatusCode::OK && method == Method::GET {
         match range::evaluate(req, &entry.headers, len) {
             RangeOutcome::Full => {}
             RangeOutcome::Unsatisfiable => {
@@ -99,6 +119,7 @@ pub fn from_entry(
                     h,
                     Body::Empty,
                     &status,
+                    false,
                 );
             }
             RangeOutcome::Partial(ranges) => {
@@ -118,22 +139,18 @@ pub fn from_entry(
                     }
                 }
                 h.insert(header::CONTENT_LENGTH, HeaderValue::from(rb.body.len()));
-                let body = if is_get {
-                    Body::from(rb.body)
-                } else {
-                    Body::Empty
-                };
-                return build(stamp, StatusCode::PARTIAL_CONTENT, h, body, &status);
+                let body = Body::from(rb.body);
+                return build(stamp, StatusCode::PARTIAL_CONTENT, h, body, &status, false);
             }
         }
     }
-    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    // Content-Length and Via are in the stored headers already.
     let body = if method == Method::HEAD {
         Body::Empty
     } else {
         Body::Full(Some(entry.body.clone()))
     };
-    build(stamp, entry.status, h, body, &status)
+    build(stamp, entry.status, h, body, &status, false)
 }
 
 /// A boundary derived from the entry, stable for one stored response.
@@ -152,7 +169,7 @@ pub fn passthrough(
     body: Body,
     status: &CacheStatus,
 ) -> Response<Body> {
-    build(stamp, status_code, headers, body, status)
+    build(stamp, status_code, headers, body, status, true)
 }
 
 /// A short error answer generated here (502, 503, 504, 400...).
@@ -174,7 +191,7 @@ pub fn error(
         code.canonical_reason().unwrap_or("")
     );
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(text.len()));
-    build(stamp, code, h, Body::from(Bytes::from(text)), status)
+    build(stamp, code, h, Body::from(Bytes::from(text)), status, true)
 }
 
 fn build(
@@ -183,8 +200,9 @@ fn build(
     mut headers: HeaderMap,
     body: Body,
     status: &CacheStatus,
+    add_via: bool,
 ) -> Response<Body> {
-    stamp.finish(&mut headers, status);
+    stamp.finish(&mut headers, status, add_via);
     let mut r = Response::new(body);
     *r.status_mut() = code;
     *r.headers_mut() = headers;
