@@ -48,10 +48,10 @@ pub fn stored_headers(h: &HeaderMap, body_len: usize, via: &HeaderValue) -> Head
     if let Some(v) = value_of(&all, len_start, len_end) {
         out.insert(header::CONTENT_LENGTH, v);
     }
-    if let Some((s, e)) = via_span {
-        if let Some(v) = value_of(&all, s, e) {
-            out.insert(header::VIA, v);
-        }
+    if let Some((s, e)) = via_span
+        && let Some(v) = value_of(&all, s, e)
+    {
+        out.insert(header::VIA, v);
     }
     out
 }
