@@ -22,7 +22,12 @@
 #   BASE_PORT [18100]     MERIDIAN_BIN (skip the build and use this binary)
 #   NGINX_OPEN_FILE_CACHE [1] nginx keeps cached files open (0: stock config)
 #   OUT [scripts/bench-results/latest.json]  KEEP_TMP=1 keeps the temp dir
+#   UPDATE_DOC=docs/benchmarks.md  also puts the report between that file's
+#               <!-- bench-table-start --> and <!-- bench-table-end --> markers
 set -euo pipefail
+# The whole script is one compound command, parsed before it runs, so editing
+# this file while a benchmark is running cannot derail that run.
+{
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 SCRIPTS="$REPO/scripts"
@@ -77,8 +82,11 @@ if ((${#need_install[@]})); then
 fi
 PATH="$PATH:/usr/sbin:/sbin"
 
+# The revision built (dirty: the working tree has uncommitted changes).
+MERIDIAN_REV=$(git -C "$REPO" describe --always --dirty 2>/dev/null || echo unknown)
 if [[ -n ${MERIDIAN_BIN:-} ]]; then
     MERIDIAN=$MERIDIAN_BIN
+    MERIDIAN_REV="binary $MERIDIAN_BIN"
 else
     log "building meridian (cargo build --release)"
     (cd "$REPO" && cargo build --release --quiet --bin meridian)
@@ -93,6 +101,7 @@ TMP=$(mktemp -d /tmp/meridian-bench.XXXXXX)
 chmod 755 "$TMP"
 PIDS=()
 
+# shellcheck disable=SC2317 # called by the EXIT trap
 cleanup() {
     local rc=$? pid
     trap - EXIT INT TERM
@@ -208,7 +217,6 @@ RUST_LOG=meridian_origin=debug NO_COLOR=1 start origin-slow "$P_SLOW" "$CLIENT_C
     "$MERIDIAN" origin --listen "127.0.0.1:$P_SLOW" --root "$ROOT" --cache-control "$CC_HEADER" \
     --delay-ms "$STORM_DELAY_MS"
 
-has_server() { [[ " $SERVERS " == *" $1 "* ]]; }
 has_scenario() { [[ " $SCENARIOS " == *" $1 "* ]]; }
 
 start_meridian() { # name port upstream-port [admin-port]
@@ -349,6 +357,7 @@ run_wrk() { # server scenario round
     out=$(HOTSET_N=$HOTSET_N taskset -c "$CLIENT_CPUS" timeout $((DURATION + 60)) \
         wrk -t "$WRK_THREADS" -c "$CONNECTIONS" -d "${DURATION}s" --latency -s "$lua" "$url" 2>&1) ||
         log "wrk exited with an error: $out"
+    kill -0 "$pid" 2>/dev/null || die "$s exited during the $sc run; see $TMP/$s.log"
     t1=$(cpu_ticks "$pid")
     o1=$(origin_count origin)
     local json
@@ -414,8 +423,11 @@ python3 "$SCRIPTS/bench_report.py" --runs "$RUNS" --out "$OUT" \
     --meta server_cpu="$SERVER_CPU" --meta client_cpus="$CLIENT_CPUS" \
     --meta nginx_open_file_cache="$NGINX_OPEN_FILE_CACHE" \
     --meta rounds="$ROUNDS" --meta duration_s="$DURATION" --meta connections="$CONNECTIONS" \
-    --meta meridian="$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)" \
+    --meta meridian="$MERIDIAN_REV" \
     --meta nginx="$(nginx -v 2>&1 | sed 's/^nginx version: //')" \
     --meta varnish="$(varnishd -V 2>&1 | head -1 | sed 's/^varnishd (\(.*\) revision.*/\1/')" \
-    --meta wrk="$(wrk -v 2>&1 | head -1 | awk '{print $2}')"
+    --meta wrk="$(wrk -v 2>&1 | head -1 | awk '{print $2}')" \
+    ${UPDATE_DOC:+--doc "$UPDATE_DOC"}
 log "results written to $OUT"
+exit 0
+}

@@ -4,7 +4,7 @@ scenario and server, the ratios Meridian/nginx and Meridian/Varnish, the
 miss storm, the memory figure and the issue's targets; prints a markdown
 report and writes JSON. Stdlib only.
 
-  bench_report.py --runs runs.jsonl --out latest.json [--meta key=value ...]
+  bench_report.py --runs runs.jsonl --out latest.json [--meta key=value ...] [--doc FILE]
   bench_report.py --one '<one line of runs.jsonl>'   (a one-line summary)
 """
 
@@ -271,12 +271,28 @@ def markdown(out: dict, meta: dict) -> str:
     return "\n".join(lines)
 
 
+START, END = "<!-- bench-table-start -->", "<!-- bench-table-end -->"
+
+
+def update_doc(path: str, report: str) -> None:
+    """Puts the report between the markers (docs/benchmarks.md, README)."""
+    with open(path) as f:
+        text = f.read()
+    head, sep, rest = text.partition(START)
+    _, sep2, tail = rest.partition(END)
+    if not sep or not sep2:
+        raise SystemExit(f"{path}: no {START} ... {END} markers")
+    with open(path, "w") as f:
+        f.write(f"{head}{START}\n{report}\n{END}{tail}")
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--one")
     p.add_argument("--runs")
     p.add_argument("--out")
     p.add_argument("--meta", action="append", default=[])
+    p.add_argument("--doc", help="replace the text between the bench-table markers in this file")
     a = p.parse_args()
     if a.one:
         print(one(a.one))
@@ -287,7 +303,10 @@ def main() -> int:
         runs = [json.loads(line) for line in f if line.strip()]
     meta = dict(kv.split("=", 1) for kv in a.meta)
     out = aggregate(runs)
-    print(markdown(out, meta))
+    report = markdown(out, meta)
+    print(report)
+    if a.doc:
+        update_doc(a.doc, report)
     if a.out:
         with open(a.out, "w") as f:
             json.dump({"machine": meta, "results": out, "runs": runs}, f, indent=1)
