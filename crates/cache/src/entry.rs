@@ -8,6 +8,7 @@ use http::header::HeaderName;
 use http::{HeaderMap, StatusCode};
 
 use crate::CacheControl;
+use crate::fields::Fields;
 use crate::policy::{Freshness, Reuse};
 use crate::vary::Variant;
 
@@ -20,13 +21,13 @@ pub static CACHE_TAG: HeaderName = HeaderName::from_static("cache-tag");
 /// weight so the byte bound covers more than bodies.
 const ENTRY_OVERHEAD: usize = 256;
 
-/// A stored response: status, headers as received (hop-by-hop removed),
-/// the whole body as shared `Bytes` (a hit clones the handle, never the
-/// bytes), and what the policy computed about it.
+/// A stored response: status, headers as received (hop-by-hop removed) in
+/// compact form, the whole body as shared `Bytes` (a hit clones the handle,
+/// never the bytes), and what the policy computed about it.
 #[derive(Debug)]
 pub struct Entry {
     pub status: StatusCode,
-    pub headers: HeaderMap,
+    pub headers: Fields,
     pub body: Bytes,
     pub freshness: Freshness,
     pub variant: Variant,
@@ -45,13 +46,11 @@ impl Entry {
         variant: Variant,
     ) -> Self {
         let tags = tags_of(&headers);
+        let headers = Fields::from_map(&headers);
         let weight = ENTRY_OVERHEAD
             + body.len()
             + variant.weight()
-            + headers
-                .iter()
-                .map(|(n, v)| n.as_str().len() + v.len() + 32)
-                .sum::<usize>()
+            + headers.weight()
             + tags.iter().map(|t| t.len() + 16).sum::<usize>();
         Entry {
             status,

@@ -12,6 +12,7 @@ pub use cache_control::CacheControl;
 pub use policy::{Freshness, NotStorable, Policy, Reuse};
 pub mod coalesce;
 pub mod entry;
+pub mod fields;
 pub mod key;
 pub mod status;
 pub mod store;
@@ -19,6 +20,7 @@ pub mod vary;
 
 pub use coalesce::{Coalescer, Join, Outcome};
 pub use entry::Entry;
+pub use fields::Fields;
 pub use key::{KeyOptions, cache_key};
 pub use status::{CacheStatus, Fwd};
 pub use store::{Lookup, MemoryStore, Selector, Storage, StoreStats};

@@ -63,29 +63,44 @@ pub trait Storage: Send + Sync + 'static {
     fn stats(&self) -> StoreStats;
 }
 
-/// Every variant stored for one URL.
-#[derive(Debug)]
-struct Variants {
-    entries: Box<[Arc<Entry>]>,
-    weight: u32,
+/// Every variant stored for one URL. One variant (the common case) is held
+/// directly, so it costs no list allocation.
+#[derive(Debug, Clone)]
+enum Slot {
+    One(Arc<Entry>),
+    Many(Arc<[Arc<Entry>]>),
 }
 
-impl Variants {
-    fn new(entries: Vec<Arc<Entry>>) -> Self {
-        let weight = entries
+impl Slot {
+    fn from_list(mut list: Vec<Arc<Entry>>) -> Self {
+        match (list.len(), list.pop()) {
+            (1, Some(e)) => Slot::One(e),
+            (_, Some(e)) => {
+                list.push(e);
+                Slot::Many(list.into())
+            }
+            (_, None) => Slot::Many(Arc::new([])),
+        }
+    }
+
+    fn entries(&self) -> &[Arc<Entry>] {
+        match self {
+            Slot::One(e) => std::slice::from_ref(e),
+            Slot::Many(list) => list,
+        }
+    }
+
+    fn weight(&self) -> u32 {
+        self.entries()
             .iter()
             .map(|e| e.weight())
-            .fold(0u32, u32::saturating_add);
-        Variants {
-            entries: entries.into_boxed_slice(),
-            weight,
-        }
+            .fold(0u32, u32::saturating_add)
     }
 }
 
 /// The in-memory store.
 pub struct MemoryStore {
-    cache: moka::sync::Cache<String, Arc<Variants>>,
+    cache: moka::sync::Cache<String, Slot>,
     capacity: u64,
 }
 
@@ -94,7 +109,7 @@ impl MemoryStore {
     pub fn new(capacity: u64) -> Self {
         let cache = moka::sync::Cache::builder()
             .max_capacity(capacity)
-            .weigher(|_k: &String, v: &Arc<Variants>| v.weight)
+            .weigher(|_k: &String, v: &Slot| v.weight())
             .build();
         MemoryStore { cache, capacity }
     }
@@ -102,25 +117,27 @@ impl MemoryStore {
     fn purge_matching(&self, soft: bool, pred: impl Fn(&str, &Entry) -> bool) -> usize {
         let mut touched = 0;
         for (key, variants) in self.cache.iter() {
-            let hits: Vec<&Arc<Entry>> =
-                variants.entries.iter().filter(|e| pred(&key, e)).collect();
+            let hits: Vec<&Arc<Entry>> = variants
+                .entries()
+                .iter()
+                .filter(|e| pred(&key, e))
+                .collect();
             if hits.is_empty() {
                 continue;
             }
             touched += hits.len();
             if soft {
                 hits.iter().for_each(|e| e.invalidate());
-            } else if hits.len() == variants.entries.len() {
+            } else if hits.len() == variants.entries().len() {
                 self.cache.invalidate(key.as_str());
             } else {
                 let keep: Vec<Arc<Entry>> = variants
-                    .entries
+                    .entries()
                     .iter()
                     .filter(|e| !pred(&key, e))
                     .cloned()
                     .collect();
-                self.cache
-                    .insert((*key).clone(), Arc::new(Variants::new(keep)));
+                self.cache.insert((*key).clone(), Slot::from_list(keep));
             }
         }
         touched
@@ -131,7 +148,7 @@ impl Storage for MemoryStore {
     fn lookup(&self, key: &str, req: &HeaderMap) -> Lookup {
         match self.cache.get(key) {
             None => Lookup::Miss,
-            Some(v) => match v.entries.iter().find(|e| e.variant.matches(req)) {
+            Some(v) => match v.entries().iter().find(|e| e.variant.matches(req)) {
                 Some(e) => Lookup::Found(Arc::clone(e)),
                 None => Lookup::VaryMiss,
             },
@@ -145,7 +162,7 @@ impl Storage for MemoryStore {
             let mut list: Vec<Arc<Entry>> = match old {
                 Some(old) => old
                     .into_value()
-                    .entries
+                    .entries()
                     .iter()
                     .filter(|e| e.variant != entry.variant)
                     .cloned()
@@ -156,7 +173,7 @@ impl Storage for MemoryStore {
                 list.remove(0);
             }
             list.push(entry);
-            Op::Put(Arc::new(Variants::new(list)))
+            Op::Put(Slot::from_list(list))
         });
     }
 
@@ -167,11 +184,11 @@ impl Storage for MemoryStore {
                     return 0;
                 };
                 if soft {
-                    v.entries.iter().for_each(|e| e.invalidate());
+                    v.entries().iter().for_each(|e| e.invalidate());
                 } else {
                     self.cache.invalidate(k.as_str());
                 }
-                v.entries.len()
+                v.entries().len()
             }
             Selector::Prefix(p) => self.purge_matching(soft, |k, _| k.starts_with(p.as_str())),
             Selector::Tag(t) => self.purge_matching(soft, |_, e| e.has_tag(t)),

@@ -198,11 +198,11 @@ impl Engine {
         // The fill is a bodiless GET, whatever the client sent.
         h.remove(header::CONTENT_LENGTH);
         if let Some(e) = stale {
-            if let Some(etag) = e.headers.get(header::ETAG) {
-                h.insert(header::IF_NONE_MATCH, etag.clone());
+            if let Some(etag) = e.headers.get(&header::ETAG) {
+                h.insert(header::IF_NONE_MATCH, etag);
             }
-            if let Some(lm) = e.headers.get(header::LAST_MODIFIED) {
-                h.insert(header::IF_MODIFIED_SINCE, lm.clone());
+            if let Some(lm) = e.headers.get(&header::LAST_MODIFIED) {
+                h.insert(header::IF_MODIFIED_SINCE, lm);
             }
         }
         let host = h.get(header::HOST).cloned();
@@ -317,7 +317,7 @@ impl Engine {
         } = fetched;
         let mut updates = response.into_parts().0.headers;
         headers::remove_hop_by_hop(&mut updates);
-        let mut merged = old.headers.clone();
+        let mut merged = old.headers.to_map(0);
         // §3.2: every field in the 304 replaces the stored one, except
         // Content-Length and what describes the stored body's bytes.
         let names: Vec<HeaderName> = updates

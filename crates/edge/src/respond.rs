@@ -72,12 +72,16 @@ pub fn from_entry(
     if status.ttl.is_none() {
         status.ttl = Some(entry.freshness.ttl(now));
     }
-    match conditional::evaluate(method, req, entry.status, &entry.headers) {
+    // The response's headers, rebuilt from the compact stored fields with
+    // room for Age and Cache-Status; the preconditions are judged on them.
+    let mut h = entry.headers.to_map(2);
+    match conditional::evaluate(method, req, entry.status, &h) {
         Precondition::NotModified => {
-            let mut h = conditional::not_modified_headers(&entry.headers);
+            let cs = h.remove(&CACHE_STATUS);
+            let mut h = conditional::not_modified_headers(&h);
             h.insert(header::AGE, age_value(age));
-            if let Some(cs) = entry.headers.get(&CACHE_STATUS) {
-                h.insert(CACHE_STATUS.clone(), cs.clone());
+            if let Some(cs) = cs {
+                h.insert(CACHE_STATUS.clone(), cs);
             }
             return build(
                 stamp,
@@ -102,13 +106,12 @@ pub fn from_entry(
         }
         Precondition::Proceed => {}
     }
-    let mut h = entry.headers.clone();
     h.insert(header::AGE, age_value(age));
     let len = entry.body.len() as u64;
     // RFC 9110 §14.2: GET is the only method with range handling; HEAD
     // gets the 200's headers.
     if entry.status == StatusCode::OK && method == Method::GET {
-        match range::evaluate(req, &entry.headers, len) {
+        match range::evaluate(req, &h, len) {
             RangeOutcome::Full => {}
             RangeOutcome::Unsatisfiable => {
                 h.insert(header::CONTENT_RANGE, range::unsatisfied_content_range(len));
@@ -126,7 +129,7 @@ pub fn from_entry(
                 let rb = range::render(
                     &ranges,
                     &entry.body,
-                    entry.headers.get(header::CONTENT_TYPE),
+                    h.get(header::CONTENT_TYPE),
                     boundary(entry),
                 );
                 h.insert(header::CONTENT_TYPE, rb.content_type);
