@@ -39,6 +39,17 @@ pub fn evaluate(
     if !applies || matches!(*method, Method::CONNECT | Method::OPTIONS | Method::TRACE) {
         return Precondition::Proceed;
     }
+    // Most requests carry no precondition: answer before parsing any date
+    // (this runs on every cache hit).
+    let conditional = [
+        &header::IF_MATCH,
+        &header::IF_NONE_MATCH,
+        &header::IF_MODIFIED_SINCE,
+        &header::IF_UNMODIFIED_SINCE,
+    ];
+    if !conditional.iter().any(|n| req.contains_key(*n)) {
+        return Precondition::Proceed;
+    }
     let etag = single(resp, &header::ETAG);
     let last_modified = single(resp, &header::LAST_MODIFIED).and_then(parse_date);
 

@@ -67,15 +67,14 @@ impl CacheStatus {
 
     /// Writes `name; hit; ttl=..` (RFC 9211 §2). `name` must already be a
     /// valid sf-token or sf-string, see [`cache_name`].
-    pub fn render(&self, name: &str, out: &mut String) {
-        use std::fmt::Write;
-        out.push_str(name);
+    pub fn render(&self, name: &str, out: &mut impl std::fmt::Write) {
+        let _ = out.write_str(name);
         if self.hit {
-            out.push_str("; hit");
+            let _ = out.write_str("; hit");
         }
         if let Some(f) = self.fwd {
-            out.push_str("; fwd=");
-            out.push_str(f.as_str());
+            let _ = out.write_str("; fwd=");
+            let _ = out.write_str(f.as_str());
         }
         if let Some(s) = self.fwd_status {
             let _ = write!(out, "; fwd-status={s}");
@@ -84,32 +83,86 @@ impl CacheStatus {
             let _ = write!(out, "; ttl={t}");
         }
         if self.stored {
-            out.push_str("; stored");
+            let _ = out.write_str("; stored");
         }
         if self.collapsed {
-            out.push_str("; collapsed");
+            let _ = out.write_str("; collapsed");
         }
         if let Some(d) = self.detail {
-            out.push_str("; detail=");
-            out.push_str(d);
+            let _ = out.write_str("; detail=");
+            let _ = out.write_str(d);
         }
     }
 
     /// The full header value: what the upstream sent (kept first, per §2),
-    /// then this cache's member.
+    /// then this cache's member. Rendered on the stack, so the value is the
+    /// one exact-size allocation (this runs on every response).
     pub fn header_value(&self, name: &str, upstream: Option<&HeaderValue>) -> HeaderValue {
-        let mut s = String::with_capacity(64);
+        let mut buf = StackStr::<192>::new();
         if let Some(up) = upstream
             .and_then(|v| v.to_str().ok())
             .filter(|v| !v.trim().is_empty())
         {
-            s.push_str(up);
-            s.push_str(", ");
+            buf.push_str(up);
+            buf.push_str(", ");
         }
-        self.render(name, &mut s);
-        // The String's buffer becomes the value's: one allocation, no copy.
-        HeaderValue::from_maybe_shared(bytes::Bytes::from(s))
-            .unwrap_or_else(|_| HeaderValue::from_static("meridian"))
+        self.render(name, &mut buf);
+        let value = match buf.as_str() {
+            Some(s) => HeaderValue::from_str(s),
+            // Longer than the stack buffer (a long upstream chain): heap.
+            None => {
+                let mut s = String::new();
+                if let Some(up) = upstream.and_then(|v| v.to_str().ok()) {
+                    s.push_str(up);
+                    s.push_str(", ");
+                }
+                self.render(name, &mut s);
+                HeaderValue::from_str(&s)
+            }
+        };
+        value.unwrap_or_else(|_| HeaderValue::from_static("meridian"))
+    }
+}
+
+/// A fixed-capacity string on the stack; writes past the end are dropped
+/// and remembered, so the caller can fall back to the heap.
+struct StackStr<const N: usize> {
+    buf: [u8; N],
+    len: usize,
+    overflow: bool,
+}
+
+impl<const N: usize> StackStr<N> {
+    fn new() -> Self {
+        StackStr {
+            buf: [0; N],
+            len: 0,
+            overflow: false,
+        }
+    }
+
+    fn push_str(&mut self, s: &str) {
+        match self.buf.get_mut(self.len..self.len + s.len()) {
+            Some(dst) if !self.overflow => {
+                dst.copy_from_slice(s.as_bytes());
+                self.len += s.len();
+            }
+            _ => self.overflow = true,
+        }
+    }
+
+    fn as_str(&self) -> Option<&str> {
+        if self.overflow {
+            return None;
+        }
+        std::str::from_utf8(&self.buf[..self.len]).ok()
+    }
+}
+
+impl<const N: usize> std::fmt::Write for StackStr<N> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.push_str(s);
+        Ok(())
     }
 }
 
@@ -173,6 +226,24 @@ mod tests {
         let up = HeaderValue::from_static("shield-a; fwd=uri-miss; stored");
         let v = CacheStatus::hit(5).header_value("edge-1", Some(&up));
         assert_eq!(v, "shield-a; fwd=uri-miss; stored, edge-1; hit; ttl=5");
+    }
+
+    #[test]
+    fn long_upstream_chains_are_kept_whole() {
+        let chain: Vec<String> = (0..20)
+            .map(|i| format!("shield-{i}; fwd=miss; stored"))
+            .collect();
+        let up = HeaderValue::from_str(&chain.join(", ")).expect("value");
+        let v = CacheStatus::hit(1).header_value("edge-1", Some(&up));
+        let text = v.to_str().expect("ascii");
+        assert!(
+            text.starts_with("shield-0; fwd=miss; stored, shield-1"),
+            "{text}"
+        );
+        assert!(
+            text.ends_with("shield-19; fwd=miss; stored, edge-1; hit; ttl=1"),
+            "{text}"
+        );
     }
 
     #[test]
