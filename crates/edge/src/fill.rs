@@ -133,7 +133,7 @@ impl Engine {
             Err(e) => {
                 bump(&self.stats.upstream_errors);
                 return (
-                    self.upstream_failed(req, stale, e, None),
+                    self.upstream_failed(req, fwd, stale, e, None),
                     Outcome::NotStored,
                 );
             }
@@ -181,7 +181,7 @@ impl Engine {
             Admitted::Broken(e) => {
                 bump(&self.stats.upstream_errors);
                 (
-                    self.upstream_failed(req, stale, e, Some(status)),
+                    self.upstream_failed(req, fwd, stale, e, Some(status)),
                     Outcome::NotStored,
                 )
             }
@@ -384,23 +384,18 @@ impl Engine {
     fn upstream_failed(
         &self,
         req: &Req,
+        fwd: Fwd,
         stale: Option<&Arc<Entry>>,
         e: FetchError,
         status: Option<StatusCode>,
     ) -> Response<Body> {
-        let mut cs = CacheStatus::forward(Fwd::Stale);
+        let mut cs = CacheStatus::forward(fwd);
         cs.fwd_status = status.map(|s| s.as_u16());
         if let Some(old) = stale
             && old.freshness.usable_on_error(SystemTime::now(), self.grace)
         {
             return self.serve_stale_on_error(req, old, cs);
         }
-        let fwd = if stale.is_some() {
-            Fwd::Stale
-        } else {
-            Fwd::Miss
-        };
-        let mut cs = CacheStatus::forward(fwd);
         cs.detail = Some(e.detail());
         respond::error(&self.stamp, e.status(), &e.to_string(), &cs)
     }
