@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -66,6 +67,8 @@ type Responder = Arc<dyn Fn(&Seen) -> Reply + Send + Sync>;
 pub struct Origin {
     pub addr: SocketAddr,
     seen: Arc<Mutex<Vec<Seen>>>,
+    /// Requests being answered now, and the most ever at once.
+    in_flight: Arc<(AtomicUsize, AtomicUsize)>,
     shutdown: Shutdown,
     task: tokio::task::JoinHandle<()>,
 }
@@ -88,12 +91,17 @@ impl Origin {
     async fn start_on(listener: TcpListener, f: Responder) -> Origin {
         let addr = listener.local_addr().expect("addr");
         let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
+        let in_flight: Arc<(AtomicUsize, AtomicUsize)> = Arc::default();
         let shutdown = Shutdown::new();
         let rec = Arc::clone(&seen);
+        let flight = Arc::clone(&in_flight);
         let app = axum::Router::new().fallback(move |req: Request| {
             let rec = Arc::clone(&rec);
             let f = Arc::clone(&f);
+            let flight = Arc::clone(&flight);
             async move {
+                let now = flight.0.fetch_add(1, Ordering::SeqCst) + 1;
+                flight.1.fetch_max(now, Ordering::SeqCst);
                 let (parts, body) = req.into_parts();
                 let body = axum::body::to_bytes(body, 64 << 20)
                     .await
@@ -113,6 +121,7 @@ impl Origin {
                 if !reply.delay.is_zero() {
                     tokio::time::sleep(reply.delay).await;
                 }
+                flight.0.fetch_sub(1, Ordering::SeqCst);
                 let mut resp = http::Response::new(Body::from(reply.body));
                 *resp.status_mut() = StatusCode::from_u16(reply.status).expect("status");
                 for (k, v) in reply.headers {
@@ -133,9 +142,15 @@ impl Origin {
         Origin {
             addr,
             seen,
+            in_flight,
             shutdown,
             task,
         }
+    }
+
+    /// The most requests this origin was answering at the same time.
+    pub fn max_in_flight(&self) -> usize {
+        self.in_flight.1.load(Ordering::SeqCst)
     }
 
     pub fn url(&self) -> String {
