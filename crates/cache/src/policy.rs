@@ -295,6 +295,21 @@ pub enum Reuse {
 }
 
 impl Freshness {
+    /// A response received at `response_time` and fresh for `lifetime`,
+    /// with no stale allowances (for embedding and tests).
+    pub fn fresh_for(lifetime: Duration, response_time: SystemTime) -> Self {
+        Freshness {
+            response_time,
+            corrected_initial_age: Duration::ZERO,
+            lifetime,
+            heuristic: false,
+            stale_while_revalidate: Duration::ZERO,
+            stale_if_error: Duration::ZERO,
+            must_revalidate: false,
+            no_cache: false,
+        }
+    }
+
     /// §4.2.3 current_age = corrected_initial_age + resident_time.
     pub fn current_age(&self, now: SystemTime) -> Duration {
         self.corrected_initial_age

@@ -8,16 +8,7 @@ use crate::policy::Freshness;
 use crate::vary::Variant;
 
 fn freshness() -> Freshness {
-    Freshness {
-        response_time: SystemTime::now(),
-        corrected_initial_age: Duration::ZERO,
-        lifetime: Duration::from_secs(60),
-        heuristic: false,
-        stale_while_revalidate: Duration::ZERO,
-        stale_if_error: Duration::ZERO,
-        must_revalidate: false,
-        no_cache: false,
-    }
+    Freshness::fresh_for(Duration::from_secs(60), SystemTime::now())
 }
 
 fn req(pairs: &[(&'static str, &'static str)]) -> HeaderMap {

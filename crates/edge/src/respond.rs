@@ -227,16 +227,7 @@ mod tests {
     use super::*;
 
     fn entry(body: Vec<u8>) -> Entry {
-        let freshness = Freshness {
-            response_time: SystemTime::now(),
-            corrected_initial_age: Duration::ZERO,
-            lifetime: Duration::from_secs(60),
-            heuristic: false,
-            stale_while_revalidate: Duration::ZERO,
-            stale_if_error: Duration::ZERO,
-            must_revalidate: false,
-            no_cache: false,
-        };
+        let freshness = Freshness::fresh_for(Duration::from_secs(60), SystemTime::now());
         Entry::new(
             StatusCode::OK,
             HeaderMap::new(),
