@@ -30,6 +30,7 @@ use meridian_cache::{
     CacheControl, CacheStatus, Coalescer, Fwd, KeyOptions, Lookup, MemoryStore, Policy, Reuse,
     Storage, cache_key,
 };
+use tracing::Instrument;
 
 use crate::body::Body;
 use crate::config::Config;
@@ -116,8 +117,34 @@ impl Engine {
         &self.region
     }
 
-    /// Handles one request from `peer`.
+    /// Handles one request from `peer`, inside a `request` span (method,
+    /// host, path, node, region) that ends with one event giving the status
+    /// and `Cache-Status`. Spans and events are at debug level: when that is
+    /// off (`RUST_LOG` unset), none of their fields is even computed.
     pub async fn handle(
+        self: Arc<Self>,
+        req: Request<Incoming>,
+        peer: SocketAddr,
+    ) -> Response<Body> {
+        let span = tracing::debug_span!(
+            "request",
+            method = %req.method(),
+            host = req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or(""),
+            path = req.uri().path(),
+            node = %self.name,
+            region = %self.region,
+        );
+        let response = self.handle_inner(req, peer).instrument(span.clone()).await;
+        tracing::debug!(
+            parent: &span,
+            status = response.status().as_u16(),
+            cache_status = ?response.headers().get(&meridian_cache::status::CACHE_STATUS),
+            "request done"
+        );
+        response
+    }
+
+    async fn handle_inner(
         self: Arc<Self>,
         req: Request<Incoming>,
         peer: SocketAddr,
@@ -144,7 +171,7 @@ impl Engine {
             client_ip,
             peer,
         };
-        let response = match req.parts.method {
+        match req.parts.method {
             // A GET with a body is not cacheable: the body is not in the key.
             Method::GET | Method::HEAD if http_body::Body::is_end_stream(&body) => {
                 self.cacheable(req).await
@@ -154,13 +181,7 @@ impl Engine {
                 let body = request_body(body);
                 self.forward(req, body, Fwd::Bypass).await
             }
-        };
-        tracing::debug!(
-            status = response.status().as_u16(),
-            cache_status = ?response.headers().get(&meridian_cache::status::CACHE_STATUS),
-            "request"
-        );
-        response
+        }
     }
 
     fn health_answer(&self) -> Response<Body> {
