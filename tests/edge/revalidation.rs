@@ -170,9 +170,13 @@ async fn stale_if_error_serves_stale_when_the_origin_fails_rfc5861_4() {
     until_stale().await;
     let r = c.get(edge.url("/sie")).send().await.expect("send");
     assert_eq!(r.status(), 200);
-    assert_eq!(
-        cache_status(&r),
-        "edge-1; fwd=stale; fwd-status=503; ttl=-1; detail=stale-if-error"
+    let cs = cache_status(&r);
+    // ttl is negative (stale); its exact value depends on where the second
+    // boundary fell, since Date has one-second resolution.
+    assert!(
+        cs.starts_with("edge-1; fwd=stale; fwd-status=503; ttl=-")
+            && cs.ends_with("; detail=stale-if-error"),
+        "{cs}"
     );
     assert_eq!(r.text().await.expect("body"), "good copy");
     let r = c.get(edge.url("/strict")).send().await.expect("send");
