@@ -177,3 +177,39 @@ async fn missing_host_is_a_400() {
     assert!(text.starts_with("HTTP/1.0 400"), "{text}");
     assert_eq!(origin.count(), 0);
 }
+
+#[tokio::test]
+async fn connect_is_refused_and_garbage_never_reaches_the_origin() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let origin = Origin::start(|_| Reply::ok("x")).await;
+    let edge = Edge::start(&origin.url()).await;
+    let cases: [&[u8]; 4] = [
+        b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n",
+        b"GET /\x00 HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03 not http at all\r\n\r\n",
+    ];
+    let want = [
+        "HTTP/1.1 405",
+        "HTTP/1.1 400",
+        "HTTP/1.1 400",
+        "HTTP/1.1 400",
+    ];
+    for (raw, want) in cases.iter().zip(want) {
+        let mut s = tokio::net::TcpStream::connect(edge.addr)
+            .await
+            .expect("connect");
+        s.write_all(raw).await.expect("write");
+        let mut buf = vec![0u8; 512];
+        let n = tokio::time::timeout(std::time::Duration::from_secs(5), s.read(&mut buf))
+            .await
+            .expect("answered in time")
+            .expect("read");
+        let text = String::from_utf8_lossy(&buf[..n]);
+        assert!(text.starts_with(want), "{raw:?}: {text}");
+    }
+    assert_eq!(origin.count(), 0);
+    // And the edge still serves.
+    let r = client().get(edge.url("/ok")).send().await.expect("send");
+    assert_eq!(r.status(), 200);
+}

@@ -166,6 +166,20 @@ impl Engine {
         if parts.uri.path() == PROXY_HEALTH_PATH {
             return self.health_answer();
         }
+        // A reverse proxy does not open tunnels.
+        if parts.method == Method::CONNECT {
+            let mut r = respond::error(
+                &self.stamp,
+                StatusCode::METHOD_NOT_ALLOWED,
+                "CONNECT is not supported by a reverse proxy",
+                &CacheStatus::forward(Fwd::Bypass),
+            );
+            r.headers_mut().insert(
+                header::ALLOW,
+                HeaderValue::from_static("GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS"),
+            );
+            return r;
+        }
         let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str());
         let key = cache_key("http", host, path_and_query, &self.key_opts);
         let client_ip = self.client_ip(&parts, peer);
