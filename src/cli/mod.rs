@@ -5,6 +5,11 @@ pub mod edge;
 pub mod origin;
 pub mod shield;
 
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use meridian_common::ByteSize;
+
 /// Logs go to stderr; `RUST_LOG` selects what (default `info`).
 pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -60,3 +65,68 @@ pub async fn bind(
     });
     Ok((listener, admin, shutdown))
 }
+
+/// Flags every caching node (edge, shield) takes; `#[command(flatten)]`ed
+/// into its own arguments.
+#[derive(clap::Args)]
+pub struct NodeFlags {
+    /// Admin listener (/healthz, /stats) [config `admin-listen`, default off].
+    #[arg(long)]
+    pub admin_listen: Option<SocketAddr>,
+    /// Node name, shown in Cache-Status and Via [config `name`].
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Region label reported by /healthz [config `region`, default "local"].
+    #[arg(long)]
+    pub region: Option<String>,
+    /// Memory for stored responses, e.g. 256MiB [config `cache.size`].
+    #[arg(long)]
+    pub cache_size: Option<ByteSize>,
+    /// Runtime worker threads [config `workers`, default one per core].
+    #[arg(long)]
+    pub workers: Option<usize>,
+    /// TOML config file (see config/); flags override it.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Validate the configuration and exit.
+    #[arg(long)]
+    pub check_config: bool,
+}
+
+impl NodeFlags {
+    /// The config file (or defaults without `--config`) and the name to
+    /// use for it in error messages.
+    pub fn load_file<F: serde::de::DeserializeOwned + Default>(
+        &self,
+    ) -> anyhow::Result<(F, String)> {
+        Ok(match &self.config {
+            Some(p) => (meridian_common::load_toml(p)?, p.display().to_string()),
+            None => (F::default(), "command line".to_string()),
+        })
+    }
+}
+
+/// Puts the node flags that were given over a node's file config (whose
+/// fields share the names: `admin_listen`, `name`, `region`, `workers`,
+/// `cache.size`).
+macro_rules! apply_node_flags {
+    ($file:expr, $flags:expr) => {{
+        let flags: &$crate::cli::NodeFlags = $flags;
+        if flags.admin_listen.is_some() {
+            $file.admin_listen = flags.admin_listen;
+        }
+        if flags.name.is_some() {
+            $file.name = flags.name.clone();
+        }
+        if flags.region.is_some() {
+            $file.region = flags.region.clone();
+        }
+        if flags.cache_size.is_some() {
+            $file.cache.size = flags.cache_size;
+        }
+        if flags.workers.is_some() {
+            $file.workers = flags.workers;
+        }
+    }};
+}
+pub(crate) use apply_node_flags;

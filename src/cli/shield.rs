@@ -2,11 +2,10 @@
 //! health-checked origins.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 
 use ipnet::IpNet;
 use meridian_balance::Balance;
-use meridian_common::{ByteSize, HumanDuration};
+use meridian_common::HumanDuration;
 use meridian_origin_shield::FileConfig;
 
 #[derive(clap::Args)]
@@ -30,36 +29,14 @@ pub struct ShieldArgs {
     /// CIDR of edges whose X-Forwarded-For is trusted for ip-hash; repeatable.
     #[arg(long = "trusted-edge", value_name = "CIDR")]
     trusted_edges: Vec<IpNet>,
-    /// Admin listener (/healthz, /stats) [config `admin-listen`, default off].
-    #[arg(long)]
-    admin_listen: Option<SocketAddr>,
-    /// Node name, shown in Cache-Status and Via [default "meridian-shield"].
-    #[arg(long)]
-    name: Option<String>,
-    /// Region label reported by /healthz [default "local"].
-    #[arg(long)]
-    region: Option<String>,
-    /// Memory for stored responses, e.g. 256MiB.
-    #[arg(long)]
-    cache_size: Option<ByteSize>,
-    /// Runtime worker threads (default: one per core).
-    #[arg(long)]
-    workers: Option<usize>,
-    /// TOML config file (see config/shield.toml); flags override it.
-    #[arg(long)]
-    config: Option<PathBuf>,
-    /// Validate the configuration and exit.
-    #[arg(long)]
-    check_config: bool,
+    #[command(flatten)]
+    node: super::NodeFlags,
 }
 
 pub fn main(args: ShieldArgs) -> anyhow::Result<()> {
-    let (file, source) = match &args.config {
-        Some(p) => (FileConfig::load(p)?, p.display().to_string()),
-        None => (FileConfig::default(), "command line".to_string()),
-    };
+    let (file, source): (FileConfig, String) = args.node.load_file()?;
     let config = apply_flags(file, &args).validate(&source)?;
-    if args.check_config {
+    if args.node.check_config {
         println!(
             "{source}: configuration OK ({} origins, {})",
             config.origins.len(),
@@ -95,21 +72,7 @@ fn apply_flags(mut file: FileConfig, args: &ShieldArgs) -> FileConfig {
     if !args.trusted_edges.is_empty() {
         file.trusted_edges = Some(args.trusted_edges.clone());
     }
-    if args.admin_listen.is_some() {
-        file.admin_listen = args.admin_listen;
-    }
-    if args.name.is_some() {
-        file.name = args.name.clone();
-    }
-    if args.region.is_some() {
-        file.region = args.region.clone();
-    }
-    if args.cache_size.is_some() {
-        file.cache.size = args.cache_size;
-    }
-    if args.workers.is_some() {
-        file.workers = args.workers;
-    }
+    super::apply_node_flags!(file, &args.node);
     file
 }
 
