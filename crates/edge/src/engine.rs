@@ -245,24 +245,14 @@ impl Engine {
         let now = SystemTime::now();
         match self.store.lookup(&req.key, &req.parts.headers) {
             Lookup::Found(entry) => match entry.reuse(now, &req_cc) {
-                Reuse::Fresh => {
+                reuse @ (Reuse::Fresh | Reuse::StaleWhileRevalidate) => {
                     bump(&self.stats.hits);
-                    let cs = CacheStatus::hit(entry.freshness.ttl(now));
-                    respond::from_entry(
-                        &self.stamp,
-                        &req.parts.method,
-                        &req.parts.headers,
-                        &entry,
-                        cs,
-                        now,
-                    )
-                }
-                Reuse::StaleWhileRevalidate => {
-                    bump(&self.stats.hits);
-                    bump(&self.stats.stale_served);
-                    self.spawn_refresh(&req, &entry);
                     let mut cs = CacheStatus::hit(entry.freshness.ttl(now));
-                    cs.detail = Some(meridian_cache::status::detail::STALE_WHILE_REVALIDATE);
+                    if reuse == Reuse::StaleWhileRevalidate {
+                        bump(&self.stats.stale_served);
+                        self.spawn_refresh(&req, &entry);
+                        cs.detail = Some(meridian_cache::status::detail::STALE_WHILE_REVALIDATE);
+                    }
                     respond::from_entry(
                         &self.stamp,
                         &req.parts.method,
