@@ -1,38 +1,17 @@
-//! The Meridian edge: an HTTP caching reverse proxy (RFC 9111 shared cache)
-//! in front of an origin or a tier of origin shields.
+//! The Meridian edge: the caching proxy engine ([`meridian_proxy`]) in
+//! front of an origin or a tier of origin shields, the node clients talk to.
 //!
-//! [`run`] starts the proxy and admin listeners; [`Engine`] is the caching
-//! proxy itself, which the origin shield reuses with a different upstream
-//! pool, so no caching rule exists twice.
-
-pub mod admin;
-pub mod body;
-pub mod compact;
-pub mod config;
-pub mod engine;
-mod fill;
-pub mod headers;
-pub mod respond;
-pub mod server;
-pub mod upstream;
+//! This crate only decides what is edge-specific: its upstreams are shields
+//! (or one origin), chosen per cache key by rendezvous hashing so every
+//! object is fetched by one shield. The request flow, the cache and every
+//! limit live in `meridian-proxy`.
 
 use std::sync::Arc;
 
-pub use config::{Config, FileConfig};
-pub use engine::{Engine, PROXY_HEALTH_PATH};
 use meridian_balance::{Backend, BackendSpec, Balance, BalanceError, Health, HealthPolicy, Pool};
 use meridian_common::Shutdown;
+pub use meridian_proxy::{Config, Engine, Error, FileConfig, config, health_client};
 use tokio::net::TcpListener;
-
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error(transparent)]
-    Config(#[from] meridian_common::ConfigError),
-    #[error("upstreams: {0}")]
-    Balance(#[from] BalanceError),
-    #[error("{0}")]
-    Io(#[from] std::io::Error),
-}
 
 /// The edge's upstreams: with several shields, each cache key goes to its
 /// rendezvous-hash winner, so every object is fetched by one shield.
@@ -65,9 +44,8 @@ pub async fn run(
 ) -> Result<(), Error> {
     let pool = Arc::new(upstream_pool(&config)?);
     if pool.backends().len() > 1 && !config.health_interval.is_zero() {
-        let client = health_client();
         pool.spawn_health_checks(
-            client,
+            health_client(),
             &config.health_path,
             config.health_interval,
             config
@@ -77,40 +55,5 @@ pub async fn run(
         )?;
     }
     let engine = Arc::new(Engine::new(&config, pool, Vec::new()));
-    serve_all(listener, admin, engine, shutdown).await
-}
-
-/// Serves the proxy and admin listeners for an engine until shutdown
-/// (shared with the origin shield).
-pub async fn serve_all(
-    listener: TcpListener,
-    admin: Option<TcpListener>,
-    engine: Arc<Engine>,
-    shutdown: Shutdown,
-) -> Result<(), Error> {
-    if let Ok(addr) = listener.local_addr() {
-        tracing::info!(name = engine.name(), %addr, "proxy listening");
-    }
-    let admin_task = admin.map(|l| {
-        if let Ok(addr) = l.local_addr() {
-            tracing::info!(%addr, "admin listening");
-        }
-        tokio::spawn(admin::serve(l, Arc::clone(&engine), shutdown.clone()))
-    });
-    server::serve(listener, engine, shutdown).await;
-    if let Some(t) = admin_task
-        && let Ok(Err(e)) = t.await
-    {
-        return Err(e.into());
-    }
-    Ok(())
-}
-
-/// The client for active health checks.
-pub fn health_client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .no_proxy()
-        .pool_max_idle_per_host(1)
-        .build()
-        .unwrap_or_else(|_| reqwest::Client::new())
+    meridian_proxy::serve_all(listener, admin, engine, shutdown).await
 }

@@ -14,7 +14,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 use meridian_balance::{BackendSpec, Balance};
 use meridian_common::{ConfigError, HumanDuration};
-use meridian_edge::config::{CacheSection, HealthSection, TimeoutSection};
+use meridian_proxy::config::{CacheSection, HealthSection, TimeoutSection};
 use serde::Deserialize;
 
 /// Proxy listener when neither the file nor `--listen` names one.
@@ -61,7 +61,7 @@ pub struct FileConfig {
 pub struct ShieldConfig {
     /// The caching engine's settings (shared with the edge); its
     /// `upstreams` are the origins' base URLs.
-    pub engine: meridian_edge::Config,
+    pub engine: meridian_proxy::Config,
     /// The origins with their weights, in the configured order.
     pub origins: Vec<BackendSpec>,
     pub balance: Balance,
@@ -111,7 +111,7 @@ impl FileConfig {
         health
             .interval
             .get_or_insert(HumanDuration(DEFAULT_HEALTH_INTERVAL));
-        let edge = meridian_edge::FileConfig {
+        let edge = meridian_proxy::FileConfig {
             name: Some(self.name.clone().unwrap_or_else(|| DEFAULT_NAME.into())),
             region: self.region.clone(),
             listen: Some(self.listen.unwrap_or(DEFAULT_LISTEN)),

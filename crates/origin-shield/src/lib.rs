@@ -29,7 +29,7 @@ use std::time::Duration;
 pub use config::{FileConfig, ShieldConfig};
 use meridian_balance::{Balance, BalanceError, HealthPolicy, Pool};
 use meridian_common::Shutdown;
-use meridian_edge::Engine;
+use meridian_proxy::Engine;
 use tokio::net::TcpListener;
 
 #[derive(Debug, thiserror::Error)]
@@ -39,7 +39,7 @@ pub enum Error {
     #[error("origins: {0}")]
     Balance(#[from] BalanceError),
     #[error(transparent)]
-    Serve(#[from] meridian_edge::Error),
+    Serve(#[from] meridian_proxy::Error),
 }
 
 /// A health check may take this long even when the interval is shorter, so
@@ -71,7 +71,7 @@ pub async fn run(
     let e = &config.engine;
     if !e.health_interval.is_zero() {
         pool.spawn_health_checks(
-            meridian_edge::health_client(),
+            meridian_proxy::health_client(),
             &e.health_path,
             e.health_interval,
             e.health_interval.max(MIN_CHECK_TIMEOUT),
@@ -84,6 +84,6 @@ pub async fn run(
         );
     }
     let engine = Arc::new(Engine::new(e, pool, config.trusted_edges.clone()));
-    meridian_edge::serve_all(listener, admin, engine, shutdown).await?;
+    meridian_proxy::serve_all(listener, admin, engine, shutdown).await?;
     Ok(())
 }

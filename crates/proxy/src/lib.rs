@@ -1,0 +1,72 @@
+//! The Meridian proxy engine: the HTTP caching reverse proxy (RFC 9111
+//! shared cache) that both tiers run. `meridian-edge` puts it in front of an
+//! origin or a tier of shields; `meridian-origin-shield` puts it in front of
+//! the origins with a balancing pool. Every caching rule, every limit and
+//! every header the proxy writes therefore exists once, here, on top of the
+//! pure RFC 9111 core in `meridian-cache`.
+//!
+//! [`Engine`] is the request flow; [`serve_all`] runs its proxy and admin
+//! listeners until shutdown.
+
+pub mod admin;
+pub mod body;
+pub mod compact;
+pub mod config;
+pub mod engine;
+mod fill;
+pub mod headers;
+pub mod respond;
+pub mod server;
+pub mod upstream;
+
+use std::sync::Arc;
+
+pub use config::{Config, FileConfig};
+pub use engine::{Engine, PROXY_HEALTH_PATH};
+use meridian_balance::BalanceError;
+use meridian_common::Shutdown;
+use tokio::net::TcpListener;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Config(#[from] meridian_common::ConfigError),
+    #[error("upstreams: {0}")]
+    Balance(#[from] BalanceError),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Serves the proxy and admin listeners for an engine until shutdown.
+pub async fn serve_all(
+    listener: TcpListener,
+    admin: Option<TcpListener>,
+    engine: Arc<Engine>,
+    shutdown: Shutdown,
+) -> Result<(), Error> {
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(name = engine.name(), %addr, "proxy listening");
+    }
+    let admin_task = admin.map(|l| {
+        if let Ok(addr) = l.local_addr() {
+            tracing::info!(%addr, "admin listening");
+        }
+        tokio::spawn(admin::serve(l, Arc::clone(&engine), shutdown.clone()))
+    });
+    server::serve(listener, engine, shutdown).await;
+    if let Some(t) = admin_task
+        && let Ok(Err(e)) = t.await
+    {
+        return Err(e.into());
+    }
+    Ok(())
+}
+
+/// The client for active health checks.
+pub fn health_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .pool_max_idle_per_host(1)
+        .build()
+        .unwrap_or_else(|_| reqwest::Client::new())
+}
