@@ -189,7 +189,7 @@ fn store(c: &mut Criterion) {
         .collect();
     let e = entry(&resp, &req, body.clone());
     for k in &keys {
-        store.insert(k, Arc::clone(&e));
+        store.insert(k, Arc::clone(&e), &req);
     }
     store.stats(); // runs moka's pending maintenance
     let mut g = c.benchmark_group("store");
@@ -207,7 +207,7 @@ fn store(c: &mut Criterion) {
     g.bench_function("insert_replace_10k", |b| {
         b.iter(|| {
             n = (n + 7919) % ENTRIES;
-            store.insert(black_box(&keys[n]), Arc::clone(&e))
+            store.insert(black_box(&keys[n]), Arc::clone(&e), &req)
         })
     });
     let fresh = MemoryStore::new(1 << 30);
@@ -216,7 +216,7 @@ fn store(c: &mut Criterion) {
         b.iter(|| {
             m += 1;
             let k = format!("http://127.0.0.1:8080/new/{m}");
-            fresh.insert(black_box(&k), Arc::clone(&e))
+            fresh.insert(black_box(&k), Arc::clone(&e), &req)
         })
     });
     g.finish();

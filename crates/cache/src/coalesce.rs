@@ -12,10 +12,15 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use crate::entry::Entry;
+use crate::filling::Filling;
 
 /// What the leader tells its followers.
 #[derive(Debug, Clone)]
 pub enum Outcome {
+    /// The response's head arrived and its body is being filled: read it
+    /// while it arrives (the leader may publish `Stored` later, for those
+    /// who come after).
+    Filling(Arc<Filling>),
     /// The response was stored: serve this.
     Stored(Arc<Entry>),
     /// Not storable, failed, or abandoned: fetch on your own.
@@ -76,6 +81,15 @@ impl Coalescer {
 }
 
 impl Leader {
+    /// Tells the followers (those waiting now and those who join until
+    /// [`Leader::finish`]) without releasing the key: used to hand out a
+    /// fill in progress at headers.
+    pub fn publish(&self, outcome: Outcome) {
+        if let Some(tx) = &self.tx {
+            tx.send_replace(Some(outcome));
+        }
+    }
+
     /// Publishes the outcome to every follower and releases the key.
     pub fn finish(mut self, outcome: Outcome) {
         self.release(outcome);

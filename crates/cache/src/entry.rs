@@ -31,6 +31,10 @@ pub struct Entry {
     pub body: Bytes,
     pub freshness: Freshness,
     pub variant: Variant,
+    /// The store's purge generation when this response was fetched: an
+    /// entry fetched before a purge that covers it is never inserted
+    /// after that purge ([`crate::Storage::insert`]).
+    pub generation: u64,
     tags: Box<[Box<str>]>,
     /// Soft purge: kept, but treated as stale (revalidated before use).
     invalidated: AtomicBool,
@@ -58,10 +62,17 @@ impl Entry {
             body,
             freshness,
             variant,
+            generation: 0,
             tags,
             invalidated: AtomicBool::new(false),
             weight: u32::try_from(weight).unwrap_or(u32::MAX),
         }
+    }
+
+    /// The same entry, marked as fetched under purge `generation`.
+    pub fn fetched_under(mut self, generation: u64) -> Self {
+        self.generation = generation;
+        self
     }
 
     /// Bytes this entry is charged in the store.

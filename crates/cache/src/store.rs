@@ -7,7 +7,8 @@
 //! concurrent, sharded design keeps the hit path free of a global lock and
 //! its TinyLFU admission resists one-hit-wonder scans.
 
-use std::sync::Arc;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
 
 use http::HeaderMap;
 use moka::ops::compute::Op;
@@ -53,14 +54,79 @@ pub struct StoreStats {
 }
 
 /// A place to keep responses. The hit path calls only `lookup`.
+///
+/// A response on its way in (a fill) is not in the store: it is an
+/// [`crate::Filling`] that readers attach to through the coalescer, and it is
+/// offered to [`Storage::insert`] once complete. A disk tier implements this
+/// trait the same way; the request flow does not change.
 pub trait Storage: Send + Sync + 'static {
+    /// The stored response for `req` (the newest matching variant).
     fn lookup(&self, key: &str, req: &HeaderMap) -> Lookup;
-    /// Stores `entry`, replacing the variant with the same Vary values.
-    fn insert(&self, key: &str, entry: Arc<Entry>);
+    /// The purge generation now: record it when a fetch starts and put it
+    /// in the entry ([`Entry::fetched_under`]).
+    fn generation(&self) -> u64;
+    /// Stores `entry`, produced for a request with headers `req`: it
+    /// replaces every stored variant of the URL that `req` would have
+    /// selected (RFC 9111 §4.1: the most recent response wins). Refused,
+    /// returning false, when a purge since `entry.generation` covers it.
+    fn insert(&self, key: &str, entry: Arc<Entry>, req: &HeaderMap) -> bool;
+    /// Removes one stored variant (the very entry given), leaving the
+    /// URL's other variants alone.
+    fn remove(&self, key: &str, entry: &Entry);
     /// Removes (hard) or marks stale (soft) what `selector` names; returns
     /// how many stored responses it touched.
     fn purge(&self, selector: &Selector, soft: bool) -> usize;
     fn stats(&self) -> StoreStats;
+}
+
+/// Recent purges, so an insert can tell whether one since its fetch began
+/// covers it. Bounded: an entry older than the oldest purge remembered is
+/// refused (its fetch began before purges we can no longer check).
+#[derive(Debug, Default)]
+struct PurgeLog {
+    generation: u64,
+    recent: VecDeque<(u64, Selector)>,
+}
+
+/// Purges remembered for in-flight fills; a fill lasting longer than this
+/// many purges is simply not stored.
+const PURGE_LOG: usize = 4096;
+
+impl PurgeLog {
+    fn record(&mut self, selector: &Selector) {
+        self.generation += 1;
+        if self.recent.len() == PURGE_LOG {
+            self.recent.pop_front();
+        }
+        self.recent.push_back((self.generation, selector.clone()));
+    }
+
+    /// True when a purge after `since` covers `key` / `entry`.
+    fn covers(&self, since: u64, key: &str, entry: &Entry) -> bool {
+        if since >= self.generation {
+            return false;
+        }
+        match self.recent.front() {
+            Some((oldest, _)) if *oldest <= since + 1 => {}
+            _ => return true,
+        }
+        self.recent
+            .iter()
+            .filter(|(g, _)| *g > since)
+            .any(|(_, sel)| sel.selects(key, entry))
+    }
+}
+
+impl Selector {
+    /// Whether this selector names `entry` stored under `key`.
+    pub fn selects(&self, key: &str, entry: &Entry) -> bool {
+        match self {
+            Selector::Key(k) => k == key,
+            Selector::Prefix(p) => key.starts_with(p.as_str()),
+            Selector::Tag(t) => entry.has_tag(t),
+            Selector::All => true,
+        }
+    }
 }
 
 /// Every variant stored for one URL. One variant (the common case) is held
@@ -102,6 +168,11 @@ impl Slot {
 pub struct MemoryStore {
     cache: moka::sync::Cache<String, Slot>,
     capacity: u64,
+    /// Taken by inserts and purges (never by lookups): an insert checks the
+    /// log and writes under it, a purge records itself under it before it
+    /// removes anything, so no fill that began before a purge can land
+    /// after it.
+    purges: Mutex<PurgeLog>,
 }
 
 impl MemoryStore {
@@ -111,7 +182,11 @@ impl MemoryStore {
             .max_capacity(capacity)
             .weigher(|_k: &String, v: &Slot| v.weight())
             .build();
-        MemoryStore { cache, capacity }
+        MemoryStore {
+            cache,
+            capacity,
+            purges: Mutex::default(),
+        }
     }
 
     fn purge_matching(&self, soft: bool, pred: impl Fn(&str, &Entry) -> bool) -> usize {
@@ -144,18 +219,33 @@ impl MemoryStore {
     }
 }
 
+impl MemoryStore {
+    fn purge_log(&self) -> std::sync::MutexGuard<'_, PurgeLog> {
+        self.purges.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
 impl Storage for MemoryStore {
     fn lookup(&self, key: &str, req: &HeaderMap) -> Lookup {
         match self.cache.get(key) {
             None => Lookup::Miss,
-            Some(v) => match v.entries().iter().find(|e| e.variant.matches(req)) {
+            // Newest first: the most recent matching response wins.
+            Some(v) => match v.entries().iter().rev().find(|e| e.variant.matches(req)) {
                 Some(e) => Lookup::Found(Arc::clone(e)),
                 None => Lookup::VaryMiss,
             },
         }
     }
 
-    fn insert(&self, key: &str, entry: Arc<Entry>) {
+    fn generation(&self) -> u64 {
+        self.purge_log().generation
+    }
+
+    fn insert(&self, key: &str, entry: Arc<Entry>, req: &HeaderMap) -> bool {
+        let log = self.purge_log();
+        if log.covers(entry.generation, key, &entry) {
+            return false;
+        }
         // A key-level lock in moka serialises concurrent inserts of two
         // variants of one URL, so neither is lost.
         self.cache.entry_by_ref(key).and_compute_with(|old| {
@@ -164,7 +254,7 @@ impl Storage for MemoryStore {
                     .into_value()
                     .entries()
                     .iter()
-                    .filter(|e| e.variant != entry.variant)
+                    .filter(|e| e.variant != entry.variant && !e.variant.matches(req))
                     .cloned()
                     .collect(),
                 None => Vec::new(),
@@ -175,9 +265,34 @@ impl Storage for MemoryStore {
             list.push(entry);
             Op::Put(Slot::from_list(list))
         });
+        drop(log);
+        true
+    }
+
+    fn remove(&self, key: &str, entry: &Entry) {
+        self.cache.entry_by_ref(key).and_compute_with(|old| {
+            let Some(old) = old else {
+                return Op::Nop;
+            };
+            let keep: Vec<Arc<Entry>> = old
+                .into_value()
+                .entries()
+                .iter()
+                .filter(|e| !std::ptr::eq(Arc::as_ptr(e), entry))
+                .cloned()
+                .collect();
+            if keep.is_empty() {
+                Op::Remove
+            } else {
+                Op::Put(Slot::from_list(keep))
+            }
+        });
     }
 
     fn purge(&self, selector: &Selector, soft: bool) -> usize {
+        // Recorded first: a fill that began before this point can no
+        // longer insert anything this purge covers.
+        self.purge_log().record(selector);
         match selector {
             Selector::Key(k) => {
                 let Some(v) = self.cache.get(k.as_str()) else {
