@@ -54,6 +54,6 @@ pub async fn run(
             shutdown.clone(),
         )?;
     }
-    let engine = Arc::new(Engine::new(&config, pool, Vec::new()));
+    let engine = Arc::new(Engine::new(&config, pool));
     meridian_proxy::serve_all(listener, admin, engine, shutdown).await
 }

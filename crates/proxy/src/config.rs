@@ -8,9 +8,12 @@ use std::time::Duration;
 
 use http::Uri;
 use http::header::HeaderName;
+use ipnet::IpNet;
 use meridian_cache::{KeyOptions, Policy};
 use meridian_common::{ByteSize, ConfigError, HumanDuration};
 use serde::Deserialize;
+
+use crate::authority::{Authority, HostPattern, Scheme};
 
 /// The file as written by an operator. See `config/edge.toml`.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -29,6 +32,17 @@ pub struct FileConfig {
     pub upstream: Vec<String>,
     /// Runtime worker threads; 0 = one per core (default 0).
     pub workers: Option<usize>,
+    /// Serve every request as this site (`host[:port]`), whatever
+    /// authority the client used: its cache key and upstream `Host`
+    /// (default none: each request's own authority).
+    pub site_host: Option<String>,
+    /// Host names served (`host`, `host:port` or `*.suffix`); any other
+    /// authority gets 421. The site host is always accepted (default: all).
+    pub accept_hosts: Option<Vec<String>>,
+    /// CIDRs of peers whose forwarding fields (`X-Forwarded-*`,
+    /// `Forwarded`, `X-Real-IP`...) are kept and appended to; from any
+    /// other peer they are replaced (default []).
+    pub trusted_forwarders: Option<Vec<IpNet>>,
     #[serde(default)]
     pub cache: CacheSection,
     #[serde(default)]
@@ -100,6 +114,11 @@ pub struct Config {
     pub admin_listen: Option<SocketAddr>,
     pub upstreams: Vec<Uri>,
     pub workers: Option<usize>,
+    /// `site-host`, validated.
+    pub site_host: Option<String>,
+    /// `accept-hosts`; `None` accepts every authority.
+    pub accept_hosts: Option<Vec<HostPattern>>,
+    pub trusted_forwarders: Vec<IpNet>,
     pub cache_size: u64,
     pub max_object_size: u64,
     pub policy: Policy,
@@ -191,6 +210,32 @@ impl FileConfig {
                 format!("`{health_path}` must start with /"),
             ));
         }
+        let site_host = match &self.site_host {
+            None => None,
+            Some(s) => Some(
+                Authority::parse(s, Scheme::Http)
+                    .map_err(|e| bad("site-host", format!("`{s}`: {e}")))?
+                    .as_str()
+                    .to_owned(),
+            ),
+        };
+        let accept_hosts = match &self.accept_hosts {
+            None => None,
+            Some(list) if list.is_empty() && site_host.is_none() => {
+                return Err(bad(
+                    "accept-hosts",
+                    "an empty list without site-host would refuse every request".into(),
+                ));
+            }
+            Some(list) => Some(
+                list.iter()
+                    .map(|h| {
+                        HostPattern::parse(h)
+                            .map_err(|e| bad("accept-hosts", format!("`{h}`: {e}")))
+                    })
+                    .collect::<Result<Vec<_>, _>>()?,
+            ),
+        };
         Ok(Config {
             name,
             region: self.region.clone().unwrap_or_else(|| "local".into()),
@@ -200,6 +245,9 @@ impl FileConfig {
             admin_listen: self.admin_listen,
             upstreams,
             workers: self.workers.filter(|&w| w > 0),
+            site_host,
+            accept_hosts,
+            trusted_forwarders: self.trusted_forwarders.clone().unwrap_or_default(),
             cache_size,
             max_object_size,
             policy,
@@ -322,11 +370,50 @@ mod tests {
                 },
                 "cache.heuristic-fraction",
             ),
+            (
+                FileConfig {
+                    upstream: vec!["http://a:1".into()],
+                    site_host: Some("shop.example/x".into()),
+                    ..Default::default()
+                },
+                "site-host",
+            ),
+            (
+                FileConfig {
+                    upstream: vec!["http://a:1".into()],
+                    accept_hosts: Some(vec!["ok.example".into(), "bad host".into()]),
+                    ..Default::default()
+                },
+                "accept-hosts",
+            ),
+            (
+                FileConfig {
+                    upstream: vec!["http://a:1".into()],
+                    accept_hosts: Some(Vec::new()),
+                    ..Default::default()
+                },
+                "accept-hosts",
+            ),
         ];
         for (fc, key) in cases {
             let err = fc.validate("edge.toml").expect_err(key).to_string();
             assert!(err.contains("edge.toml") && err.contains(key), "{err}");
         }
+    }
+
+    #[test]
+    fn site_host_is_normalised_and_forwarders_parse() {
+        let fc: FileConfig = meridian_common::parse_toml(
+            Path::new("edge.toml"),
+            "upstream = ['http://a:1']\nsite-host = 'Shop.Example:80'\n\
+             accept-hosts = ['www.shop.example', '*.cdn.example']\n\
+             trusted-forwarders = ['10.0.0.0/8', '::1/128']",
+        )
+        .expect("parses");
+        let c = fc.validate("edge.toml").expect("valid");
+        assert_eq!(c.site_host.as_deref(), Some("shop.example"));
+        assert_eq!(c.accept_hosts.map(|l| l.len()), Some(2));
+        assert_eq!(c.trusted_forwarders.len(), 2);
     }
 
     #[test]
