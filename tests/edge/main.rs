@@ -6,6 +6,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod authority;
 mod collapsing;
 mod conditional_range;
 mod failures;

@@ -172,8 +172,32 @@ impl Engine {
     ) -> Response<Body> {
         bump(&self.stats.requests);
         let (mut parts, body) = req.into_parts();
+        // A reverse proxy does not open tunnels.
+        if parts.method == Method::CONNECT {
+            let mut r = respond::error(
+                &self.stamp,
+                StatusCode::METHOD_NOT_ALLOWED,
+                "CONNECT is not supported by a reverse proxy",
+                &CacheStatus::forward(Fwd::Bypass),
+            );
+            r.headers_mut().insert(
+                header::ALLOW,
+                HeaderValue::from_static("GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS"),
+            );
+            return r;
+        }
         let requested = match requested_authority(&parts, scheme) {
-            Ok(a) => a,
+            Ok(Some(a)) => Some(a),
+            // HTTP/1.0 without Host: only a configured site can serve it.
+            Ok(None) if self.site.is_some() => None,
+            Ok(None) => {
+                return respond::error(
+                    &self.stamp,
+                    StatusCode::BAD_REQUEST,
+                    "missing Host",
+                    &CacheStatus::forward(Fwd::Bypass),
+                );
+            }
             Err(why) => {
                 return respond::error(
                     &self.stamp,
@@ -194,20 +218,6 @@ impl Engine {
                 &CacheStatus::forward(Fwd::Bypass),
             );
         };
-        // A reverse proxy does not open tunnels.
-        if parts.method == Method::CONNECT {
-            let mut r = respond::error(
-                &self.stamp,
-                StatusCode::METHOD_NOT_ALLOWED,
-                "CONNECT is not supported by a reverse proxy",
-                &CacheStatus::forward(Fwd::Bypass),
-            );
-            r.headers_mut().insert(
-                header::ALLOW,
-                HeaderValue::from_static("GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS"),
-            );
-            return r;
-        }
         let trusted = self.is_trusted(peer.ip());
         let client_ip = self.client_ip(&parts, peer, trusted);
         // Once, here: the lookup, the stored Variant and the upstream
