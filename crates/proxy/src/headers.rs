@@ -104,15 +104,13 @@ pub static FORWARDED: HeaderName = HeaderName::from_static("forwarded");
 pub fn sanitize(h: &mut HeaderMap, authority: &Authority, trusted: bool) {
     remove_hop_by_hop(h);
     if !trusted {
-        for n in &FORWARDER_ONLY {
-            h.remove(n);
-        }
-        let xf: Vec<HeaderName> = h
+        // One pass over what the client sent (this runs on every hit).
+        let doomed: Vec<HeaderName> = h
             .keys()
-            .filter(|k| k.as_str().starts_with("x-forwarded-"))
+            .filter(|k| k.as_str().starts_with("x-forwarded-") || FORWARDER_ONLY.contains(k))
             .cloned()
             .collect();
-        for n in xf {
+        for n in doomed {
             h.remove(n);
         }
     }
