@@ -85,7 +85,7 @@ pub struct NodeFlags {
     /// Runtime worker threads [config `workers`, default one per core].
     #[arg(long)]
     pub workers: Option<usize>,
-    /// Serve every request as this site (host[:port]), whatever address
+    /// Serve every request as this site (a host, optionally :PORT), whatever address
     /// the client used [config `site-host`, default off].
     #[arg(long, value_name = "HOST[:PORT]")]
     pub site_host: Option<String>,

@@ -2,6 +2,10 @@
 //! request flow read top to bottom —
 //!
 //! ```text
+//! entry: one authority (absolute-form target, else the one Host; site-host;
+//!        accept-hosts → 421; bad/missing/duplicate Host → 400), client fields
+//!        sanitised once (hop-by-hop, forwarding fields of untrusted peers)
+//!   │
 //! key ─► lookup ─┬─ fresh ─────────────────────────► serve (hit)
 //!                ├─ stale, in stale-while-revalidate ► serve + refresh once in background
 //!                ├─ stale / no-cache ──► revalidate (collapsed) ─┬─ 304 ► update headers, serve
