@@ -104,20 +104,25 @@ pub static FORWARDED: HeaderName = HeaderName::from_static("forwarded");
 pub fn sanitize(h: &mut HeaderMap, authority: &Authority, trusted: bool) {
     remove_hop_by_hop(h);
     if !trusted {
-        // One pass over what the client sent (this runs on every hit).
-        let doomed: Vec<HeaderName> = h
-            .keys()
-            .filter(|k| k.as_str().starts_with("x-forwarded-") || FORWARDER_ONLY.contains(k))
-            .cloned()
-            .collect();
-        for n in doomed {
-            h.remove(n);
-        }
+        remove_forwarder_only(h);
     }
     let mut hosts = h.get_all(header::HOST).iter();
     let same = hosts.next().is_some_and(|v| v == authority.as_str()) && hosts.next().is_none();
     if !same {
         h.insert(header::HOST, authority.header_value());
+    }
+}
+
+/// Removes [`FORWARDER_ONLY`] and every `X-Forwarded-*`, in one pass over
+/// what the client sent (this runs on every hit).
+fn remove_forwarder_only(h: &mut HeaderMap) {
+    let doomed: Vec<HeaderName> = h
+        .keys()
+        .filter(|k| k.as_str().starts_with("x-forwarded-") || FORWARDER_ONLY.contains(k))
+        .cloned()
+        .collect();
+    for n in doomed {
+        h.remove(n);
     }
 }
 
@@ -130,6 +135,11 @@ pub fn sanitize(h: &mut HeaderMap, authority: &Authority, trusted: bool) {
 /// trusted forwarder set them.
 pub fn upstream_request(client: &HeaderMap, f: &Forwarding<'_>) -> HeaderMap {
     let mut h = client.clone();
+    if !f.trusted {
+        // Done at entry already; repeated so that no caller can forward a
+        // client's forwarding fields by skipping `sanitize`.
+        remove_forwarder_only(&mut h);
+    }
     h.insert(header::HOST, f.authority.header_value());
     append_list(&mut h, &header::VIA, f.via);
     let ip = HeaderValue::from_str(&f.peer.to_string())
@@ -288,6 +298,19 @@ mod tests {
             assert!(!up.contains_key(gone), "{gone}");
         }
         assert_eq!(up[&header::ACCEPT], "*/*");
+    }
+
+    #[test]
+    fn the_builder_alone_never_forwards_an_untrusted_clients_fields() {
+        let a = Authority::parse("shop.example", Scheme::Http).expect("valid");
+        let up = upstream_request(
+            &spoofed(),
+            &forwarding(&a, IpAddr::from([127, 0, 0, 2]), false),
+        );
+        assert_eq!(up[&X_FORWARDED_FOR], "127.0.0.2");
+        assert_eq!(up[&X_FORWARDED_HOST], "shop.example");
+        assert_eq!(up[&FORWARDED], "for=127.0.0.2;host=shop.example;proto=http");
+        assert!(!up.contains_key("x-real-ip"));
     }
 
     #[test]
