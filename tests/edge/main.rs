@@ -13,3 +13,4 @@ mod forwarding;
 mod keys_vary;
 mod revalidation;
 mod storage;
+mod health;
