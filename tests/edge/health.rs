@@ -18,11 +18,7 @@ const WAIT: Duration = Duration::from_secs(5);
 /// path `/hc-down` and 200 (not storable) everywhere else.
 async fn two_origins() -> (Origin, Origin) {
     let reply = |s: &crate::support::Seen| match s.path.as_str() {
-        "/bad" | "/hc-down" => Reply::ok("broken").status(if s.path == "/bad" {
-            500
-        } else {
-            503
-        }),
+        "/bad" | "/hc-down" => Reply::ok("broken").status(if s.path == "/bad" { 500 } else { 503 }),
         _ => Reply::ok(format!("ok {}", s.path)).header("cache-control", "no-store"),
     };
     (Origin::start(reply).await, Origin::start(reply).await)
@@ -74,7 +70,11 @@ async fn a_url_answering_500_ejects_no_upstream() {
         assert_eq!(r.status(), 500, "the origin's own answer passes through");
     }
     for i in 0..20 {
-        let r = c.get(edge.url(&format!("/ok/{i}"))).send().await.expect("send");
+        let r = c
+            .get(edge.url(&format!("/ok/{i}")))
+            .send()
+            .await
+            .expect("send");
         assert_eq!(r.status(), 200, "/ok/{i}: {}", cache_status(&r));
     }
     let stats = upstream_stats(&c, &edge).await;
@@ -83,7 +83,10 @@ async fn a_url_answering_500_ejects_no_upstream() {
         .iter()
         .filter_map(|u| u["server_errors"].as_u64())
         .sum();
-    assert_eq!(server_errors, 10, "5xx answers are counted, not held against");
+    assert_eq!(
+        server_errors, 10,
+        "5xx answers are counted, not held against"
+    );
 }
 
 #[tokio::test]
@@ -103,7 +106,10 @@ async fn five_hundreds_eject_only_when_configured() {
     }
     let stats = upstream_stats(&c, &edge).await;
     let ejected = stats.iter().filter(|u| u["ejected"] == true).count();
-    assert_eq!(ejected, 1, "one is ejected, the last healthy one never: {stats:?}");
+    assert_eq!(
+        ejected, 1,
+        "one is ejected, the last healthy one never: {stats:?}"
+    );
     let r = c.get(edge.url("/ok/after")).send().await.expect("send");
     assert_eq!(r.status(), 200);
 }
@@ -127,7 +133,10 @@ async fn bad_request_bodies_are_400_and_not_held_against_the_upstream() {
     let head = "POST /upload HTTP/1.1\r\nHost: site.test\r\nConnection: close\r\n";
     let malformed = format!("{head}Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nzz\r\n");
     let answer = raw(&edge, malformed.as_bytes(), async |_| {}).await;
-    assert!(answer.starts_with("HTTP/1.1 400"), "malformed chunked: {answer}");
+    assert!(
+        answer.starts_with("HTTP/1.1 400"),
+        "malformed chunked: {answer}"
+    );
     assert!(answer.contains("detail=client-body"), "{answer}");
 
     let stalled = format!("{head}Content-Length: 100\r\n\r\nonly-this");
@@ -139,7 +148,10 @@ async fn bad_request_bodies_are_400_and_not_held_against_the_upstream() {
         s.shutdown().await.expect("half close");
     })
     .await;
-    assert!(answer.starts_with("HTTP/1.1 400"), "truncated body: {answer}");
+    assert!(
+        answer.starts_with("HTTP/1.1 400"),
+        "truncated body: {answer}"
+    );
 
     // Let any upload still in flight at an origin finish failing.
     eventually(WAIT, || async {
@@ -151,7 +163,11 @@ async fn bad_request_bodies_are_400_and_not_held_against_the_upstream() {
     .await;
     assert_untouched(&upstream_stats(&c, &edge).await);
     for i in 0..6 {
-        let r = c.get(edge.url(&format!("/ok/{i}"))).send().await.expect("send");
+        let r = c
+            .get(edge.url(&format!("/ok/{i}")))
+            .send()
+            .await
+            .expect("send");
         assert_eq!(r.status(), 200);
     }
 }
@@ -178,10 +194,23 @@ async fn all_upstreams_marked_down_are_tried_anyway() {
     .await;
     assert!(down, "the checks marked both down");
     for i in 0..6 {
-        let r = c.get(edge.url(&format!("/p/{i}"))).send().await.expect("send");
+        let r = c
+            .get(edge.url(&format!("/p/{i}")))
+            .send()
+            .await
+            .expect("send");
         assert_eq!(r.status(), 200, "panic mode: {}", cache_status(&r));
         assert_eq!(r.text().await.expect("body"), format!("ok /p/{i}"));
     }
+}
+
+/// How the origin ends a reused connection.
+#[derive(Clone, Copy)]
+enum Close {
+    /// FIN: hyper sees an incomplete message.
+    Clean,
+    /// RST (zero linger): hyper sees a connection reset.
+    Reset,
 }
 
 /// A hand-written HTTP/1.1 origin that answers the first request on each
@@ -196,7 +225,7 @@ struct ClosingOrigin {
 }
 
 impl ClosingOrigin {
-    async fn start() -> ClosingOrigin {
+    async fn start(close: Close) -> ClosingOrigin {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("addr"));
         let o = ClosingOrigin {
@@ -214,7 +243,7 @@ impl ClosingOrigin {
             while let Ok((s, _)) = listener.accept().await {
                 conns.fetch_add(1, Ordering::SeqCst);
                 let (gets, posts) = (Arc::clone(&gets), Arc::clone(&posts));
-                tokio::spawn(serve_then_close(s, gets, posts));
+                tokio::spawn(serve_then_close(s, close, gets, posts));
             }
         });
         o
@@ -235,15 +264,28 @@ async fn read_head(s: &mut TcpStream) -> Option<String> {
     Some(String::from_utf8_lossy(&buf).into_owned())
 }
 
-async fn serve_then_close(mut s: TcpStream, gets: Arc<AtomicUsize>, posts: Arc<AtomicUsize>) {
+async fn serve_then_close(
+    mut s: TcpStream,
+    close: Close,
+    gets: Arc<AtomicUsize>,
+    posts: Arc<AtomicUsize>,
+) {
     for n in 0.. {
         let Some(head) = read_head(&mut s).await else {
             return;
         };
-        let counter = if head.starts_with("POST") { &posts } else { &gets };
+        let counter = if head.starts_with("POST") {
+            &posts
+        } else {
+            &gets
+        };
         counter.fetch_add(1, Ordering::SeqCst);
         if n > 0 {
-            return; // reused: read the request, close without a byte
+            // Reused: the request was read; close without a byte.
+            if let Close::Reset = close {
+                let _ = s.set_zero_linger();
+            }
+            return;
         }
         let body = "fresh";
         let answer = format!(
@@ -258,16 +300,29 @@ async fn serve_then_close(mut s: TcpStream, gets: Arc<AtomicUsize>, posts: Arc<A
 
 #[tokio::test]
 async fn a_get_on_a_closed_pooled_connection_is_retried_on_a_new_one() {
-    let origin = ClosingOrigin::start().await;
+    for close in [Close::Clean, Close::Reset] {
+        gets_survive_closed_connections(close).await;
+    }
+}
+
+async fn gets_survive_closed_connections(close: Close) {
+    let origin = ClosingOrigin::start(close).await;
     let edge = Edge::start(&origin.url).await;
     let c = client();
     for i in 0..10 {
-        let r = c.get(edge.url(&format!("/g/{i}"))).send().await.expect("send");
+        let r = c
+            .get(edge.url(&format!("/g/{i}")))
+            .send()
+            .await
+            .expect("send");
         assert_eq!(r.status(), 200, "GET {i}: {}", cache_status(&r));
         assert_eq!(r.text().await.expect("body"), "fresh");
     }
     let gets = origin.gets.load(Ordering::SeqCst);
-    assert!(gets > 10, "some GETs met a closed connection and were retried: {gets}");
+    assert!(
+        gets > 10,
+        "some GETs met a closed connection and were retried: {gets}"
+    );
     assert!(gets <= 20, "each at most once more: {gets}");
     let stats = upstream_stats(&c, &edge).await;
     assert_eq!(stats[0]["failures"], 0, "{stats:?}");
@@ -275,7 +330,7 @@ async fn a_get_on_a_closed_pooled_connection_is_retried_on_a_new_one() {
 
 #[tokio::test]
 async fn a_post_on_a_closed_pooled_connection_is_not_retried() {
-    let origin = ClosingOrigin::start().await;
+    let origin = ClosingOrigin::start(Close::Clean).await;
     let edge = Edge::start(&origin.url).await;
     let c = client();
     let r = c.get(edge.url("/warm")).send().await.expect("send");
@@ -284,10 +339,19 @@ async fn a_post_on_a_closed_pooled_connection_is_not_retried() {
     let before = origin.connections.load(Ordering::SeqCst);
     let r = c.post(edge.url("/p")).send().await.expect("send");
     assert_eq!(r.status(), 502, "{}", cache_status(&r));
-    assert_eq!(origin.posts.load(Ordering::SeqCst), 1, "the POST was sent once");
+    assert_eq!(
+        origin.posts.load(Ordering::SeqCst),
+        1,
+        "the POST was sent once"
+    );
     assert_eq!(
         origin.connections.load(Ordering::SeqCst),
         before,
         "and on the pooled connection only"
+    );
+    let stats = upstream_stats(&c, &edge).await;
+    assert_eq!(
+        stats[0]["failures"], 0,
+        "the keep-alive race is not the origin's fault"
     );
 }

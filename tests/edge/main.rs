@@ -10,7 +10,7 @@ mod collapsing;
 mod conditional_range;
 mod failures;
 mod forwarding;
+mod health;
 mod keys_vary;
 mod revalidation;
 mod storage;
-mod health;

@@ -109,11 +109,19 @@ mod tests {
         let cases = [
             (Outcome::Ok, false, false),
             (Outcome::from_status(StatusCode::NOT_FOUND), false, false),
-            (Outcome::from_status(StatusCode::TOO_MANY_REQUESTS), false, false),
+            (
+                Outcome::from_status(StatusCode::TOO_MANY_REQUESTS),
+                false,
+                false,
+            ),
             (Outcome::ConnectError, true, true),
             (Outcome::Timeout, true, true),
             (Outcome::Reset, true, true),
-            (Outcome::from_status(StatusCode::INTERNAL_SERVER_ERROR), false, true),
+            (
+                Outcome::from_status(StatusCode::INTERNAL_SERVER_ERROR),
+                false,
+                true,
+            ),
             (Outcome::from_status(StatusCode::BAD_GATEWAY), false, true),
         ];
         for (outcome, by_default, when_configured) in cases {

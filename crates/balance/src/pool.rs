@@ -198,9 +198,13 @@ impl Pool {
                 i
             }
             None => {
-                let i = self
-                    .selector
-                    .select(&self.backends, &Pick { panic: true, ..*ctx })?;
+                let i = self.selector.select(
+                    &self.backends,
+                    &Pick {
+                        panic: true,
+                        ..*ctx
+                    },
+                )?;
                 if !self.panicking.swap(true, Ordering::Relaxed) {
                     tracing::warn!(
                         "every backend is marked down: picking among all of them (panic mode)"
@@ -369,8 +373,11 @@ mod tests {
 
     #[test]
     fn last_healthy_backend_is_never_ejected() {
-        let p = pool(&["http://a:1", "http://b:1", "http://c:1"], Balance::RoundRobin)
-            .with_cool_off(Duration::from_secs(60));
+        let p = pool(
+            &["http://a:1", "http://b:1", "http://c:1"],
+            Balance::RoundRobin,
+        )
+        .with_cool_off(Duration::from_secs(60));
         let steps = [
             (0, Outcome::ConnectError, Verdict::Ejected),
             (0, Outcome::Timeout, Verdict::Ejected),
@@ -382,8 +389,10 @@ mod tests {
             assert_eq!(report(&p, i, outcome), want, "backend {i} {outcome:?}");
         }
         let stats = p.stats();
-        let states: Vec<(bool, bool, u64)> =
-            stats.iter().map(|s| (s.up, s.ejected, s.failures)).collect();
+        let states: Vec<(bool, bool, u64)> = stats
+            .iter()
+            .map(|s| (s.up, s.ejected, s.failures))
+            .collect();
         assert_eq!(
             states,
             [(false, true, 2), (false, true, 1), (true, false, 2)]

@@ -112,6 +112,12 @@ pub struct Upstreams {
     client_body_timeout: Duration,
 }
 
+/// What every attempt of one request asks for.
+struct Target<'a> {
+    method: &'a Method,
+    path_and_query: &'a str,
+}
+
 /// How one attempt failed: the error, and whether it was the keep-alive
 /// race (a reused connection closed before any response byte).
 struct Failed {
@@ -169,6 +175,10 @@ impl Upstreams {
         let replayable = method.is_idempotent() && matches!(body, Body::Empty);
         let failover = replayable && self.pool.backends().len() > 1;
         let (body, client_body) = RequestBody::wrap(body, self.client_body_timeout);
+        let target = Target {
+            method: &method,
+            path_and_query,
+        };
         let mut tried: Vec<usize> = Vec::new();
         let mut body = Some(body);
         let mut headers = Some(headers);
@@ -186,7 +196,14 @@ impl Upstreams {
             };
             let b = body.take().unwrap_or_default();
             let mut result = self
-                .attempt(&self.client, &backend, &method, path_and_query, h, b, client_body.as_deref())
+                .attempt(
+                    &self.client,
+                    &backend,
+                    &target,
+                    h,
+                    b,
+                    client_body.as_deref(),
+                )
                 .await;
             if let Err(Failed { stale: true, error }) = &result
                 && replayable
@@ -194,7 +211,7 @@ impl Upstreams {
                 tracing::debug!(upstream = %backend.base(), "pooled connection closed under the request, retrying on a new one: {error}");
                 let h = headers.clone().unwrap_or_default();
                 result = self
-                    .attempt(&self.fresh, &backend, &method, path_and_query, h, Body::Empty, None)
+                    .attempt(&self.fresh, &backend, &target, h, Body::Empty, None)
                     .await;
             }
             match result {
@@ -216,20 +233,22 @@ impl Upstreams {
         &self,
         client: &HttpClient,
         backend: &Arc<Backend>,
-        method: &Method,
-        path_and_query: &str,
+        target: &Target<'_>,
         headers: HeaderMap,
         body: Body,
         client_body: Option<&BodyState>,
     ) -> Result<Fetched, Failed> {
         let mut guard = backend.start();
         let base = || backend.base().to_string();
-        let uri: Uri = backend.url_for(path_and_query).parse().map_err(|e| Failed {
-            error: FetchError::Other(base(), format!("bad upstream URI: {e}")),
-            stale: false,
-        })?;
+        let uri: Uri = backend
+            .url_for(target.path_and_query)
+            .parse()
+            .map_err(|e| Failed {
+                error: FetchError::Other(base(), format!("bad upstream URI: {e}")),
+                stale: false,
+            })?;
         let mut req = Request::new(body);
-        *req.method_mut() = method.clone();
+        *req.method_mut() = target.method.clone();
         *req.uri_mut() = uri;
         *req.headers_mut() = headers;
         let conn = capture_connection(&mut req);
@@ -251,9 +270,11 @@ impl Upstreams {
                 (FetchError::Client(why.to_owned()), None, false)
             }
             None => (FetchError::Timeout(base()), Some(Outcome::Timeout), false),
-            Some(Err(e)) if e.is_connect() => {
-                (FetchError::Connect(base()), Some(Outcome::ConnectError), false)
-            }
+            Some(Err(e)) if e.is_connect() => (
+                FetchError::Connect(base()),
+                Some(Outcome::ConnectError),
+                false,
+            ),
             Some(Err(e)) => {
                 let closed = closed_early(&e);
                 let stale = closed && seen.is_some_and(|s| s.reused && !s.answered);

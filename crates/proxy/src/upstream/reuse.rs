@@ -165,3 +165,43 @@ impl Service<Uri> for TrackingConnector {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The I/O a connection sees, in order: `w` a write, `r` a read of
+    /// some bytes, `0` a read of nothing (the idle-close check).
+    fn replay(io: &str) -> Option<Seen> {
+        let usage = Usage::default();
+        for step in io.chars() {
+            match step {
+                'w' => usage.wrote(),
+                'r' => usage.read(100),
+                _ => usage.read(0),
+            }
+        }
+        Usage::of(&Connected::new().extra(usage))
+    }
+
+    #[test]
+    fn a_write_after_a_read_starts_a_new_request_on_a_reused_connection() {
+        let seen = |reused, answered| Some(Seen { reused, answered });
+        let cases = [
+            ("w", seen(false, false)),
+            ("wwr", seen(false, true)),
+            ("wrw", seen(true, false)),
+            ("wrr0ww", seen(true, false)),
+            ("wrwr", seen(true, true)),
+            ("wrwrw0", seen(true, false)),
+        ];
+        for (io, want) in cases {
+            assert_eq!(replay(io), want, "{io}");
+        }
+    }
+
+    #[test]
+    fn a_connection_without_usage_tells_nothing() {
+        assert_eq!(Usage::of(&Connected::new()), None);
+    }
+}
