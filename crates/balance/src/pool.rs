@@ -207,7 +207,7 @@ impl Pool {
                 )?;
                 if !self.panicking.swap(true, Ordering::Relaxed) {
                     tracing::warn!(
-                        "every backend is marked down: picking among all of them (panic mode)"
+                        "every backend left to try is marked down: trying them anyway (panic mode)"
                     );
                 }
                 i
@@ -226,11 +226,10 @@ impl Pool {
             request.server_error();
         }
         let counts = outcome.counts_against(&self.passive);
-        if counts {
-            request.fail();
-        } else {
+        if !counts {
             return Verdict::NotCounted;
         }
+        request.fail();
         let backend = Arc::clone(request.backend());
         // A poisoned lock only means another report panicked; the unit
         // guarded is `()`, so carry on.
