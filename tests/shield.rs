@@ -175,7 +175,7 @@ async fn connect_failure_is_retried_once_on_the_next_origin() {
 }
 
 #[tokio::test]
-async fn all_origins_down_gives_503_or_a_stale_copy() {
+async fn all_origins_down_are_still_tried_then_502_or_a_stale_copy() {
     let (mut a, mut b) = (Origin::start("a").await, Origin::start("b").await);
     let shield = Node::shield("s", &[a.url(), b.url()], "round-robin").await;
     let c = client();
@@ -190,12 +190,71 @@ async fn all_origins_down_gives_503_or_a_stale_copy() {
             .is_some_and(|u| u.iter().all(|o| o["up"] == false))
     })
     .await;
+    // Panic mode: both are tried anyway; both refuse, so 502, not 503.
     let (status, _, cs, _) = get(&c, &shield.get_url("/never-fetched")).await;
-    assert_eq!(status, 503, "{cs}");
+    assert_eq!(status, 502, "{cs}");
+    assert!(cs.contains("detail=upstream-connect"), "{cs}");
     // max-age=0, stale-if-error=60: RFC 5861 lets the stale copy stand in.
     let (status, _, cs, stale_body) = get(&c, &shield.get_url("/stale")).await;
     assert_eq!((status, stale_body), (200, body));
     assert!(cs.contains("stale-if-error"), "{cs}");
+}
+
+/// Health checks every `interval`, with the test's short cool-off.
+fn health_every(interval: Duration) -> meridian_edge::config::HealthSection {
+    meridian_edge::config::HealthSection {
+        interval: Some(meridian_common::HumanDuration(interval)),
+        ..fast_health()
+    }
+}
+
+#[tokio::test]
+async fn a_fresh_shield_presumes_its_origins_up_until_the_first_check() {
+    let (a, b) = (Origin::start("a").await, Origin::start("b").await);
+    let shield = Node::shield_with(meridian_origin_shield::FileConfig {
+        origin: vec![a.url(), b.url()],
+        health: health_every(Duration::from_secs(2)),
+        ..Default::default()
+    })
+    .await;
+    let c = client();
+    let (status, _, cs, _) = get(&c, &shield.get_url("/nostore/first")).await;
+    assert_eq!(status, 200, "{cs}");
+    let stats = shield.stats(&c).await;
+    for u in stats["upstreams"].as_array().expect("upstreams") {
+        assert_eq!(u["up"], true, "{u}");
+        assert!(u["last_check_unix_ms"].is_null(), "not checked yet: {u}");
+    }
+}
+
+#[tokio::test]
+async fn a_fresh_shield_answers_at_once_though_its_origins_started_after_it() {
+    let (mut a, mut b) = (Origin::start("a").await, Origin::start("b").await);
+    // Known ports with nothing listening: origins still starting up.
+    a.kill().await;
+    b.kill().await;
+    let shield = Node::shield_with(meridian_origin_shield::FileConfig {
+        origin: vec![a.url(), b.url()],
+        health: health_every(Duration::from_millis(500)),
+        ..Default::default()
+    })
+    .await;
+    let c = client();
+    eventually("the first checks found nothing", WAIT, || async {
+        let s = shield.stats(&c).await;
+        s["upstreams"].as_array().is_some_and(|u| {
+            u.iter()
+                .all(|o| o["up"] == false && o["last_check_unix_ms"].is_u64())
+        })
+    })
+    .await;
+    a.restart().await;
+    b.restart().await;
+    // The origins are up; the shield must not answer 503 until its next check.
+    for i in 0..6 {
+        let (status, _, cs, _) = get(&c, &shield.get_url(&format!("/nostore/early/{i}"))).await;
+        assert_eq!(status, 200, "{cs}");
+    }
 }
 
 #[tokio::test]

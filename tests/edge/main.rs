@@ -11,6 +11,7 @@ mod collapsing;
 mod conditional_range;
 mod failures;
 mod forwarding;
+mod health;
 mod keys_vary;
 mod revalidation;
 mod storage;

@@ -30,7 +30,9 @@ pub fn upstream_pool(config: &Config) -> Result<Pool, BalanceError> {
             ))
         })
         .collect::<Result<Vec<_>, BalanceError>>()?;
-    Ok(Pool::new(backends, Balance::Rendezvous)?.with_cool_off(config.cool_off))
+    Ok(Pool::new(backends, Balance::Rendezvous)?
+        .with_cool_off(config.cool_off)
+        .with_eject_on_5xx(config.eject_on_5xx))
 }
 
 /// Runs an edge on `listener` (and the admin API on `admin`) until

@@ -55,7 +55,8 @@ pub fn origin_pool(config: &ShieldConfig) -> Result<Pool, BalanceError> {
     };
     Ok(
         Pool::from_specs(config.origins.clone(), config.balance, policy)?
-            .with_cool_off(config.engine.cool_off),
+            .with_cool_off(config.engine.cool_off)
+            .with_eject_on_5xx(config.engine.eject_on_5xx),
     )
 }
 

@@ -86,6 +86,15 @@ pub struct TimeoutSection {
     /// Wait for the upstream's response headers, and between body chunks
     /// (default "30s"); expiry gives 504.
     pub response: Option<HumanDuration>,
+    /// Longest pause between two pieces of a client's request body
+    /// (default "10s"); expiry gives 400 and is not held against the upstream.
+    pub client_body: Option<HumanDuration>,
+    /// How long an idle upstream connection is kept for reuse (default
+    /// "4s"; "0s" keeps none). Keep it below the upstreams' own keep-alive
+    /// timeout (5s in Apache and Node.js, 75s in nginx), so it is the proxy
+    /// that closes an idle connection, not the origin while a request is
+    /// being written on it.
+    pub pool_idle: Option<HumanDuration>,
 }
 
 /// Health of the upstreams (used when there are several shields).
@@ -101,8 +110,13 @@ pub struct HealthSection {
     pub rise: Option<u32>,
     /// Failures that take it out (default 1).
     pub fall: Option<u32>,
-    /// How long a connect error or 5xx takes an upstream out (default "10s").
+    /// How long a connect failure, timeout or reset takes an upstream out
+    /// (default "10s"). The last healthy upstream is never taken out.
     pub cool_off: Option<HumanDuration>,
+    /// Whether a 5xx answer counts as an upstream failure too (default
+    /// false: a 5xx is that URL's answer, and one broken URL must not
+    /// take a server out).
+    pub eject_on_5xx: Option<bool>,
 }
 
 /// The validated edge configuration.
@@ -127,11 +141,15 @@ pub struct Config {
     pub collapse_wait: Duration,
     pub connect_timeout: Duration,
     pub response_timeout: Duration,
+    pub client_body_timeout: Duration,
+    /// Zero: upstream connections are not kept for reuse.
+    pub pool_idle_timeout: Duration,
     pub health_path: String,
     pub health_interval: Duration,
     pub health_rise: u32,
     pub health_fall: u32,
     pub cool_off: Duration,
+    pub eject_on_5xx: bool,
 }
 
 impl FileConfig {
@@ -236,6 +254,16 @@ impl FileConfig {
                     .collect::<Result<Vec<_>, _>>()?,
             ),
         };
+        let client_body_timeout = self
+            .timeouts
+            .client_body
+            .map_or(Duration::from_secs(10), HumanDuration::get);
+        if client_body_timeout.is_zero() {
+            return Err(bad(
+                "timeouts.client-body",
+                "must be more than 0s (every request body would fail)".into(),
+            ));
+        }
         Ok(Config {
             name,
             region: self.region.clone().unwrap_or_else(|| "local".into()),
@@ -269,6 +297,11 @@ impl FileConfig {
                 .timeouts
                 .response
                 .map_or(Duration::from_secs(30), HumanDuration::get),
+            client_body_timeout,
+            pool_idle_timeout: self
+                .timeouts
+                .pool_idle
+                .map_or(Duration::from_secs(4), HumanDuration::get),
             health_path,
             health_interval: self
                 .health
@@ -280,6 +313,7 @@ impl FileConfig {
                 .health
                 .cool_off
                 .map_or(Duration::from_secs(10), HumanDuration::get),
+            eject_on_5xx: self.health.eject_on_5xx.unwrap_or(false),
         })
     }
 }
@@ -327,6 +361,9 @@ mod tests {
         assert_eq!(c.cache_size, 256 << 20);
         assert_eq!(c.max_object_size, 64 << 20);
         assert_eq!(c.connect_timeout, Duration::from_secs(2));
+        assert_eq!(c.client_body_timeout, Duration::from_secs(10));
+        assert_eq!(c.pool_idle_timeout, Duration::from_secs(4));
+        assert!(!c.eject_on_5xx);
     }
 
     #[test]
@@ -393,6 +430,17 @@ mod tests {
                     ..Default::default()
                 },
                 "accept-hosts",
+            ),
+            (
+                FileConfig {
+                    upstream: vec!["http://a:1".into()],
+                    timeouts: TimeoutSection {
+                        client_body: Some(HumanDuration(Duration::ZERO)),
+                        ..Default::default()
+                    },
+                    ..Default::default()
+                },
+                "timeouts.client-body",
             ),
         ];
         for (fc, key) in cases {

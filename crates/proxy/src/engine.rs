@@ -104,7 +104,7 @@ impl Engine {
             stamp: Stamp::new(&config.name),
             store: Arc::new(MemoryStore::new(config.cache_size)),
             coalescer: Coalescer::new(),
-            upstreams: Upstreams::new(pool, config.connect_timeout, config.response_timeout),
+            upstreams: Upstreams::new(pool, config),
             policy: config.policy.clone(),
             key_opts: config.key.clone(),
             grace: config.stale_if_error_grace,
