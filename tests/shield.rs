@@ -175,7 +175,7 @@ async fn connect_failure_is_retried_once_on_the_next_origin() {
 }
 
 #[tokio::test]
-async fn all_origins_down_gives_503_or_a_stale_copy() {
+async fn all_origins_down_are_still_tried_then_502_or_a_stale_copy() {
     let (mut a, mut b) = (Origin::start("a").await, Origin::start("b").await);
     let shield = Node::shield("s", &[a.url(), b.url()], "round-robin").await;
     let c = client();
@@ -190,12 +190,71 @@ async fn all_origins_down_gives_503_or_a_stale_copy() {
             .is_some_and(|u| u.iter().all(|o| o["up"] == false))
     })
     .await;
+    // Panic mode: both are tried anyway; both refuse, so 502, not 503.
     let (status, _, cs, _) = get(&c, &shield.get_url("/never-fetched")).await;
-    assert_eq!(status, 503, "{cs}");
+    assert_eq!(status, 502, "{cs}");
+    assert!(cs.contains("detail=upstream-connect"), "{cs}");
     // max-age=0, stale-if-error=60: RFC 5861 lets the stale copy stand in.
     let (status, _, cs, stale_body) = get(&c, &shield.get_url("/stale")).await;
     assert_eq!((status, stale_body), (200, body));
     assert!(cs.contains("stale-if-error"), "{cs}");
+}
+
+/// Health checks every `interval`, with the test's short cool-off.
+fn health_every(interval: Duration) -> meridian_edge::config::HealthSection {
+    meridian_edge::config::HealthSection {
+        interval: Some(meridian_common::HumanDuration(interval)),
+        ..fast_health()
+    }
+}
+
+#[tokio::test]
+async fn a_fresh_shield_presumes_its_origins_up_until_the_first_check() {
+    let (a, b) = (Origin::start("a").await, Origin::start("b").await);
+    let shield = Node::shield_with(meridian_origin_shield::FileConfig {
+        origin: vec![a.url(), b.url()],
+        health: health_every(Duration::from_secs(2)),
+        ..Default::default()
+    })
+    .await;
+    let c = client();
+    let (status, _, cs, _) = get(&c, &shield.get_url("/nostore/first")).await;
+    assert_eq!(status, 200, "{cs}");
+    let stats = shield.stats(&c).await;
+    for u in stats["upstreams"].as_array().expect("upstreams") {
+        assert_eq!(u["up"], true, "{u}");
+        assert!(u["last_check_unix_ms"].is_null(), "not checked yet: {u}");
+    }
+}
+
+#[tokio::test]
+async fn a_fresh_shield_answers_at_once_though_its_origins_started_after_it() {
+    let (mut a, mut b) = (Origin::start("a").await, Origin::start("b").await);
+    // Known ports with nothing listening: origins still starting up.
+    a.kill().await;
+    b.kill().await;
+    let shield = Node::shield_with(meridian_origin_shield::FileConfig {
+        origin: vec![a.url(), b.url()],
+        health: health_every(Duration::from_millis(500)),
+        ..Default::default()
+    })
+    .await;
+    let c = client();
+    eventually("the first checks found nothing", WAIT, || async {
+        let s = shield.stats(&c).await;
+        s["upstreams"].as_array().is_some_and(|u| {
+            u.iter()
+                .all(|o| o["up"] == false && o["last_check_unix_ms"].is_u64())
+        })
+    })
+    .await;
+    a.restart().await;
+    b.restart().await;
+    // The origins are up; the shield must not answer 503 until its next check.
+    for i in 0..6 {
+        let (status, _, cs, _) = get(&c, &shield.get_url(&format!("/nostore/early/{i}"))).await;
+        assert_eq!(status, 200, "{cs}");
+    }
 }
 
 #[tokio::test]
@@ -427,4 +486,94 @@ async fn two_shields_fetch_each_url_once_and_edges_survive_one_stopping() {
     for i in 0..100 {
         assert_eq!(o.hits_for(&format!("/after/{i}")), 1, "/after/{i}");
     }
+}
+
+/// GETs `url` with the Host the client naturally sends (the node's own
+/// address): (x-origin, cache-status, body).
+async fn get_by_address(c: &reqwest::Client, url: &str) -> (String, String, Vec<u8>) {
+    let r = c.get(url).send().await.expect("request");
+    assert_eq!(r.status(), 200, "{url}");
+    let header = |name: &str| {
+        r.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let (origin, cs) = (header("x-origin"), header("cache-status"));
+    (origin, cs, r.bytes().await.expect("body").to_vec())
+}
+
+/// Clients reach each edge on its own address. Without `site-host` each
+/// edge is its own site at the shield (one origin fetch per edge); with it,
+/// both edges are the one site, and share the shield's entry.
+#[tokio::test]
+async fn site_host_gives_edges_on_different_addresses_one_cache_identity() {
+    let o = Origin::start("o").await;
+    let shield = Node::shield("s", &[o.url()], "round-robin").await;
+    let c = client();
+    let plain = [
+        Node::edge("p1", &[shield.url()]).await,
+        Node::edge("p2", &[shield.url()]).await,
+    ];
+    for e in &plain {
+        get_by_address(&c, &e.get_url("/apart")).await;
+    }
+    assert_eq!(o.hits_for("/apart"), 2, "two edge addresses, two sites");
+
+    let site = |name: &str| meridian_edge::FileConfig {
+        name: Some(name.into()),
+        upstream: vec![shield.url()],
+        health: fast_health(),
+        site_host: Some("www.shop.test".into()),
+        ..Default::default()
+    };
+    let edges = [
+        Node::edge_with(site("e1")).await,
+        Node::edge_with(site("e2")).await,
+    ];
+    assert_ne!(edges[0].addr, edges[1].addr);
+    let (_, first_cs, first) = get_by_address(&c, &edges[0].get_url("/shared")).await;
+    assert!(first_cs.starts_with("s; fwd=miss"), "{first_cs}");
+    let (_, cs, second) = get_by_address(&c, &edges[1].get_url("/shared")).await;
+    assert!(
+        cs.starts_with("s; hit"),
+        "the shield's entry is shared: {cs}"
+    );
+    assert_eq!(first, second, "byte for byte");
+    assert_eq!(first, b"o /shared");
+    assert_eq!(o.hits_for("/shared"), 1, "one origin fetch");
+}
+
+/// The shield's own `site-host` and `accept-hosts`: a request for another
+/// authority is answered 421 and never reaches an origin.
+#[tokio::test]
+async fn shield_accept_hosts_answers_other_authorities_421() {
+    let o = Origin::start("o").await;
+    let shield = Node::shield_with(meridian_origin_shield::FileConfig {
+        origin: vec![o.url()],
+        health: fast_health(),
+        site_host: Some(support_shield::HOST.into()),
+        accept_hosts: Some(vec!["*.shop.test".into()]),
+        ..Default::default()
+    })
+    .await;
+    let c = client();
+    let (status, ..) = get(&c, &shield.get_url("/a")).await;
+    assert_eq!(status, 200, "the site host itself is accepted");
+    let r = c
+        .get(shield.get_url("/a"))
+        .header("host", "img.shop.test")
+        .send()
+        .await
+        .expect("request");
+    assert!(
+        r.headers()["cache-status"]
+            .to_str()
+            .is_ok_and(|cs| cs.contains("; hit")),
+        "an accepted alias is served as the site"
+    );
+    let r = c.get(shield.get_url("/a")).send().await.expect("request");
+    assert_eq!(r.status(), 421, "the shield's bare address is not accepted");
+    assert_eq!(o.hits_for("/a"), 1);
 }

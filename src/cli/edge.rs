@@ -43,3 +43,44 @@ pub fn main(args: EdgeArgs) -> anyhow::Result<()> {
         Ok(())
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: EdgeArgs,
+    }
+
+    #[test]
+    fn site_host_accept_hosts_and_forwarders_from_flags() {
+        let args = Cli::try_parse_from([
+            "edge",
+            "--upstream",
+            "http://127.0.0.1:9000",
+            "--site-host",
+            "Shop.Example:80",
+            "--accept-host",
+            "shop.example",
+            "--accept-host",
+            "*.shop.example",
+            "--trusted-forwarder",
+            "10.0.0.0/8",
+        ])
+        .expect("flags parse")
+        .args;
+        let mut file = FileConfig {
+            upstream: args.upstreams.clone(),
+            ..Default::default()
+        };
+        super::super::apply_node_flags!(file, &args.node);
+        let c = file.validate("command line").expect("valid");
+        assert_eq!(c.site_host.as_deref(), Some("shop.example"));
+        assert_eq!(c.accept_hosts.map(|a| a.len()), Some(2));
+        assert_eq!(c.trusted_forwarders.len(), 1);
+    }
+}

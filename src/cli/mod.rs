@@ -85,6 +85,18 @@ pub struct NodeFlags {
     /// Runtime worker threads [config `workers`, default one per core].
     #[arg(long)]
     pub workers: Option<usize>,
+    /// Serve every request as this site (a host, optionally :PORT), whatever address
+    /// the client used [config `site-host`, default off].
+    #[arg(long, value_name = "HOST[:PORT]")]
+    pub site_host: Option<String>,
+    /// Host served (host, host:port or *.suffix); others get 421;
+    /// repeatable [config `accept-hosts`, default all].
+    #[arg(long = "accept-host", value_name = "HOST")]
+    pub accept_hosts: Vec<String>,
+    /// CIDR of peers whose X-Forwarded-* / Forwarded fields are kept and
+    /// appended to; repeatable [config `trusted-forwarders`, default none].
+    #[arg(long = "trusted-forwarder", value_name = "CIDR")]
+    pub trusted_forwarders: Vec<ipnet::IpNet>,
     /// TOML config file (see config/); flags override it.
     #[arg(long)]
     pub config: Option<PathBuf>,
@@ -108,7 +120,7 @@ impl NodeFlags {
 
 /// Puts the node flags that were given over a node's file config (whose
 /// fields share the names: `admin_listen`, `name`, `region`, `workers`,
-/// `cache.size`).
+/// `site_host`, `accept_hosts`, `trusted_forwarders`, `cache.size`).
 macro_rules! apply_node_flags {
     ($file:expr, $flags:expr) => {{
         let flags: &$crate::cli::NodeFlags = $flags;
@@ -126,6 +138,15 @@ macro_rules! apply_node_flags {
         }
         if flags.workers.is_some() {
             $file.workers = flags.workers;
+        }
+        if flags.site_host.is_some() {
+            $file.site_host = flags.site_host.clone();
+        }
+        if !flags.accept_hosts.is_empty() {
+            $file.accept_hosts = Some(flags.accept_hosts.clone());
+        }
+        if !flags.trusted_forwarders.is_empty() {
+            $file.trusted_forwarders = Some(flags.trusted_forwarders.clone());
         }
     }};
 }

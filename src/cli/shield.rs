@@ -26,7 +26,8 @@ pub struct ShieldArgs {
     /// Health poll interval, e.g. 2s; 0s turns checks off [config `health.interval`, default 2s].
     #[arg(long)]
     health_interval: Option<HumanDuration>,
-    /// CIDR of edges whose X-Forwarded-For is trusted for ip-hash; repeatable.
+    /// CIDR of edges whose forwarding fields are trusted (for ip-hash too);
+    /// the older name of --trusted-forwarder; repeatable.
     #[arg(long = "trusted-edge", value_name = "CIDR")]
     trusted_edges: Vec<IpNet>,
     #[command(flatten)]
@@ -108,6 +109,12 @@ mod tests {
             "250ms",
             "--trusted-edge",
             "10.0.0.0/8",
+            "--trusted-forwarder",
+            "192.168.0.0/16",
+            "--site-host",
+            "Shop.Example",
+            "--accept-host",
+            "www.shop.example",
         ]);
         let file = FileConfig::load(std::path::Path::new(path)).expect("example loads");
         let c = apply_flags(file, &args).validate(path).expect("valid");
@@ -116,7 +123,9 @@ mod tests {
         assert_eq!(c.balance, Balance::LeastConnections);
         assert_eq!(c.engine.health_interval.as_millis(), 250);
         assert_eq!(c.engine.health_path, "/healthz");
-        assert_eq!(c.trusted_edges.len(), 1);
+        assert_eq!(c.engine.trusted_forwarders.len(), 2);
+        assert_eq!(c.engine.site_host.as_deref(), Some("shop.example"));
+        assert_eq!(c.engine.accept_hosts.map(|a| a.len()), Some(1));
     }
 
     #[test]

@@ -61,7 +61,8 @@ async fn hop_by_hop_headers_dropped_and_forwarding_headers_added_rfc9110_7_6() {
     assert_eq!(seen.header("via"), Some("1.1 edge-1"));
     assert_eq!(
         seen.header("x-forwarded-for"),
-        Some("203.0.113.7, 127.0.0.1")
+        Some("127.0.0.1"),
+        "an untrusted client's X-Forwarded-For is replaced by the peer address"
     );
     assert_eq!(seen.header("x-forwarded-proto"), Some("http"));
     assert_eq!(
@@ -71,7 +72,11 @@ async fn hop_by_hop_headers_dropped_and_forwarding_headers_added_rfc9110_7_6() {
     assert_eq!(
         seen.header("host"),
         Some(edge.addr.to_string().as_str()),
-        "Host passes through"
+        "the request's authority is the upstream Host"
+    );
+    assert_eq!(
+        seen.header("forwarded").map(str::to_owned),
+        Some(format!("for=127.0.0.1;host=\"{}\";proto=http", edge.addr))
     );
 }
 
@@ -212,4 +217,108 @@ async fn connect_is_refused_and_garbage_never_reaches_the_origin() {
     // And the edge still serves.
     let r = client().get(edge.url("/ok")).send().await.expect("send");
     assert_eq!(r.status(), 200);
+}
+
+/// An origin that builds absolute links from the forwarding fields, as
+/// most web frameworks do behind a proxy.
+fn link_builder(s: &crate::support::Seen) -> Reply {
+    Reply::ok(format!(
+        "<a href=\"{}://{}/next\"> for {} via {}",
+        s.header("x-forwarded-proto").unwrap_or("-"),
+        s.header("x-forwarded-host").unwrap_or("-"),
+        s.header("x-forwarded-for").unwrap_or("-"),
+        s.header("forwarded").unwrap_or("-"),
+    ))
+    .header("cache-control", "max-age=60")
+}
+
+const SPOOFED: [(&str, &str); 10] = [
+    ("x-forwarded-host", "evil.example"),
+    ("x-forwarded-proto", "https"),
+    ("x-forwarded-port", "8443"),
+    ("x-forwarded-prefix", "/evil"),
+    ("forwarded", "for=6.6.6.6;host=evil.example;proto=https"),
+    ("x-forwarded-for", "6.6.6.6"),
+    ("x-real-ip", "6.6.6.6"),
+    ("x-original-url", "/admin"),
+    ("x-http-method-override", "DELETE"),
+    ("x-host", "evil.example"),
+];
+
+#[tokio::test]
+async fn spoofed_forwarding_headers_from_an_untrusted_client_are_replaced() {
+    let origin = Origin::start(link_builder).await;
+    let edge = Edge::start(&origin.url()).await;
+    let c = client();
+    let mut attack = c.get(edge.url("/page")).header("host", "shop.example");
+    for (k, v) in SPOOFED {
+        attack = attack.header(k, v);
+    }
+    let poisoned = attack
+        .send()
+        .await
+        .expect("send")
+        .bytes()
+        .await
+        .expect("body");
+    let clean = "<a href=\"http://shop.example/next\"> for 127.0.0.1 via \
+                 for=127.0.0.1;host=shop.example;proto=http";
+    assert_eq!(
+        poisoned.as_ref(),
+        clean.as_bytes(),
+        "the origin saw the node's values"
+    );
+    let seen = origin.last();
+    for (k, _) in SPOOFED {
+        if ![
+            "x-forwarded-host",
+            "x-forwarded-proto",
+            "x-forwarded-for",
+            "forwarded",
+        ]
+        .contains(&k)
+        {
+            assert_eq!(
+                seen.header(k),
+                None,
+                "{k} is not passed from an untrusted client"
+            );
+        }
+    }
+    // The next user of the site gets the same, clean, cached bytes.
+    let r = c
+        .get(edge.url("/page"))
+        .header("host", "shop.example")
+        .send()
+        .await
+        .expect("send");
+    assert!(cache_status(&r).contains("; hit"), "{}", cache_status(&r));
+    assert_eq!(r.bytes().await.expect("body").as_ref(), clean.as_bytes());
+    assert_eq!(origin.count(), 1);
+}
+
+#[tokio::test]
+async fn a_trusted_forwarders_fields_are_kept_and_appended_to() {
+    let origin = Origin::start(link_builder).await;
+    let edge = Edge::start_with(meridian_edge::FileConfig {
+        upstream: vec![origin.url()],
+        name: Some("edge-1".into()),
+        trusted_forwarders: Some(vec!["127.0.0.1/32".parse().expect("cidr")]),
+        ..Default::default()
+    })
+    .await;
+    let mut req = client().get(edge.url("/lb")).header("host", "shop.example");
+    for (k, v) in SPOOFED {
+        req = req.header(k, v);
+    }
+    let body = req.send().await.expect("send").bytes().await.expect("body");
+    assert_eq!(
+        body.as_ref(),
+        b"<a href=\"https://evil.example/next\"> for 6.6.6.6, 127.0.0.1 via \
+          for=6.6.6.6;host=evil.example;proto=https, for=127.0.0.1;host=shop.example;proto=http"
+    );
+    let seen = origin.last();
+    assert_eq!(seen.header("host"), Some("shop.example"));
+    assert_eq!(seen.header("x-real-ip"), Some("6.6.6.6"));
+    assert_eq!(seen.header("x-forwarded-port"), Some("8443"));
 }

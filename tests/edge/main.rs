@@ -6,10 +6,12 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod authority;
 mod collapsing;
 mod conditional_range;
 mod failures;
 mod forwarding;
+mod health;
 mod keys_vary;
 mod revalidation;
 mod storage;

@@ -246,14 +246,18 @@ impl Node {
 
     /// An edge in front of `upstreams` (shields).
     pub async fn edge(name: &str, upstreams: &[String]) -> Node {
-        let config = meridian_edge::FileConfig {
+        Node::edge_with(meridian_edge::FileConfig {
             name: Some(name.into()),
             upstream: upstreams.to_vec(),
             health: fast_health(),
             ..Default::default()
-        }
-        .validate("test")
-        .expect("valid edge config");
+        })
+        .await
+    }
+
+    /// An edge from a whole file config.
+    pub async fn edge_with(file: meridian_edge::FileConfig) -> Node {
+        let config = file.validate("test").expect("valid edge config");
         let (l, a) = listeners().await;
         let (addr, admin) = (l.local_addr().expect("addr"), a.local_addr().expect("addr"));
         let shutdown = Shutdown::new();

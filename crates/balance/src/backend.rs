@@ -10,32 +10,8 @@ use serde::Serialize;
 
 use crate::error::BalanceError;
 use crate::health::{Health, HealthPolicy};
+pub use crate::passive::{DEFAULT_COOL_OFF, Outcome};
 use crate::spec::BackendSpec;
-
-/// How long a passive ejection keeps a backend out unless the pool says otherwise.
-pub const DEFAULT_COOL_OFF: Duration = Duration::from_secs(10);
-
-/// What happened to one request to a backend, for passive ejection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    /// Any answer that is not a 5xx (a 404 is the origin working correctly).
-    Ok,
-    /// No usable answer: connect refused/reset, or a timeout.
-    ConnectError,
-    /// The backend answered 5xx.
-    ServerError,
-}
-
-impl Outcome {
-    /// `ServerError` for 5xx, `Ok` otherwise.
-    pub fn from_status(status: http::StatusCode) -> Self {
-        if status.is_server_error() {
-            Outcome::ServerError
-        } else {
-            Outcome::Ok
-        }
-    }
-}
 
 /// One upstream server. Share it as `Arc<Backend>`; all state is atomic.
 #[derive(Debug)]
@@ -45,8 +21,7 @@ pub struct Backend {
     in_flight: AtomicUsize,
     requests: AtomicU64,
     failures: AtomicU64,
-    /// Millis; atomic so a pool can set it on backends that are already shared.
-    cool_off_ms: AtomicU64,
+    server_errors: AtomicU64,
 }
 
 impl Backend {
@@ -57,7 +32,7 @@ impl Backend {
             in_flight: AtomicUsize::new(0),
             requests: AtomicU64::new(0),
             failures: AtomicU64::new(0),
-            cool_off_ms: AtomicU64::new(DEFAULT_COOL_OFF.as_millis() as u64),
+            server_errors: AtomicU64::new(0),
         }
     }
 
@@ -116,13 +91,10 @@ impl Backend {
         self.failures.load(Ordering::Relaxed)
     }
 
-    pub fn cool_off(&self) -> Duration {
-        Duration::from_millis(self.cool_off_ms.load(Ordering::Relaxed))
-    }
-
-    pub fn set_cool_off(&self, cool_off: Duration) {
-        let ms = u64::try_from(cool_off.as_millis()).unwrap_or(u64::MAX);
-        self.cool_off_ms.store(ms, Ordering::Relaxed);
+    /// Requests this backend answered with a 5xx (held against it only
+    /// when the pool is configured to eject on 5xx).
+    pub fn server_errors(&self) -> u64 {
+        self.server_errors.load(Ordering::Relaxed)
     }
 
     /// Starts a request: counts it and holds an in-flight slot until the
@@ -133,32 +105,17 @@ impl Backend {
         InFlight {
             backend: Arc::clone(self),
             failed: false,
+            server_error: false,
         }
     }
 
-    /// Passive health: a connect error or a 5xx ejects the backend for the
-    /// pool's cool-off; returns whether it did. This does not count a
-    /// failure (use [`InFlight::report`], which does both).
-    ///
-    /// The last healthy backend is ejected too, on purpose: sending traffic
-    /// to a backend that just failed only adds latency, and the shield's
-    /// answer when [`crate::Pool::all_down`] is a fast 503 or a stale copy.
-    /// The active checks bring it back as soon as the cool-off has passed
-    /// and a check succeeds.
-    pub fn report(&self, outcome: Outcome) -> bool {
-        match outcome {
-            Outcome::Ok => false,
-            Outcome::ConnectError | Outcome::ServerError => {
-                // Requests already in flight will report too; log only the
-                // first, so one bad second does not flood the log.
-                let already = self.health.is_ejected();
-                self.health.eject(self.cool_off());
-                if !already {
-                    tracing::warn!(backend = %self.base(), ?outcome, cool_off = ?self.cool_off(), "backend ejected");
-                }
-                true
-            }
-        }
+    /// Takes the backend out for `cool_off`; returns whether it was in.
+    /// Only the pool decides to call this ([`crate::Pool::report`]), since
+    /// only it knows whether this is the last healthy backend.
+    pub(crate) fn eject(&self, cool_off: Duration) -> bool {
+        let already = self.health.is_ejected();
+        self.health.eject(cool_off);
+        !already
     }
 
     /// A snapshot for the admin `/stats` JSON.
@@ -171,6 +128,7 @@ impl Backend {
             in_flight: self.in_flight(),
             requests: self.requests(),
             failures: self.failures(),
+            server_errors: self.server_errors(),
             last_check_unix_ms: self.health.last_check_ms(),
         }
     }
@@ -182,6 +140,7 @@ impl Backend {
 pub struct InFlight {
     backend: Arc<Backend>,
     failed: bool,
+    server_error: bool,
 }
 
 impl InFlight {
@@ -197,13 +156,12 @@ impl InFlight {
         }
     }
 
-    /// Counts a failure for a connect error or 5xx and ejects the backend
-    /// (see [`Backend::report`]); returns whether it ejected.
-    pub fn report(&mut self, outcome: Outcome) -> bool {
-        if outcome != Outcome::Ok {
-            self.fail();
+    /// Counts this request as answered with a 5xx (at most once).
+    pub(crate) fn server_error(&mut self) {
+        if !self.server_error {
+            self.server_error = true;
+            self.backend.server_errors.fetch_add(1, Ordering::Relaxed);
         }
-        self.backend.report(outcome)
     }
 }
 
@@ -223,7 +181,10 @@ pub struct BackendStats {
     pub ejected: bool,
     pub in_flight: usize,
     pub requests: u64,
+    /// Requests that failed in a way held against the backend.
     pub failures: u64,
+    /// Requests answered with a 5xx.
+    pub server_errors: u64,
     pub last_check_unix_ms: Option<u64>,
 }
 
@@ -249,31 +210,6 @@ mod tests {
         drop(g1);
         drop(g2);
         assert_eq!((b.in_flight(), b.requests(), b.failures()), (0, 2, 1));
-    }
-
-    #[test]
-    fn connect_errors_and_5xx_eject_ok_does_not() {
-        let cases = [
-            (Outcome::Ok, false),
-            (Outcome::from_status(http::StatusCode::NOT_FOUND), false),
-            (Outcome::ConnectError, true),
-            (Outcome::from_status(http::StatusCode::BAD_GATEWAY), true),
-        ];
-        for (outcome, ejects) in cases {
-            let b = Arc::new(Backend::parse("http://o:80").expect("valid"));
-            let mut g = b.start();
-            assert_eq!(g.report(outcome), ejects, "{outcome:?}");
-            assert_eq!(b.is_up(), !ejects, "{outcome:?}");
-            assert_eq!(b.failures(), u64::from(ejects), "{outcome:?}");
-        }
-    }
-
-    #[test]
-    fn last_healthy_backend_is_still_ejected() {
-        let b = Backend::parse("http://o:80").expect("valid");
-        b.set_cool_off(Duration::from_secs(60));
-        assert!(b.report(Outcome::ServerError));
-        assert!(!b.is_up() && b.stats().ejected);
     }
 
     #[test]

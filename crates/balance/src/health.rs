@@ -1,6 +1,6 @@
 //! Health of one upstream (an origin, a shield, an edge): a rise/fall state
 //! machine fed by active checks, plus passive ejection for a cool-off after
-//! connect errors or 5xx answers seen on real traffic.
+//! failures seen on real traffic (which failures, and when: `passive.rs`).
 //!
 //! Active checks: `rise` consecutive successes bring a down target up, `fall`
 //! consecutive failures take an up target down (HAProxy's and nginx plus's
@@ -123,9 +123,33 @@ impl Health {
     }
 }
 
-/// Runs active checks of `url` every `interval` until shutdown: a check
-/// succeeds when the target answers 2xx within `timeout`.
+/// Runs active checks of `url` every `interval` until shutdown, the first
+/// one at once: a check succeeds when the target answers 2xx within
+/// `timeout`.
 pub async fn poll(
+    client: reqwest::Client,
+    url: String,
+    interval: Duration,
+    timeout: Duration,
+    health: Arc<Health>,
+    shutdown: Shutdown,
+) {
+    poll_after(
+        Duration::ZERO,
+        client,
+        url,
+        interval,
+        timeout,
+        health,
+        shutdown,
+    )
+    .await;
+}
+
+/// [`poll`], with the first check `first` from now: until then the target
+/// keeps the state it started with (up).
+pub async fn poll_after(
+    first: Duration,
     client: reqwest::Client,
     url: String,
     interval: Duration,
@@ -135,7 +159,8 @@ pub async fn poll(
 ) {
     let stop = shutdown.wait();
     tokio::pin!(stop);
-    let mut tick = tokio::time::interval(interval);
+    let start = tokio::time::Instant::now() + first;
+    let mut tick = tokio::time::interval_at(start, interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {

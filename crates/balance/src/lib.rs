@@ -3,10 +3,13 @@
 //!
 //! A [`Pool`] holds a fixed list of [`Backend`]s (each `http://host:port`
 //! with a weight, a [`Health`] state and request counters) and one
-//! [`Selector`], chosen by [`Balance`]. Every algorithm only picks among
+//! [`Selector`], chosen by [`Balance`]. Every algorithm picks among the
 //! backends that are up and not yet tried for this request
-//! ([`Pick::exclude`]), and returns `None` when there is none: the caller
-//! then answers 503 or serves stale.
+//! ([`Pick::exclude`]). When every backend left is marked down, the pool
+//! picks among all of them as if they were up (Envoy's panic mode): a
+//! health verdict can be wrong, and trying costs one request where
+//! refusing costs all of them. [`Pool::pick`] returns `None` only once
+//! every backend has been tried.
 //!
 //! | `--balance` | how it picks | use it when |
 //! |---|---|---|
@@ -24,24 +27,34 @@
 //! Two-choices draws its randomness from SplitMix64 on one atomic instead
 //! of depending on `fastrand`: five lines, lock-free, seedable for tests.
 //!
-//! Passive health: [`InFlight::report`] with a connect error or a 5xx
-//! ejects the backend for the pool's cool-off (default 10s) — even the last
-//! healthy one, since retrying a server that just failed only adds latency.
-//! Active checks ([`Pool::spawn_health_checks`]) take it out after `fall`
-//! failed checks and bring it back after `rise` good ones.
+//! Backends start up (presumed healthy until shown otherwise).
+//!
+//! Passive health ([`Pool::report`]) holds only the backend's own failures
+//! against it: a connect failure, a timeout, a reset. A 5xx is that URL's
+//! answer, not the server's state, and counts only with
+//! [`Pool::with_eject_on_5xx`]; errors caused by the client are not
+//! reported at all. A counted failure ejects the backend for the pool's
+//! cool-off (default 10s), except the last healthy one, which is never
+//! ejected: so no client, by asking for a broken URL or sending a broken
+//! body, can take a tier down. Active checks
+//! ([`Pool::spawn_health_checks`], the first one interval after the
+//! start) take a backend out after `fall` failed checks and bring it back
+//! after `rise` good ones.
 
 pub mod backend;
 mod error;
 mod hash;
 pub mod health;
+pub mod passive;
 pub mod pool;
 pub mod selector;
 pub mod spec;
 
-pub use backend::{Backend, BackendStats, DEFAULT_COOL_OFF, InFlight, Outcome};
+pub use backend::{Backend, BackendStats, InFlight};
 pub use error::BalanceError;
 pub use hash::stable_hash;
 pub use health::{Health, HealthPolicy, Transition};
+pub use passive::{DEFAULT_COOL_OFF, Outcome, PassivePolicy, Verdict};
 pub use pool::{Balance, Pool};
 pub use selector::{
     ConsistentHash, IpHash, LeastConnections, Pick, Rendezvous, RoundRobin, Selector, TwoChoices,

@@ -2,15 +2,17 @@
 
 use std::fmt;
 use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use meridian_common::Shutdown;
 use serde::{Deserialize, Serialize};
 
-use crate::backend::{Backend, BackendStats};
+use crate::backend::{Backend, BackendStats, InFlight};
 use crate::error::BalanceError;
 use crate::health::{self, Health, HealthPolicy};
+use crate::passive::{self, Outcome, PassivePolicy, Verdict};
 use crate::selector::{
     ConsistentHash, IpHash, LeastConnections, Pick, Rendezvous, RoundRobin, Selector, TwoChoices,
     WeightedRoundRobin,
@@ -96,12 +98,19 @@ pub struct Pool {
     backends: Vec<Arc<Backend>>,
     selector: Box<dyn Selector>,
     balance: Balance,
+    passive: PassivePolicy,
+    /// Held while deciding an ejection, so two backends failing at once
+    /// cannot both see the other up and leave none.
+    ejecting: Mutex<()>,
+    /// Whether the last pick was made in panic mode (for logging the change).
+    panicking: AtomicBool,
 }
 
 impl fmt::Debug for Pool {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Pool")
             .field("balance", &self.balance)
+            .field("passive", &self.passive)
             .field("backends", &self.backends)
             .finish()
     }
@@ -129,6 +138,9 @@ impl Pool {
             backends,
             selector,
             balance,
+            passive: PassivePolicy::default(),
+            ejecting: Mutex::new(()),
+            panicking: AtomicBool::new(false),
         })
     }
 
@@ -145,12 +157,20 @@ impl Pool {
         Pool::new(backends, balance)
     }
 
-    /// Sets how long a connect error or 5xx keeps a backend out (default 10s).
-    pub fn with_cool_off(self, cool_off: Duration) -> Self {
-        for b in &self.backends {
-            b.set_cool_off(cool_off);
-        }
+    /// Sets how long a counted failure keeps a backend out (default 10s).
+    pub fn with_cool_off(mut self, cool_off: Duration) -> Self {
+        self.passive.cool_off = cool_off;
         self
+    }
+
+    /// Sets whether a 5xx answer counts as a failure (default false).
+    pub fn with_eject_on_5xx(mut self, eject: bool) -> Self {
+        self.passive.eject_on_5xx = eject;
+        self
+    }
+
+    pub fn passive(&self) -> PassivePolicy {
+        self.passive
     }
 
     pub fn balance(&self) -> Balance {
@@ -159,11 +179,79 @@ impl Pool {
 
     /// Chooses a backend: its index (push it onto `exclude` to retry
     /// elsewhere) and the backend (call [`Backend::start`] on it).
-    /// `None` when every backend is down or already tried.
+    ///
+    /// Only backends that are up are picked, unless every backend not yet
+    /// tried is down: then the pick is made among all of them, as if they
+    /// were up (Envoy's panic mode). Health checks and ejections can be
+    /// wrong (a check path that broke, a failure that was a fluke), and
+    /// trying a backend marked down costs one request at worst, while
+    /// refusing costs every request. `None` only when every backend has
+    /// been tried.
     pub fn pick(&self, ctx: &Pick<'_>) -> Option<(usize, &Arc<Backend>)> {
-        let i = self.selector.select(&self.backends, ctx)?;
+        let i = match self.selector.select(&self.backends, ctx) {
+            Some(i) => {
+                if self.panicking.load(Ordering::Relaxed)
+                    && self.panicking.swap(false, Ordering::Relaxed)
+                {
+                    tracing::info!("a backend is up again: panic mode over");
+                }
+                i
+            }
+            None => {
+                let i = self.selector.select(
+                    &self.backends,
+                    &Pick {
+                        panic: true,
+                        ..*ctx
+                    },
+                )?;
+                if !self.panicking.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(
+                        "every backend left to try is marked down: trying them anyway (panic mode)"
+                    );
+                }
+                i
+            }
+        };
         // `get` rather than indexing: a selector bug must not panic a request.
         self.backends.get(i).map(|b| (i, b))
+    }
+
+    /// Passive health: feeds what happened to one request. A failure that
+    /// counts (see [`Outcome::counts_against`]) is added to the backend's
+    /// failures and ejects it for the cool-off, unless no other backend is
+    /// up: the last healthy backend is never ejected.
+    pub fn report(&self, request: &mut InFlight, outcome: Outcome) -> Verdict {
+        if outcome == Outcome::ServerError {
+            request.server_error();
+        }
+        let counts = outcome.counts_against(&self.passive);
+        if !counts {
+            return Verdict::NotCounted;
+        }
+        request.fail();
+        let backend = Arc::clone(request.backend());
+        // A poisoned lock only means another report panicked; the unit
+        // guarded is `()`, so carry on.
+        let _deciding = self.ejecting.lock().unwrap_or_else(|e| e.into_inner());
+        let others_up = self
+            .backends
+            .iter()
+            .any(|b| !Arc::ptr_eq(b, &backend) && b.is_up());
+        let verdict = passive::verdict(counts, others_up);
+        match verdict {
+            Verdict::Ejected => {
+                // Requests already in flight report too; log only the first.
+                if backend.eject(self.passive.cool_off) {
+                    tracing::warn!(backend = %backend.base(), ?outcome, cool_off = ?self.passive.cool_off, "backend ejected");
+                }
+            }
+            Verdict::Spared => {
+                tracing::debug!(backend = %backend.base(), ?outcome, "failure counted; the last healthy backend stays in");
+            }
+            Verdict::NotCounted => {}
+        }
+        verdict
     }
 
     pub fn backends(&self) -> &[Arc<Backend>] {
@@ -174,7 +262,7 @@ impl Pool {
         self.backends.iter().map(|b| b.stats()).collect()
     }
 
-    /// True when no backend can take traffic: answer 503 or serve stale.
+    /// True when no backend is up: picks are then made in panic mode.
     pub fn all_down(&self) -> bool {
         !self.backends.iter().any(|b| b.is_up())
     }
@@ -182,6 +270,11 @@ impl Pool {
     /// Starts one active health check task per backend, polling
     /// `base URL + path` every `interval` until `shutdown`. Must be called
     /// from inside a tokio runtime.
+    ///
+    /// The first check runs one interval after the start, not at once: a
+    /// node starts with its backends presumed up, and a node started at
+    /// the same moment as its origins (a deploy, a demo script) must not
+    /// mark them down because it asked a millisecond before they listened.
     pub fn spawn_health_checks(
         &self,
         client: reqwest::Client,
@@ -197,7 +290,8 @@ impl Pool {
             .backends
             .iter()
             .map(|b| {
-                runtime.spawn(health::poll(
+                runtime.spawn(health::poll_after(
+                    interval,
                     client.clone(),
                     b.url_for(path),
                     interval,
@@ -271,24 +365,105 @@ mod tests {
         assert_eq!(tried, [0, 1, 2]);
     }
 
+    fn report(p: &Pool, i: usize, outcome: Outcome) -> Verdict {
+        let mut g = p.backends()[i].start();
+        p.report(&mut g, outcome)
+    }
+
     #[test]
-    fn all_down_and_stats_follow_the_backends() {
-        let p = pool(&["http://a:1", "http://b:1;weight=2"], Balance::RoundRobin)
-            .with_cool_off(Duration::from_secs(60));
-        assert!(!p.all_down());
-        let (_, b) = p.pick(&Pick::default()).expect("up");
-        let mut g = b.start();
-        g.report(crate::Outcome::ConnectError);
-        drop(g);
-        let (_, other) = p.pick(&Pick::default()).expect("one left");
-        other.report(crate::Outcome::ServerError);
-        assert!(p.all_down());
-        assert!(p.pick(&Pick::default()).is_none());
+    fn last_healthy_backend_is_never_ejected() {
+        let p = pool(
+            &["http://a:1", "http://b:1", "http://c:1"],
+            Balance::RoundRobin,
+        )
+        .with_cool_off(Duration::from_secs(60));
+        let steps = [
+            (0, Outcome::ConnectError, Verdict::Ejected),
+            (0, Outcome::Timeout, Verdict::Ejected),
+            (1, Outcome::Reset, Verdict::Ejected),
+            (2, Outcome::ConnectError, Verdict::Spared),
+            (2, Outcome::Timeout, Verdict::Spared),
+        ];
+        for (i, outcome, want) in steps {
+            assert_eq!(report(&p, i, outcome), want, "backend {i} {outcome:?}");
+        }
         let stats = p.stats();
-        assert_eq!(stats.len(), 2);
-        assert!(stats.iter().all(|s| s.ejected && !s.up));
-        assert_eq!(stats.iter().map(|s| s.failures).sum::<u64>(), 1);
-        assert_eq!(stats[1].weight, 2);
+        let states: Vec<(bool, bool, u64)> = stats
+            .iter()
+            .map(|s| (s.up, s.ejected, s.failures))
+            .collect();
+        assert_eq!(
+            states,
+            [(false, true, 2), (false, true, 1), (true, false, 2)]
+        );
+        assert!(!p.all_down());
+    }
+
+    #[test]
+    fn five_hundreds_count_only_when_configured() {
+        let cases = [
+            (false, Verdict::NotCounted, true, 0),
+            (true, Verdict::Ejected, false, 4),
+        ];
+        for (eject_on_5xx, want, up, failures) in cases {
+            let p = pool(&["http://a:1", "http://b:1"], Balance::RoundRobin)
+                .with_cool_off(Duration::from_secs(60))
+                .with_eject_on_5xx(eject_on_5xx);
+            let status = http::StatusCode::INTERNAL_SERVER_ERROR;
+            for _ in 0..4 {
+                assert_eq!(report(&p, 0, Outcome::from_status(status)), want);
+            }
+            let s = &p.stats()[0];
+            assert_eq!(
+                (s.up, s.server_errors, s.failures),
+                (up, 4, failures),
+                "eject-on-5xx = {eject_on_5xx}"
+            );
+            assert_eq!(report(&p, 1, Outcome::Ok), Verdict::NotCounted);
+        }
+    }
+
+    #[test]
+    fn a_request_counts_as_failed_once() {
+        let p = pool(&["http://a:1", "http://b:1"], Balance::RoundRobin);
+        let mut g = p.backends()[0].start();
+        p.report(&mut g, Outcome::Reset);
+        p.report(&mut g, Outcome::Timeout);
+        drop(g);
+        assert_eq!(p.stats()[0].failures, 1);
+    }
+
+    #[test]
+    fn all_down_backends_are_picked_anyway_in_panic_mode() {
+        for balance in Balance::ALL {
+            let p = pool(&["http://a:1", "http://b:1", "http://c:1"], balance);
+            for b in p.backends() {
+                b.health().record(false);
+            }
+            assert!(p.all_down());
+            let mut tried = Vec::new();
+            while let Some((i, _)) = p.pick(&Pick::new("/x", None).excluding(&tried)) {
+                assert!(!tried.contains(&i), "{balance}: {i} twice");
+                tried.push(i);
+            }
+            tried.sort_unstable();
+            assert_eq!(tried, [0, 1, 2], "{balance}: each still tried once");
+        }
+    }
+
+    #[test]
+    fn panic_mode_is_only_for_when_none_is_up() {
+        let p = pool(&["http://a:1", "http://b:1"], Balance::RoundRobin);
+        p.backends()[1].health().record(false);
+        for _ in 0..10 {
+            let (i, _) = p.pick(&Pick::default()).expect("a is up");
+            assert_eq!(i, 0);
+        }
+        let tried = [0];
+        let (i, _) = p
+            .pick(&Pick::default().excluding(&tried))
+            .expect("b is down but the only one left to retry on");
+        assert_eq!(i, 1);
     }
 
     #[test]

@@ -31,6 +31,9 @@ pub struct Pick<'a> {
     pub client_ip: Option<IpAddr>,
     /// Indices already tried for this request: a retry goes to the next one.
     pub exclude: &'a [usize],
+    /// Count every backend as up: set by [`crate::Pool::pick`] when all
+    /// that are left are down (panic mode).
+    pub panic: bool,
 }
 
 impl<'a> Pick<'a> {
@@ -39,6 +42,7 @@ impl<'a> Pick<'a> {
             key,
             client_ip,
             exclude: &[],
+            panic: false,
         }
     }
 
@@ -51,17 +55,18 @@ impl<'a> Pick<'a> {
 /// Chooses one backend for a request. Implementations are shared by all
 /// request tasks, so they keep their state in atomics (or a short lock).
 pub trait Selector: Send + Sync + 'static {
-    /// An index into `backends` among those that are up and not excluded;
-    /// `None` when there is none.
+    /// An index into `backends` among those that are up (all of them when
+    /// [`Pick::panic`]) and not excluded; `None` when there is none.
     fn select(&self, backends: &[Arc<Backend>], ctx: &Pick<'_>) -> Option<usize>;
 
     /// The kebab-case name, as in config and `/stats`.
     fn name(&self) -> &'static str;
 }
 
-/// Whether `i` may be picked: it exists, is up and was not tried yet.
+/// Whether `i` may be picked: it exists, is up (or the pool is in panic
+/// mode) and was not tried yet.
 pub(crate) fn eligible(backends: &[Arc<Backend>], ctx: &Pick<'_>, i: usize) -> bool {
-    !ctx.exclude.contains(&i) && backends.get(i).is_some_and(|b| b.is_up())
+    !ctx.exclude.contains(&i) && backends.get(i).is_some_and(|b| ctx.panic || b.is_up())
 }
 
 /// The `n`-th eligible index (wrapping), scanning once to count and once to

@@ -30,7 +30,9 @@ pub fn upstream_pool(config: &Config) -> Result<Pool, BalanceError> {
             ))
         })
         .collect::<Result<Vec<_>, BalanceError>>()?;
-    Ok(Pool::new(backends, Balance::Rendezvous)?.with_cool_off(config.cool_off))
+    Ok(Pool::new(backends, Balance::Rendezvous)?
+        .with_cool_off(config.cool_off)
+        .with_eject_on_5xx(config.eject_on_5xx))
 }
 
 /// Runs an edge on `listener` (and the admin API on `admin`) until
@@ -54,6 +56,6 @@ pub async fn run(
             shutdown.clone(),
         )?;
     }
-    let engine = Arc::new(Engine::new(&config, pool, Vec::new()));
+    let engine = Arc::new(Engine::new(&config, pool));
     meridian_proxy::serve_all(listener, admin, engine, shutdown).await
 }

@@ -44,8 +44,18 @@ pub struct FileConfig {
     pub origin: Vec<String>,
     /// How requests are spread over the origins (default "round-robin").
     pub balance: Option<Balance>,
-    /// CIDRs of edges whose `X-Forwarded-For` is believed for `ip-hash` (default []).
+    /// CIDRs of peers (the edges, a load balancer) whose forwarding fields
+    /// are kept and appended to, and whose `X-Forwarded-For` is believed
+    /// for `ip-hash` (default []).
+    pub trusted_forwarders: Option<Vec<IpNet>>,
+    /// The older name of `trusted-forwarders`, still read; the two lists
+    /// are joined.
     pub trusted_edges: Option<Vec<IpNet>>,
+    /// Serve every request as this site (`host[:port]`), so edges on any
+    /// address share one cache identity here (default none).
+    pub site_host: Option<String>,
+    /// Host names served; any other authority gets 421 (default: all).
+    pub accept_hosts: Option<Vec<String>>,
     /// Runtime worker threads; 0 = one per core (default 0).
     pub workers: Option<usize>,
     #[serde(default)]
@@ -65,7 +75,6 @@ pub struct ShieldConfig {
     /// The origins with their weights, in the configured order.
     pub origins: Vec<BackendSpec>,
     pub balance: Balance,
-    pub trusted_edges: Vec<IpNet>,
 }
 
 impl FileConfig {
@@ -118,6 +127,9 @@ impl FileConfig {
             admin_listen: self.admin_listen,
             upstream: origins.iter().map(|o| o.base().to_owned()).collect(),
             workers: self.workers,
+            site_host: self.site_host.clone(),
+            accept_hosts: self.accept_hosts.clone(),
+            trusted_forwarders: self.trusted(),
             cache: self.cache.clone(),
             timeouts: self.timeouts.clone(),
             health,
@@ -126,8 +138,15 @@ impl FileConfig {
             engine: edge.validate(source)?,
             origins,
             balance: self.balance.unwrap_or_default(),
-            trusted_edges: self.trusted_edges.clone().unwrap_or_default(),
         })
+    }
+
+    /// `trusted-forwarders` and `trusted-edges` as one list.
+    fn trusted(&self) -> Option<Vec<IpNet>> {
+        match (&self.trusted_forwarders, &self.trusted_edges) {
+            (None, None) => None,
+            (a, b) => Some(a.iter().chain(b).flatten().copied().collect()),
+        }
     }
 }
 
@@ -148,7 +167,7 @@ mod tests {
         assert_eq!(c.engine.health_path, "/healthz");
         assert_eq!(c.engine.health_interval, Duration::from_secs(2));
         assert_eq!(c.balance, Balance::RoundRobin);
-        assert!(c.trusted_edges.is_empty());
+        assert!(c.engine.trusted_forwarders.is_empty());
     }
 
     #[test]
@@ -166,7 +185,18 @@ mod tests {
             ["http://127.0.0.1:9000/", "http://127.0.0.1:9001/"]
         );
         assert_eq!(c.balance, Balance::WeightedRoundRobin);
-        assert_eq!(c.trusted_edges.len(), 1);
+        assert_eq!(c.engine.trusted_forwarders.len(), 1);
+    }
+
+    #[test]
+    fn trusted_edges_and_trusted_forwarders_are_one_list() {
+        let c = parse(
+            "origin = ['http://127.0.0.1:9000']\ntrusted-edges = ['10.0.0.0/8']\n\
+             trusted-forwarders = ['192.168.0.0/16']\nsite-host = 'Shop.Example'",
+        )
+        .expect("valid");
+        assert_eq!(c.engine.trusted_forwarders.len(), 2);
+        assert_eq!(c.engine.site_host.as_deref(), Some("shop.example"));
     }
 
     #[test]
@@ -181,6 +211,11 @@ mod tests {
                 "origin = ['http://o:1']\ntrusted-edges = ['x']",
                 "trusted-edges",
             ),
+            (
+                "origin = ['http://o:1']\ntrusted-forwarders = ['x']",
+                "trusted-forwarders",
+            ),
+            ("origin = ['http://o:1']\nsite-host = 'a b'", "site-host"),
             ("origin = ['http://o:1']\nbogus = 1", "bogus"),
             (
                 "origin = ['http://o:1']\n[health]\npath = 'healthz'",

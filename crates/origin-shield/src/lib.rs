@@ -17,9 +17,10 @@
 //! choose among them*.
 //!
 //! The edges tell the shield who the client is by appending to
-//! `X-Forwarded-For`; the shield believes it (for `ip-hash`) only when the
-//! connection comes from one of `trusted-edges`, so a client talking to the
-//! shield directly cannot pick its origin.
+//! `X-Forwarded-For`; the shield believes it (for `ip-hash`, and passes the
+//! forwarding fields on) only when the connection comes from one of
+//! `trusted-forwarders` (also read as `trusted-edges`), so a client talking
+//! to the shield directly cannot pick its origin.
 
 pub mod config;
 
@@ -54,7 +55,8 @@ pub fn origin_pool(config: &ShieldConfig) -> Result<Pool, BalanceError> {
     };
     Ok(
         Pool::from_specs(config.origins.clone(), config.balance, policy)?
-            .with_cool_off(config.engine.cool_off),
+            .with_cool_off(config.engine.cool_off)
+            .with_eject_on_5xx(config.engine.eject_on_5xx),
     )
 }
 
@@ -78,12 +80,12 @@ pub async fn run(
             shutdown.clone(),
         )?;
     }
-    if config.balance == Balance::IpHash && config.trusted_edges.is_empty() {
+    if config.balance == Balance::IpHash && e.trusted_forwarders.is_empty() {
         tracing::info!(
-            "ip-hash without trusted-edges: hashing on the connecting address (the edge's, not the client's)"
+            "ip-hash without trusted-forwarders: hashing on the connecting address (the edge's, not the client's)"
         );
     }
-    let engine = Arc::new(Engine::new(e, pool, config.trusted_edges.clone()));
+    let engine = Arc::new(Engine::new(e, pool));
     meridian_proxy::serve_all(listener, admin, engine, shutdown).await?;
     Ok(())
 }

@@ -28,6 +28,8 @@ pub enum Body {
         rest: Incoming,
         guard: Option<InFlight>,
     },
+    /// A client's request body on its way upstream, tagging client faults.
+    Request(crate::upstream::RequestBody),
 }
 
 impl Body {
@@ -89,6 +91,7 @@ impl http_body::Body for Body {
                     Poll::Pending => Poll::Pending,
                 }
             }
+            Body::Request(b) => Pin::new(b).poll_frame(cx),
         }
     }
 
@@ -98,6 +101,7 @@ impl http_body::Body for Body {
             Body::Full(b) => b.as_ref().is_none_or(Bytes::is_empty),
             Body::Chunks(q) => q.is_empty(),
             Body::Stream { prefix, rest, .. } => prefix.is_empty() && rest.is_end_stream(),
+            Body::Request(b) => b.is_end_stream(),
         }
     }
 
@@ -116,6 +120,7 @@ impl http_body::Body for Body {
                 }
                 h
             }
+            Body::Request(b) => b.size_hint(),
         }
     }
 }

@@ -8,9 +8,12 @@ use std::time::Duration;
 
 use http::Uri;
 use http::header::HeaderName;
+use ipnet::IpNet;
 use meridian_cache::{KeyOptions, Policy};
 use meridian_common::{ByteSize, ConfigError, HumanDuration};
 use serde::Deserialize;
+
+use crate::authority::{Authority, HostPattern, Scheme};
 
 /// The file as written by an operator. See `config/edge.toml`.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -29,6 +32,17 @@ pub struct FileConfig {
     pub upstream: Vec<String>,
     /// Runtime worker threads; 0 = one per core (default 0).
     pub workers: Option<usize>,
+    /// Serve every request as this site (`host[:port]`), whatever
+    /// authority the client used: its cache key and upstream `Host`
+    /// (default none: each request's own authority).
+    pub site_host: Option<String>,
+    /// Host names served (`host`, `host:port` or `*.suffix`); any other
+    /// authority gets 421. The site host is always accepted (default: all).
+    pub accept_hosts: Option<Vec<String>>,
+    /// CIDRs of peers whose forwarding fields (`X-Forwarded-*`,
+    /// `Forwarded`, `X-Real-IP`...) are kept and appended to; from any
+    /// other peer they are replaced (default []).
+    pub trusted_forwarders: Option<Vec<IpNet>>,
     #[serde(default)]
     pub cache: CacheSection,
     #[serde(default)]
@@ -72,6 +86,15 @@ pub struct TimeoutSection {
     /// Wait for the upstream's response headers, and between body chunks
     /// (default "30s"); expiry gives 504.
     pub response: Option<HumanDuration>,
+    /// Longest pause between two pieces of a client's request body
+    /// (default "10s"); expiry gives 400 and is not held against the upstream.
+    pub client_body: Option<HumanDuration>,
+    /// How long an idle upstream connection is kept for reuse (default
+    /// "4s"; "0s" keeps none). Keep it below the upstreams' own keep-alive
+    /// timeout (5s in Apache and Node.js, 75s in nginx), so it is the proxy
+    /// that closes an idle connection, not the origin while a request is
+    /// being written on it.
+    pub pool_idle: Option<HumanDuration>,
 }
 
 /// Health of the upstreams (used when there are several shields).
@@ -87,8 +110,13 @@ pub struct HealthSection {
     pub rise: Option<u32>,
     /// Failures that take it out (default 1).
     pub fall: Option<u32>,
-    /// How long a connect error or 5xx takes an upstream out (default "10s").
+    /// How long a connect failure, timeout or reset takes an upstream out
+    /// (default "10s"). The last healthy upstream is never taken out.
     pub cool_off: Option<HumanDuration>,
+    /// Whether a 5xx answer counts as an upstream failure too (default
+    /// false: a 5xx is that URL's answer, and one broken URL must not
+    /// take a server out).
+    pub eject_on_5xx: Option<bool>,
 }
 
 /// The validated edge configuration.
@@ -100,6 +128,11 @@ pub struct Config {
     pub admin_listen: Option<SocketAddr>,
     pub upstreams: Vec<Uri>,
     pub workers: Option<usize>,
+    /// `site-host`, validated.
+    pub site_host: Option<String>,
+    /// `accept-hosts`; `None` accepts every authority.
+    pub accept_hosts: Option<Vec<HostPattern>>,
+    pub trusted_forwarders: Vec<IpNet>,
     pub cache_size: u64,
     pub max_object_size: u64,
     pub policy: Policy,
@@ -108,11 +141,15 @@ pub struct Config {
     pub collapse_wait: Duration,
     pub connect_timeout: Duration,
     pub response_timeout: Duration,
+    pub client_body_timeout: Duration,
+    /// Zero: upstream connections are not kept for reuse.
+    pub pool_idle_timeout: Duration,
     pub health_path: String,
     pub health_interval: Duration,
     pub health_rise: u32,
     pub health_fall: u32,
     pub cool_off: Duration,
+    pub eject_on_5xx: bool,
 }
 
 impl FileConfig {
@@ -191,6 +228,42 @@ impl FileConfig {
                 format!("`{health_path}` must start with /"),
             ));
         }
+        let site_host = match &self.site_host {
+            None => None,
+            Some(s) => Some(
+                Authority::parse(s, Scheme::Http)
+                    .map_err(|e| bad("site-host", format!("`{s}`: {e}")))?
+                    .as_str()
+                    .to_owned(),
+            ),
+        };
+        let accept_hosts = match &self.accept_hosts {
+            None => None,
+            Some(list) if list.is_empty() && site_host.is_none() => {
+                return Err(bad(
+                    "accept-hosts",
+                    "an empty list without site-host would refuse every request".into(),
+                ));
+            }
+            Some(list) => Some(
+                list.iter()
+                    .map(|h| {
+                        HostPattern::parse(h)
+                            .map_err(|e| bad("accept-hosts", format!("`{h}`: {e}")))
+                    })
+                    .collect::<Result<Vec<_>, _>>()?,
+            ),
+        };
+        let client_body_timeout = self
+            .timeouts
+            .client_body
+            .map_or(Duration::from_secs(10), HumanDuration::get);
+        if client_body_timeout.is_zero() {
+            return Err(bad(
+                "timeouts.client-body",
+                "must be more than 0s (every request body would fail)".into(),
+            ));
+        }
         Ok(Config {
             name,
             region: self.region.clone().unwrap_or_else(|| "local".into()),
@@ -200,6 +273,9 @@ impl FileConfig {
             admin_listen: self.admin_listen,
             upstreams,
             workers: self.workers.filter(|&w| w > 0),
+            site_host,
+            accept_hosts,
+            trusted_forwarders: self.trusted_forwarders.clone().unwrap_or_default(),
             cache_size,
             max_object_size,
             policy,
@@ -221,6 +297,11 @@ impl FileConfig {
                 .timeouts
                 .response
                 .map_or(Duration::from_secs(30), HumanDuration::get),
+            client_body_timeout,
+            pool_idle_timeout: self
+                .timeouts
+                .pool_idle
+                .map_or(Duration::from_secs(4), HumanDuration::get),
             health_path,
             health_interval: self
                 .health
@@ -232,6 +313,7 @@ impl FileConfig {
                 .health
                 .cool_off
                 .map_or(Duration::from_secs(10), HumanDuration::get),
+            eject_on_5xx: self.health.eject_on_5xx.unwrap_or(false),
         })
     }
 }
@@ -279,6 +361,9 @@ mod tests {
         assert_eq!(c.cache_size, 256 << 20);
         assert_eq!(c.max_object_size, 64 << 20);
         assert_eq!(c.connect_timeout, Duration::from_secs(2));
+        assert_eq!(c.client_body_timeout, Duration::from_secs(10));
+        assert_eq!(c.pool_idle_timeout, Duration::from_secs(4));
+        assert!(!c.eject_on_5xx);
     }
 
     #[test]
@@ -322,11 +407,61 @@ mod tests {
                 },
                 "cache.heuristic-fraction",
             ),
+            (
+                FileConfig {
+                    upstream: vec!["http://a:1".into()],
+                    site_host: Some("shop.example/x".into()),
+                    ..Default::default()
+                },
+                "site-host",
+            ),
+            (
+                FileConfig {
+                    upstream: vec!["http://a:1".into()],
+                    accept_hosts: Some(vec!["ok.example".into(), "bad host".into()]),
+                    ..Default::default()
+                },
+                "accept-hosts",
+            ),
+            (
+                FileConfig {
+                    upstream: vec!["http://a:1".into()],
+                    accept_hosts: Some(Vec::new()),
+                    ..Default::default()
+                },
+                "accept-hosts",
+            ),
+            (
+                FileConfig {
+                    upstream: vec!["http://a:1".into()],
+                    timeouts: TimeoutSection {
+                        client_body: Some(HumanDuration(Duration::ZERO)),
+                        ..Default::default()
+                    },
+                    ..Default::default()
+                },
+                "timeouts.client-body",
+            ),
         ];
         for (fc, key) in cases {
             let err = fc.validate("edge.toml").expect_err(key).to_string();
             assert!(err.contains("edge.toml") && err.contains(key), "{err}");
         }
+    }
+
+    #[test]
+    fn site_host_is_normalised_and_forwarders_parse() {
+        let fc: FileConfig = meridian_common::parse_toml(
+            Path::new("edge.toml"),
+            "upstream = ['http://a:1']\nsite-host = 'Shop.Example:80'\n\
+             accept-hosts = ['www.shop.example', '*.cdn.example']\n\
+             trusted-forwarders = ['10.0.0.0/8', '::1/128']",
+        )
+        .expect("parses");
+        let c = fc.validate("edge.toml").expect("valid");
+        assert_eq!(c.site_host.as_deref(), Some("shop.example"));
+        assert_eq!(c.accept_hosts.map(|l| l.len()), Some(2));
+        assert_eq!(c.trusted_forwarders.len(), 2);
     }
 
     #[test]

@@ -2,6 +2,10 @@
 //! request flow read top to bottom —
 //!
 //! ```text
+//! entry: one authority (absolute-form target, else the one Host; site-host;
+//!        accept-hosts → 421; bad/missing/duplicate Host → 400), client fields
+//!        sanitised once (hop-by-hop, forwarding fields of untrusted peers)
+//!   │
 //! key ─► lookup ─┬─ fresh ─────────────────────────► serve (hit)
 //!                ├─ stale, in stale-while-revalidate ► serve + refresh once in background
 //!                ├─ stale / no-cache ──► revalidate (collapsed) ─┬─ 304 ► update headers, serve
@@ -21,7 +25,7 @@ use std::time::{Duration, SystemTime};
 
 use http::header::{self, HeaderValue};
 use http::request::Parts;
-use http::{Method, Request, Response, StatusCode};
+use http::{Method, Request, Response, StatusCode, Version};
 use hyper::body::Incoming;
 use ipnet::IpNet;
 use meridian_balance::Pool;
@@ -32,6 +36,7 @@ use meridian_cache::{
 };
 use tracing::Instrument;
 
+use crate::authority::{Authority, HostPattern, Scheme};
 use crate::body::Body;
 use crate::config::Config;
 use crate::headers;
@@ -77,26 +82,37 @@ pub struct Engine {
     pub(crate) collapse_wait: Duration,
     pub(crate) max_object_size: u64,
     pub(crate) trusted_forwarders: Vec<IpNet>,
+    /// `site-host` as an authority for plain and for TLS listeners.
+    pub(crate) site: Option<[Authority; 2]>,
+    pub(crate) accept_hosts: Option<Vec<HostPattern>>,
     pub stats: Stats,
 }
 
 impl Engine {
     /// Builds the engine over `pool` with an in-memory store of
     /// `config.cache_size` bytes.
-    pub fn new(config: &Config, pool: Arc<Pool>, trusted_forwarders: Vec<IpNet>) -> Self {
+    pub fn new(config: &Config, pool: Arc<Pool>) -> Self {
+        let site = config.site_host.as_deref().and_then(|s| {
+            Some([
+                Authority::parse(s, Scheme::Http).ok()?,
+                Authority::parse(s, Scheme::Https).ok()?,
+            ])
+        });
         Engine {
             name: config.name.clone(),
             region: config.region.clone(),
             stamp: Stamp::new(&config.name),
             store: Arc::new(MemoryStore::new(config.cache_size)),
             coalescer: Coalescer::new(),
-            upstreams: Upstreams::new(pool, config.connect_timeout, config.response_timeout),
+            upstreams: Upstreams::new(pool, config),
             policy: config.policy.clone(),
             key_opts: config.key.clone(),
             grace: config.stale_if_error_grace,
             collapse_wait: config.collapse_wait,
             max_object_size: config.max_object_size,
-            trusted_forwarders,
+            trusted_forwarders: config.trusted_forwarders.clone(),
+            site,
+            accept_hosts: config.accept_hosts.clone(),
             stats: Stats::default(),
         }
     }
@@ -117,18 +133,19 @@ impl Engine {
         &self.region
     }
 
-    /// Handles one request from `peer`, inside a `request` span (method,
-    /// host, path, node, region) that ends with one event giving the status
-    /// and `Cache-Status`, when debug logging is on (`RUST_LOG=debug`);
-    /// otherwise no span is made at all.
+    /// Handles one request from `peer` on a listener for `scheme`, inside
+    /// a `request` span (method, host, path, node, region) that ends with
+    /// one event giving the status and `Cache-Status`, when debug logging
+    /// is on (`RUST_LOG=debug`); otherwise no span is made at all.
     pub async fn handle(
         self: Arc<Self>,
         req: Request<Incoming>,
         peer: SocketAddr,
+        scheme: Scheme,
     ) -> Response<Body> {
         if !tracing::enabled!(tracing::Level::DEBUG) {
             // The hit path pays nothing for logging it does not do.
-            return self.handle_inner(req, peer).await;
+            return self.handle_inner(req, peer, scheme).await;
         }
         let span = tracing::debug_span!(
             "request",
@@ -138,7 +155,10 @@ impl Engine {
             node = %self.name,
             region = %self.region,
         );
-        let response = self.handle_inner(req, peer).instrument(span.clone()).await;
+        let response = self
+            .handle_inner(req, peer, scheme)
+            .instrument(span.clone())
+            .await;
         tracing::debug!(
             parent: &span,
             status = response.status().as_u16(),
@@ -152,20 +172,10 @@ impl Engine {
         self: Arc<Self>,
         req: Request<Incoming>,
         peer: SocketAddr,
+        scheme: Scheme,
     ) -> Response<Body> {
         bump(&self.stats.requests);
-        let (parts, body) = req.into_parts();
-        let Some(host) = host_of(&parts) else {
-            return respond::error(
-                &self.stamp,
-                StatusCode::BAD_REQUEST,
-                "missing or invalid Host",
-                &CacheStatus::forward(Fwd::Bypass),
-            );
-        };
-        if parts.uri.path() == PROXY_HEALTH_PATH {
-            return self.health_answer();
-        }
+        let (mut parts, body) = req.into_parts();
         // A reverse proxy does not open tunnels.
         if parts.method == Method::CONNECT {
             let mut r = respond::error(
@@ -180,14 +190,56 @@ impl Engine {
             );
             return r;
         }
+        let requested = match requested_authority(&parts, scheme) {
+            Ok(Some(a)) => Some(a),
+            // HTTP/1.0 without Host: only a configured site can serve it.
+            Ok(None) if self.site.is_some() => None,
+            Ok(None) => {
+                return respond::error(
+                    &self.stamp,
+                    StatusCode::BAD_REQUEST,
+                    "missing Host",
+                    &CacheStatus::forward(Fwd::Bypass),
+                );
+            }
+            Err(why) => {
+                return respond::error(
+                    &self.stamp,
+                    StatusCode::BAD_REQUEST,
+                    why,
+                    &CacheStatus::forward(Fwd::Bypass),
+                );
+            }
+        };
+        if parts.uri.path() == PROXY_HEALTH_PATH {
+            return self.health_answer();
+        }
+        let Some(authority) = self.site_authority(requested, scheme) else {
+            return respond::error(
+                &self.stamp,
+                StatusCode::MISDIRECTED_REQUEST,
+                "this node does not serve that host",
+                &CacheStatus::forward(Fwd::Bypass),
+            );
+        };
+        let trusted = self.is_trusted(peer.ip());
+        let client_ip = self.client_ip(&parts, peer, trusted);
+        // Once, here: the lookup, the stored Variant and the upstream
+        // request all see these fields.
+        headers::sanitize(&mut parts.headers, &authority, trusted);
         let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-        let key = cache_key("http", host, path_and_query, &self.key_opts);
-        let client_ip = self.client_ip(&parts, peer);
+        let key = cache_key(
+            scheme.as_str(),
+            authority.as_str(),
+            path_and_query,
+            &self.key_opts,
+        );
         let req = Req {
             parts,
             key,
             client_ip,
             peer,
+            authority,
         };
         match req.parts.method {
             // A GET with a body is not cacheable: the body is not in the key.
@@ -215,11 +267,52 @@ impl Engine {
         r
     }
 
+    /// The site a request is served as: `site-host` when set, else the
+    /// requested authority; `None` (421) when `accept-hosts` does not list
+    /// the requested one.
+    fn site_authority(&self, requested: Option<Authority>, scheme: Scheme) -> Option<Authority> {
+        let site = self
+            .site
+            .as_ref()
+            .map(|s| &s[usize::from(scheme == Scheme::Https)]);
+        if let Some(accept) = &self.accept_hosts {
+            let listed = requested.as_ref().is_some_and(|a| {
+                site.is_some_and(|s| s.host() == a.host()) || accept.iter().any(|p| p.matches(a))
+            });
+            if !listed {
+                return None;
+            }
+        }
+        match site {
+            Some(s) => Some(s.clone()),
+            None => requested,
+        }
+    }
+
+    /// Whether `peer` is one of `trusted-forwarders`.
+    pub(crate) fn is_trusted(&self, peer: IpAddr) -> bool {
+        self.trusted_forwarders.iter().any(|n| n.contains(&peer))
+    }
+
+    /// The headers of the upstream request for `req`: the one function
+    /// that builds them, for forwarded requests and cache fills alike.
+    pub(crate) fn upstream_headers(&self, req: &Req) -> http::HeaderMap {
+        headers::upstream_request(
+            &req.parts.headers,
+            &headers::Forwarding {
+                authority: &req.authority,
+                peer: req.peer.ip(),
+                trusted: self.is_trusted(req.peer.ip()),
+                via: &self.stamp.via,
+            },
+        )
+    }
+
     /// The client address used by `ip-hash`: the peer, or the last
     /// `X-Forwarded-For` hop when the peer is a trusted forwarder (an edge).
-    fn client_ip(&self, parts: &Parts, peer: SocketAddr) -> IpAddr {
+    fn client_ip(&self, parts: &Parts, peer: SocketAddr, trusted: bool) -> IpAddr {
         let peer_ip = peer.ip();
-        if self.trusted_forwarders.iter().any(|n| n.contains(&peer_ip)) {
+        if trusted {
             let last = parts
                 .headers
                 .get_all(&headers::X_FORWARDED_FOR)
@@ -312,14 +405,14 @@ impl Engine {
     /// `Location` / `Content-Location` on the same host (RFC 9111 §4.4).
     async fn unsafe_method(self: Arc<Self>, req: Req, body: Incoming) -> Response<Body> {
         let key = req.key.clone();
-        let host = host_of(&req.parts).unwrap_or_default().to_owned();
+        let authority = req.authority.clone();
         let response = self.forward(req, request_body(body), Fwd::Bypass).await;
         let status = response.status();
         if status.is_success() || status.is_redirection() {
             self.store.purge(&Selector::Key(key), false);
             for name in [header::LOCATION, header::CONTENT_LOCATION] {
                 if let Some(target) = response.headers().get(&name).and_then(|v| v.to_str().ok())
-                    && let Some(k) = same_host_key(target, &host, &self.key_opts)
+                    && let Some(k) = same_host_key(target, &authority, &self.key_opts)
                 {
                     self.store.purge(&Selector::Key(k), false);
                 }
@@ -328,20 +421,17 @@ impl Engine {
         response
     }
 
-    /// Sends the request upstream as it is (minus hop-by-hop fields) and
-    /// passes the answer back; nothing is stored.
+    /// Sends the request upstream as it is (with the node's own
+    /// forwarding fields) and passes the answer back; nothing is stored.
     pub(crate) async fn forward(&self, req: Req, body: Body, fwd: Fwd) -> Response<Body> {
         bump(&self.stats.bypassed);
+        let h = self.upstream_headers(&req);
         let Req {
             parts,
             key,
             client_ip,
-            peer,
+            ..
         } = req;
-        let mut h = parts.headers;
-        headers::remove_hop_by_hop(&mut h);
-        let host = h.get(header::HOST).cloned();
-        headers::add_forwarding(&mut h, &self.stamp.via, peer.ip(), host.as_ref());
         let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str());
         let out = Outgoing {
             method: parts.method.clone(),
@@ -377,12 +467,16 @@ impl Engine {
     }
 }
 
-/// A request on its way through the engine.
+/// A request on its way through the engine. `parts.headers` went through
+/// [`headers::sanitize`] at entry.
 pub(crate) struct Req {
     pub parts: Parts,
     pub key: String,
     pub client_ip: IpAddr,
     pub peer: SocketAddr,
+    /// The one authority the request is for: the key's host and the
+    /// upstream `Host`; its scheme is the listener's.
+    pub authority: Authority,
 }
 
 /// RFC 9110 §9.2.1 safe methods.
@@ -403,31 +497,59 @@ fn request_body(b: Incoming) -> Body {
     }
 }
 
-/// The request's host: the absolute-form URI's authority, else `Host`.
-fn host_of(parts: &Parts) -> Option<&str> {
-    if let Some(a) = parts.uri.authority() {
-        return Some(a.as_str());
+/// The authority the client asked for (RFC 9112 §3.2): the absolute-form
+/// target's when there is one (§3.2.2, `Host` is then ignored), else
+/// `Host`. More than one `Host` line, an invalid one, or none on HTTP/1.1
+/// is an error (400). `Ok(None)`: an HTTP/1.0 request without `Host`,
+/// servable only as the configured `site-host`.
+fn requested_authority(parts: &Parts, scheme: Scheme) -> Result<Option<Authority>, &'static str> {
+    let mut lines = parts.headers.get_all(header::HOST).iter();
+    let host = lines.next();
+    if lines.next().is_some() {
+        return Err("more than one Host header");
     }
-    let h = parts.headers.get(header::HOST)?.to_str().ok()?.trim();
-    if h.is_empty() || h.contains(['/', ' ', '?', '#', '@']) {
-        return None;
+    let host = match host {
+        Some(v) => {
+            let s = v.to_str().map_err(|_| "invalid Host")?;
+            Some(Authority::parse(s, scheme).map_err(|_| "invalid Host")?)
+        }
+        None if parts.version >= Version::HTTP_11 => return Err("missing Host"),
+        None => None,
+    };
+    match parts.uri.authority() {
+        Some(target) => {
+            if !parts
+                .uri
+                .scheme_str()
+                .is_some_and(|s| s.eq_ignore_ascii_case("http") || s.eq_ignore_ascii_case("https"))
+            {
+                return Err("absolute-form target must be http or https");
+            }
+            Authority::parse(target.as_str(), scheme)
+                .map(Some)
+                .map_err(|_| "invalid target authority")
+        }
+        None => Ok(host),
     }
-    Some(h)
 }
 
-/// The cache key of a `Location`-style target when it is on `host`
-/// (RFC 9111 §4.4: only same-host URIs may be invalidated).
-fn same_host_key(target: &str, host: &str, opts: &KeyOptions) -> Option<String> {
+/// The cache key of a `Location`-style target when it is on the same
+/// origin as `authority` (RFC 9111 §4.4: only same-origin URIs may be
+/// invalidated).
+fn same_host_key(target: &str, authority: &Authority, opts: &KeyOptions) -> Option<String> {
+    let scheme = authority.scheme().as_str();
     if target.starts_with('/') && !target.starts_with("//") {
-        return Some(cache_key("http", host, target, opts));
+        return Some(cache_key(scheme, authority.as_str(), target, opts));
     }
     let uri: http::Uri = target.parse().ok()?;
-    let authority = uri.authority()?.as_str();
-    let same = cache_key("http", authority, "/", opts) == cache_key("http", host, "/", opts);
-    same.then(|| {
+    if !uri.scheme_str()?.eq_ignore_ascii_case(scheme) {
+        return None;
+    }
+    let other = Authority::parse(uri.authority()?.as_str(), authority.scheme()).ok()?;
+    (other == *authority).then(|| {
         cache_key(
-            "http",
-            host,
+            scheme,
+            authority.as_str(),
             uri.path_and_query().map_or("/", |p| p.as_str()),
             opts,
         )
@@ -441,15 +563,87 @@ mod tests {
     #[test]
     fn invalidation_targets_same_host_only_rfc9111_4_4() {
         let o = KeyOptions::default();
+        let h = Authority::parse("h.test", Scheme::Http).expect("valid");
         assert_eq!(
-            same_host_key("/a/b", "h.test", &o).as_deref(),
+            same_host_key("/a/b", &h, &o).as_deref(),
             Some("http://h.test/a/b")
         );
         assert_eq!(
-            same_host_key("http://h.test/x", "h.test", &o).as_deref(),
+            same_host_key("http://H.test:80/x", &h, &o).as_deref(),
             Some("http://h.test/x")
         );
-        assert_eq!(same_host_key("http://other.test/x", "h.test", &o), None);
-        assert_eq!(same_host_key("//other.test/x", "h.test", &o), None);
+        assert_eq!(same_host_key("http://other.test/x", &h, &o), None);
+        assert_eq!(same_host_key("https://h.test/x", &h, &o), None);
+        assert_eq!(same_host_key("//other.test/x", &h, &o), None);
+    }
+
+    fn parts(raw: &[(&str, &str)], target: &str, version: Version) -> Parts {
+        let mut b = Request::builder().uri(target).version(version);
+        for (k, v) in raw {
+            b = b.header(*k, *v);
+        }
+        b.body(()).expect("request").into_parts().0
+    }
+
+    #[test]
+    fn one_authority_per_request_rfc9112_3_2() {
+        type Case<'a> = (
+            &'a [(&'a str, &'a str)],
+            &'a str,
+            Version,
+            Result<Option<&'a str>, ()>,
+        );
+        let v11 = Version::HTTP_11;
+        let cases: [Case; 9] = [
+            (
+                &[("host", "A.Example:80")],
+                "/p",
+                v11,
+                Ok(Some("a.example")),
+            ),
+            (
+                &[("host", "attacker.example")],
+                "http://victim.example/p",
+                v11,
+                Ok(Some("victim.example")),
+            ),
+            (
+                &[("host", "a.example"), ("host", "b.example")],
+                "/p",
+                v11,
+                Err(()),
+            ),
+            (
+                &[("host", "a.example"), ("host", "a.example")],
+                "/p",
+                v11,
+                Err(()),
+            ),
+            (&[], "/p", v11, Err(())),
+            (&[], "/p", Version::HTTP_10, Ok(None)),
+            (&[("host", "a b")], "/p", v11, Err(())),
+            (
+                &[("host", "ok.example")],
+                "http://bad@victim.example/p",
+                v11,
+                Err(()),
+            ),
+            (
+                &[("host", "ok.example")],
+                "ftp://victim.example/p",
+                v11,
+                Err(()),
+            ),
+        ];
+        for (headers, target, version, want) in cases {
+            let got = requested_authority(&parts(headers, target, version), Scheme::Http)
+                .map(|a| a.map(|a| a.as_str().to_owned()))
+                .map_err(|_| ());
+            assert_eq!(
+                got,
+                want.map(|a| a.map(str::to_owned)),
+                "{headers:?} {target}"
+            );
+        }
     }
 }

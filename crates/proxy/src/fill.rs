@@ -112,6 +112,7 @@ impl Engine {
             key: req.key.clone(),
             client_ip: req.client_ip,
             peer: req.peer,
+            authority: req.authority.clone(),
         };
         tokio::spawn(async move {
             let (_response, outcome) = engine.fetch_and_admit(&bg, Fwd::Stale, Some(&entry)).await;
@@ -192,8 +193,7 @@ impl Engine {
     /// representation; the client's own validators and Range are answered
     /// here, and a stale entry's validators are sent instead.
     async fn fetch(&self, req: &Req, stale: Option<&Entry>) -> Result<Fetched, FetchError> {
-        let mut h = req.parts.headers.clone();
-        headers::remove_hop_by_hop(&mut h);
+        let mut h = self.upstream_headers(req);
         headers::strip_client_validators(&mut h);
         // The fill is a bodiless GET, whatever the client sent.
         h.remove(header::CONTENT_LENGTH);
@@ -205,8 +205,6 @@ impl Engine {
                 h.insert(header::IF_MODIFIED_SINCE, lm);
             }
         }
-        let host = h.get(header::HOST).cloned();
-        headers::add_forwarding(&mut h, &self.stamp.via, req.peer.ip(), host.as_ref());
         let path_and_query = req.parts.uri.path_and_query().map_or("/", |p| p.as_str());
         self.upstreams
             .send(Outgoing {

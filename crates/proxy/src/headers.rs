@@ -1,11 +1,14 @@
 //! Header handling at the proxy boundary (RFC 9110 §7.6): hop-by-hop
-//! fields are dropped, `Via` and `X-Forwarded-*` are added, everything else
-//! passes through untouched, unknown fields included.
+//! fields are dropped, the forwarding fields are the node's own (`Via`,
+//! `X-Forwarded-*`, RFC 7239 `Forwarded`), everything else passes through
+//! untouched, unknown fields included.
 
 use std::net::IpAddr;
 
 use http::HeaderMap;
 use http::header::{self, HeaderName, HeaderValue};
+
+use crate::authority::Authority;
 
 pub static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 pub static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
@@ -47,26 +50,136 @@ pub fn remove_hop_by_hop(h: &mut HeaderMap) {
     }
 }
 
-/// Adds this hop to `Via` and the client to `X-Forwarded-*`.
-pub fn add_forwarding(
-    h: &mut HeaderMap,
-    via: &HeaderValue,
-    client: IpAddr,
-    host: Option<&HeaderValue>,
-) {
-    append_list(h, &header::VIA, via);
-    let ip = HeaderValue::from_str(&client.to_string())
+/// Who sent a request and for which site: what the node's own forwarding
+/// fields are made of. Each value comes from the connection or from the
+/// authority, which is in the cache key, never from the client's fields.
+pub struct Forwarding<'a> {
+    /// The one authority of the request: the upstream `Host`.
+    pub authority: &'a Authority,
+    /// The connecting peer.
+    pub peer: IpAddr,
+    /// The peer is one of `trusted-forwarders`: its forwarding fields
+    /// were kept at entry and are appended to, not replaced.
+    pub trusted: bool,
+    /// This node's `Via` hop.
+    pub via: &'a HeaderValue,
+}
+
+/// Fields an origin may act on (client address, scheme, host, path,
+/// method) that the cache key ignores, so a client could use them to make
+/// the origin build a page that is then served to everyone. From a peer
+/// that is not a trusted forwarder they are dropped at entry ([`sanitize`]);
+/// the node then sets its own `X-Forwarded-For`, `X-Forwarded-Host`,
+/// `X-Forwarded-Proto` and `Forwarded` ([`upstream_request`]). Every
+/// `X-Forwarded-*` field is in this class as well.
+pub static FORWARDER_ONLY: [HeaderName; 18] = [
+    HeaderName::from_static("forwarded"),
+    HeaderName::from_static("x-real-ip"),
+    HeaderName::from_static("x-client-ip"),
+    HeaderName::from_static("true-client-ip"),
+    HeaderName::from_static("cf-connecting-ip"),
+    HeaderName::from_static("fastly-client-ip"),
+    HeaderName::from_static("x-cluster-client-ip"),
+    HeaderName::from_static("client-ip"),
+    HeaderName::from_static("x-host"),
+    HeaderName::from_static("x-original-host"),
+    HeaderName::from_static("x-original-url"),
+    HeaderName::from_static("x-original-uri"),
+    HeaderName::from_static("x-rewrite-url"),
+    HeaderName::from_static("x-http-method-override"),
+    HeaderName::from_static("x-http-method"),
+    HeaderName::from_static("x-method-override"),
+    HeaderName::from_static("front-end-https"),
+    HeaderName::from_static("x-url-scheme"),
+];
+
+/// RFC 7239.
+pub static FORWARDED: HeaderName = HeaderName::from_static("forwarded");
+
+/// The client's request as this node treats it, done once at entry so the
+/// cache lookup, the stored `Variant` and the upstream request all see the
+/// same fields: hop-by-hop fields removed (RFC 9110 §7.6.1), the
+/// [`FORWARDER_ONLY`] fields and every `X-Forwarded-*` removed unless the
+/// peer is `trusted`, and `Host` set to the request's one authority.
+pub fn sanitize(h: &mut HeaderMap, authority: &Authority, trusted: bool) {
+    remove_hop_by_hop(h);
+    if !trusted {
+        remove_forwarder_only(h);
+    }
+    let mut hosts = h.get_all(header::HOST).iter();
+    let same = hosts.next().is_some_and(|v| v == authority.as_str()) && hosts.next().is_none();
+    if !same {
+        h.insert(header::HOST, authority.header_value());
+    }
+}
+
+/// Removes [`FORWARDER_ONLY`] and every `X-Forwarded-*`, in one pass over
+/// what the client sent (this runs on every hit).
+fn remove_forwarder_only(h: &mut HeaderMap) {
+    let doomed: Vec<HeaderName> = h
+        .keys()
+        .filter(|k| k.as_str().starts_with("x-forwarded-") || FORWARDER_ONLY.contains(k))
+        .cloned()
+        .collect();
+    for n in doomed {
+        h.remove(n);
+    }
+}
+
+/// The headers of the upstream request made for a client request whose
+/// fields went through [`sanitize`]: the one place that decides what an
+/// upstream is told. `Host` is the authority; `Via` gains this hop;
+/// `X-Forwarded-For` and `Forwarded` gain the peer (so from an untrusted
+/// peer they hold just the peer); `X-Forwarded-Host` and
+/// `X-Forwarded-Proto` are the authority and the listener's scheme unless a
+/// trusted forwarder set them.
+pub fn upstream_request(client: &HeaderMap, f: &Forwarding<'_>) -> HeaderMap {
+    let mut h = client.clone();
+    if !f.trusted {
+        // Done at entry already; repeated so that no caller can forward a
+        // client's forwarding fields by skipping `sanitize`.
+        remove_forwarder_only(&mut h);
+    }
+    h.insert(header::HOST, f.authority.header_value());
+    append_list(&mut h, &header::VIA, f.via);
+    let ip = HeaderValue::from_str(&f.peer.to_string())
         .unwrap_or_else(|_| HeaderValue::from_static("unknown"));
-    append_list(h, &X_FORWARDED_FOR, &ip);
-    // A tier behind us (a shield) keeps what the first hop recorded.
+    append_list(&mut h, &X_FORWARDED_FOR, &ip);
+    let proto = HeaderValue::from_static(f.authority.scheme().as_str());
     if !h.contains_key(&X_FORWARDED_PROTO) {
-        h.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
+        h.insert(X_FORWARDED_PROTO.clone(), proto);
     }
-    if let Some(host) = host
-        && !h.contains_key(&X_FORWARDED_HOST)
-    {
-        h.insert(X_FORWARDED_HOST.clone(), host.clone());
+    if !h.contains_key(&X_FORWARDED_HOST) {
+        h.insert(X_FORWARDED_HOST.clone(), f.authority.header_value());
     }
+    if let Ok(element) = HeaderValue::from_str(&forwarded_element(f.peer, f.authority)) {
+        append_list(&mut h, &FORWARDED, &element);
+    }
+    h
+}
+
+/// One RFC 7239 §4 `forwarded-element`: `for=`, `host=`, `proto=`, with
+/// values quoted when they are not tokens (an IPv6 address, a port).
+fn forwarded_element(peer: IpAddr, authority: &Authority) -> String {
+    let node = match peer {
+        IpAddr::V4(ip) => ip.to_string(),
+        // §6: an IPv6 address is bracketed, and so must be quoted.
+        IpAddr::V6(ip) => format!("\"[{ip}]\""),
+    };
+    let host = authority.as_str();
+    let is_token = host
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+    let host = if is_token {
+        host.to_owned()
+    } else {
+        // A validated authority holds no quote or backslash to escape.
+        format!("\"{host}\"")
+    };
+    format!(
+        "for={node};host={host};proto={}",
+        authority.scheme().as_str()
+    )
 }
 
 /// Appends `value` to a comma-separated list field, as one line.
@@ -107,6 +220,7 @@ pub fn strip_client_validators(h: &mut HeaderMap) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::authority::Scheme;
 
     #[test]
     fn hop_by_hop_fields_are_dropped_rfc9110_7_6_1() {
@@ -131,19 +245,117 @@ mod tests {
         assert_eq!(left, vec!["x-custom", "accept"]);
     }
 
-    #[test]
-    fn via_and_forwarded_for_are_appended() {
+    fn forwarding<'a>(a: &'a Authority, peer: IpAddr, trusted: bool) -> Forwarding<'a> {
+        static VIA: HeaderValue = HeaderValue::from_static("1.1 edge-1");
+        Forwarding {
+            authority: a,
+            peer,
+            trusted,
+            via: &VIA,
+        }
+    }
+
+    fn spoofed() -> HeaderMap {
         let mut h = HeaderMap::new();
-        h.insert(&header::VIA, HeaderValue::from_static("1.1 a"));
-        h.insert(&X_FORWARDED_FOR, HeaderValue::from_static("203.0.113.9"));
-        add_forwarding(
-            &mut h,
-            &HeaderValue::from_static("1.1 edge-1"),
-            IpAddr::from([127, 0, 0, 1]),
-            None,
+        for (k, v) in [
+            ("host", "attacker.example"),
+            ("via", "1.1 a"),
+            ("x-forwarded-for", "203.0.113.9"),
+            ("x-forwarded-host", "attacker.example"),
+            ("x-forwarded-proto", "https"),
+            ("x-forwarded-port", "443"),
+            ("x-forwarded-prefix", "/evil"),
+            ("forwarded", "for=1.2.3.4;host=attacker.example"),
+            ("x-real-ip", "1.2.3.4"),
+            ("x-original-url", "/admin"),
+            ("x-http-method-override", "DELETE"),
+            ("accept", "*/*"),
+        ] {
+            h.append(HeaderName::from_static(k), HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    #[test]
+    fn an_untrusted_peer_gets_the_nodes_own_forwarding_fields() {
+        let a = Authority::parse("Shop.Example:80", Scheme::Http).expect("valid");
+        let mut h = spoofed();
+        sanitize(&mut h, &a, false);
+        let up = upstream_request(&h, &forwarding(&a, IpAddr::from([127, 0, 0, 2]), false));
+        assert_eq!(up[&header::HOST], "shop.example");
+        assert_eq!(up[&header::VIA], "1.1 a, 1.1 edge-1");
+        assert_eq!(up[&X_FORWARDED_FOR], "127.0.0.2");
+        assert_eq!(up[&X_FORWARDED_HOST], "shop.example");
+        assert_eq!(up[&X_FORWARDED_PROTO], "http");
+        assert_eq!(up[&FORWARDED], "for=127.0.0.2;host=shop.example;proto=http");
+        for gone in [
+            "x-forwarded-port",
+            "x-forwarded-prefix",
+            "x-real-ip",
+            "x-original-url",
+            "x-http-method-override",
+        ] {
+            assert!(!up.contains_key(gone), "{gone}");
+        }
+        assert_eq!(up[&header::ACCEPT], "*/*");
+    }
+
+    #[test]
+    fn the_builder_alone_never_forwards_an_untrusted_clients_fields() {
+        let a = Authority::parse("shop.example", Scheme::Http).expect("valid");
+        let up = upstream_request(
+            &spoofed(),
+            &forwarding(&a, IpAddr::from([127, 0, 0, 2]), false),
         );
-        assert_eq!(h[&header::VIA], "1.1 a, 1.1 edge-1");
-        assert_eq!(h[&X_FORWARDED_FOR], "203.0.113.9, 127.0.0.1");
-        assert_eq!(h[&X_FORWARDED_PROTO], "http");
+        assert_eq!(up[&X_FORWARDED_FOR], "127.0.0.2");
+        assert_eq!(up[&X_FORWARDED_HOST], "shop.example");
+        assert_eq!(up[&FORWARDED], "for=127.0.0.2;host=shop.example;proto=http");
+        assert!(!up.contains_key("x-real-ip"));
+    }
+
+    #[test]
+    fn a_trusted_forwarder_is_appended_to() {
+        let a = Authority::parse("shop.example", Scheme::Http).expect("valid");
+        let mut h = spoofed();
+        sanitize(&mut h, &a, true);
+        let up = upstream_request(&h, &forwarding(&a, IpAddr::from([10, 0, 0, 1]), true));
+        assert_eq!(up[&header::HOST], "shop.example");
+        assert_eq!(up[&X_FORWARDED_FOR], "203.0.113.9, 10.0.0.1");
+        assert_eq!(up[&X_FORWARDED_HOST], "attacker.example");
+        assert_eq!(up[&X_FORWARDED_PROTO], "https");
+        assert_eq!(
+            up[&FORWARDED],
+            "for=1.2.3.4;host=attacker.example, for=10.0.0.1;host=shop.example;proto=http"
+        );
+        assert_eq!(up["x-real-ip"], "1.2.3.4");
+    }
+
+    #[test]
+    fn forwarded_quotes_ipv6_and_ports_rfc7239_4() {
+        let a = Authority::parse("shop.example:8080", Scheme::Http).expect("valid");
+        let peer: IpAddr = "2001:db8::1".parse().expect("ip");
+        assert_eq!(
+            forwarded_element(peer, &a),
+            r#"for="[2001:db8::1]";host="shop.example:8080";proto=http"#
+        );
+        let a = Authority::parse("[::1]", Scheme::Https).expect("valid");
+        assert_eq!(
+            forwarded_element(IpAddr::from([192, 0, 2, 1]), &a),
+            r#"for=192.0.2.1;host="[::1]";proto=https"#
+        );
+    }
+
+    #[test]
+    fn the_connection_option_named_field_is_gone_before_lookup_rfc9110_7_6_1() {
+        let a = Authority::parse("a.example", Scheme::Http).expect("valid");
+        let mut h = HeaderMap::new();
+        h.insert(header::ACCEPT_LANGUAGE, HeaderValue::from_static("fr"));
+        h.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("accept-language"),
+        );
+        sanitize(&mut h, &a, false);
+        assert!(!h.contains_key(header::ACCEPT_LANGUAGE));
+        assert_eq!(h[&header::HOST], "a.example");
     }
 }

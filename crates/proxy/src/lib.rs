@@ -9,6 +9,7 @@
 //! listeners until shutdown.
 
 pub mod admin;
+pub mod authority;
 pub mod body;
 pub mod compact;
 pub mod config;
@@ -21,6 +22,7 @@ pub mod upstream;
 
 use std::sync::Arc;
 
+pub use authority::{Authority, Scheme};
 pub use config::{Config, FileConfig};
 pub use engine::{Engine, PROXY_HEALTH_PATH};
 use meridian_balance::BalanceError;
@@ -53,7 +55,7 @@ pub async fn serve_all(
         }
         tokio::spawn(admin::serve(l, Arc::clone(&engine), shutdown.clone()))
     });
-    server::serve(listener, engine, shutdown).await;
+    server::serve(listener, engine, Scheme::Http, shutdown).await;
     if let Some(t) = admin_task
         && let Ok(Err(e)) = t.await
     {

@@ -12,13 +12,16 @@ use hyper_util::server::graceful::GracefulShutdown;
 use meridian_common::Shutdown;
 use tokio::net::TcpListener;
 
+use crate::authority::Scheme;
 use crate::engine::Engine;
 
 /// How long in-flight requests may take to finish after shutdown.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Serves the proxy on `listener` until `shutdown`.
-pub async fn serve(listener: TcpListener, engine: Arc<Engine>, shutdown: Shutdown) {
+/// Serves the proxy on `listener` until `shutdown`. `scheme` is what the
+/// listener speaks to its clients (a TLS listener passes
+/// [`Scheme::Https`]): it goes into every cache key and `X-Forwarded-Proto`.
+pub async fn serve(listener: TcpListener, engine: Arc<Engine>, scheme: Scheme, shutdown: Shutdown) {
     let graceful = GracefulShutdown::new();
     let stop = shutdown.wait();
     tokio::pin!(stop);
@@ -42,7 +45,7 @@ pub async fn serve(listener: TcpListener, engine: Arc<Engine>, shutdown: Shutdow
                 let engine = Arc::clone(&engine);
                 let svc = hyper::service::service_fn(move |req| {
                     let engine = Arc::clone(&engine);
-                    async move { Ok::<_, Infallible>(engine.handle(req, peer).await) }
+                    async move { Ok::<_, Infallible>(engine.handle(req, peer, scheme).await) }
                 });
                 let conn = graceful.watch(http.serve_connection(TokioIo::new(stream), svc));
                 tokio::spawn(async move {

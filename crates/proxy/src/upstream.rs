@@ -1,10 +1,29 @@
 //! Sending requests upstream: choosing the upstream from the pool, the HTTP
-//! client, timeouts, one retry on connect failure, and passive health.
+//! client, timeouts, retries, and passive health.
 //!
 //! The client is hyper's (`hyper-util` legacy pool) rather than reqwest: a
 //! proxy must send the client's headers untouched, and reqwest adds its own
 //! defaults (`Accept: */*`) that cannot be removed; hyper also hands us the
 //! response body as the same `Incoming` stream we pass on to the client.
+//!
+//! What is held against an upstream (see `meridian_balance::passive`): a
+//! connect failure, a timeout, a reset before the response head; a 5xx
+//! only when configured. Never a client's fault ([`RequestBody`] tags those;
+//! they answer 400), and never the keep-alive race below.
+//!
+//! Retries, each at most once and only before any response byte:
+//! - an idempotent bodiless request whose *reused* pooled connection was
+//!   closed or reset as it was sent (the origin timed the idle connection
+//!   out just then) goes again on a new connection to the same upstream,
+//!   as nginx and Varnish do;
+//! - an idempotent bodiless request whose connect failed goes to the next
+//!   upstream.
+//!
+//! The pool's idle timeout (`timeouts.pool-idle`, default 4s) is kept
+//! below common origin keep-alive timeouts, so the race is rare to begin with.
+
+mod request_body;
+mod reuse;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -13,11 +32,14 @@ use std::time::{Duration, SystemTime};
 use http::{HeaderMap, Method, Request, Response, StatusCode, Uri};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use hyper_util::client::legacy::connect::{HttpConnector, capture_connection};
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use meridian_balance::{Backend, InFlight, Outcome, Pick, Pool};
+pub use request_body::{BodyState, RequestBody};
+use reuse::{TrackingConnector, Usage};
 
 use crate::body::Body;
+use crate::config::Config;
 
 /// Why no upstream response could be had. Mapped to a status in one place
 /// ([`FetchError::status`]).
@@ -31,16 +53,20 @@ pub enum FetchError {
     NoUpstream,
     #[error("upstream {0} failed: {1}")]
     Other(String, String),
+    /// The client's request body was malformed, cut short or stalled.
+    #[error("bad request body: {0}")]
+    Client(String),
 }
 
 impl FetchError {
     /// 502 for connect and protocol failures, 504 for timeouts, 503 when
-    /// every upstream is down.
+    /// there is no upstream to try, 400 when the client's body failed.
     pub fn status(&self) -> StatusCode {
         match self {
             FetchError::Connect(_) | FetchError::Other(..) => StatusCode::BAD_GATEWAY,
             FetchError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
             FetchError::NoUpstream => StatusCode::SERVICE_UNAVAILABLE,
+            FetchError::Client(_) => StatusCode::BAD_REQUEST,
         }
     }
 
@@ -50,6 +76,7 @@ impl FetchError {
             FetchError::Timeout(_) => "upstream-timeout",
             FetchError::NoUpstream => "no-upstream",
             FetchError::Other(..) => "upstream-error",
+            FetchError::Client(_) => "client-body",
         }
     }
 }
@@ -72,33 +99,56 @@ pub struct Outgoing<'a> {
     pub client_ip: Option<IpAddr>,
 }
 
+type HttpClient = Client<TrackingConnector, Body>;
+
 pub struct Upstreams {
     pool: Arc<Pool>,
-    client: Client<HttpConnector, Body>,
+    /// Keeps idle connections for `pool_idle_timeout`.
+    client: HttpClient,
+    /// Keeps none: a retry after a stale pooled connection must not be
+    /// handed another idle one that may be just as stale.
+    fresh: HttpClient,
     response_timeout: Duration,
-    /// Passive ejection is off with a single upstream (as nginx ignores
-    /// max_fails for a one-server group): ejecting the only origin would
-    /// turn one 5xx into ten seconds of 503s.
-    passive: bool,
+    client_body_timeout: Duration,
+}
+
+/// What every attempt of one request asks for.
+struct Target<'a> {
+    method: &'a Method,
+    path_and_query: &'a str,
+}
+
+/// How one attempt failed: the error, and whether it was the keep-alive
+/// race (a reused connection closed before any response byte).
+struct Failed {
+    error: FetchError,
+    stale: bool,
 }
 
 impl Upstreams {
-    pub fn new(pool: Arc<Pool>, connect_timeout: Duration, response_timeout: Duration) -> Self {
+    pub fn new(pool: Arc<Pool>, config: &Config) -> Self {
         let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(connect_timeout));
+        connector.set_connect_timeout(Some(config.connect_timeout));
         connector.set_nodelay(true);
         connector.enforce_http(true);
+        let connector = TrackingConnector(connector);
+        let idle = config.pool_idle_timeout;
         let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(30))
-            .pool_max_idle_per_host(256)
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(idle)
+            .pool_max_idle_per_host(if idle.is_zero() { 0 } else { 256 })
+            .set_host(false)
+            .build(connector.clone());
+        let fresh = Client::builder(TokioExecutor::new())
+            .pool_max_idle_per_host(0)
             .set_host(false)
             .build(connector);
-        let passive = pool.backends().len() > 1;
         Upstreams {
             pool,
             client,
-            response_timeout,
-            passive,
+            fresh,
+            response_timeout: config.response_timeout,
+            client_body_timeout: config.client_body_timeout,
         }
     }
 
@@ -110,99 +160,183 @@ impl Upstreams {
         self.response_timeout
     }
 
-    /// Sends the request to the chosen upstream. A connect failure of a
-    /// bodiless idempotent request is retried once on the next upstream;
-    /// nothing is retried once the upstream answered.
+    /// Sends the request to the chosen upstream, retrying (at most once
+    /// each) as the module docs say; nothing is retried once the upstream
+    /// answered.
     pub async fn send(&self, out: Outgoing<'_>) -> Result<Fetched, FetchError> {
-        let retryable = out.method.is_idempotent()
-            && matches!(out.body, Body::Empty)
-            && self.pool.backends().len() > 1;
+        let Outgoing {
+            method,
+            path_and_query,
+            headers,
+            body,
+            key,
+            client_ip,
+        } = out;
+        let replayable = method.is_idempotent() && matches!(body, Body::Empty);
+        let failover = replayable && self.pool.backends().len() > 1;
+        let (body, client_body) = RequestBody::wrap(body, self.client_body_timeout);
+        let target = Target {
+            method: &method,
+            path_and_query,
+        };
         let mut tried: Vec<usize> = Vec::new();
-        let mut body = Some(out.body);
-        let mut headers = Some(out.headers);
+        let mut body = Some(body);
+        let mut headers = Some(headers);
         loop {
-            let pick = Pick {
-                key: out.key,
-                client_ip: out.client_ip,
-                exclude: &tried,
-            };
-            let Some((idx, backend)) = self.pool.pick(&pick).or_else(|| self.fallback(&tried))
-            else {
+            let pick = Pick::new(key, client_ip).excluding(&tried);
+            let Some((idx, backend)) = self.pool.pick(&pick) else {
                 return Err(FetchError::NoUpstream);
             };
             let backend = Arc::clone(backend);
-            let b = body.take().unwrap_or_default();
-            // Only a retryable request can loop, so only it pays for a copy.
-            let h = if retryable {
+            // Only a replayable request can go twice, so only it pays for a copy.
+            let h = if replayable {
                 headers.clone().unwrap_or_default()
             } else {
                 headers.take().unwrap_or_default()
             };
-            match self
-                .attempt(&backend, out.method.clone(), out.path_and_query, h, b)
-                .await
+            let b = body.take().unwrap_or_default();
+            let mut result = self
+                .attempt(
+                    &self.client,
+                    &backend,
+                    &target,
+                    h,
+                    b,
+                    client_body.as_deref(),
+                )
+                .await;
+            if let Err(Failed { stale: true, error }) = &result
+                && replayable
             {
+                tracing::debug!(upstream = %backend.base(), "pooled connection closed under the request, retrying on a new one: {error}");
+                let h = headers.clone().unwrap_or_default();
+                result = self
+                    .attempt(&self.fresh, &backend, &target, h, Body::Empty, None)
+                    .await;
+            }
+            match result {
                 Ok(f) => return Ok(f),
-                Err(e @ FetchError::Connect(_)) if retryable && tried.is_empty() => {
+                Err(Failed {
+                    error: e @ FetchError::Connect(_),
+                    ..
+                }) if failover && tried.is_empty() => {
                     tracing::warn!(upstream = %backend.base(), "connect failed, retrying on the next upstream: {e}");
                     tried.push(idx);
                 }
-                Err(e) => return Err(e),
+                Err(f) => return Err(f.error),
             }
         }
     }
 
-    /// With a single upstream there is nothing to fail over to: use it even
-    /// when the checks say down (nginx does the same).
-    fn fallback(&self, tried: &[usize]) -> Option<(usize, &Arc<Backend>)> {
-        if self.passive || !tried.is_empty() {
-            return None;
-        }
-        self.pool.backends().first().map(|b| (0, b))
-    }
-
+    /// One try on one connection, with passive health fed from its result.
     async fn attempt(
         &self,
+        client: &HttpClient,
         backend: &Arc<Backend>,
-        method: Method,
-        path_and_query: &str,
+        target: &Target<'_>,
         headers: HeaderMap,
         body: Body,
-    ) -> Result<Fetched, FetchError> {
+        client_body: Option<&BodyState>,
+    ) -> Result<Fetched, Failed> {
         let mut guard = backend.start();
-        let uri: Uri = backend.url_for(path_and_query).parse().map_err(|e| {
-            FetchError::Other(backend.base().to_string(), format!("bad upstream URI: {e}"))
-        })?;
+        let base = || backend.base().to_string();
+        let uri: Uri = backend
+            .url_for(target.path_and_query)
+            .parse()
+            .map_err(|e| Failed {
+                error: FetchError::Other(base(), format!("bad upstream URI: {e}")),
+                stale: false,
+            })?;
         let mut req = Request::new(body);
-        *req.method_mut() = method;
+        *req.method_mut() = target.method.clone();
         *req.uri_mut() = uri;
         *req.headers_mut() = headers;
+        let conn = capture_connection(&mut req);
         let request_time = SystemTime::now();
-        let result = tokio::time::timeout(self.response_timeout, self.client.request(req)).await;
-        let err = match result {
-            Ok(Ok(response)) => {
-                if self.passive {
-                    guard.report(Outcome::from_status(response.status()));
-                } else if response.status().is_server_error() {
-                    guard.fail();
-                }
+        let result = self.within_timeout(client.request(req), client_body).await;
+        let seen = conn.connection_metadata().as_ref().and_then(Usage::of);
+        let (error, outcome, stale) = match result {
+            Some(Ok(response)) => {
+                let outcome = Outcome::from_status(response.status());
+                self.pool.report(&mut guard, outcome);
                 return Ok(Fetched {
                     response,
                     request_time,
                     guard,
                 });
             }
-            Ok(Err(e)) if e.is_connect() => FetchError::Connect(backend.base().to_string()),
-            Ok(Err(e)) => FetchError::Other(backend.base().to_string(), error_chain(&e)),
-            Err(_) => FetchError::Timeout(backend.base().to_string()),
+            _ if client_body.and_then(BodyState::fault).is_some() => {
+                let why = client_body.and_then(BodyState::fault).unwrap_or_default();
+                (FetchError::Client(why.to_owned()), None, false)
+            }
+            None => (FetchError::Timeout(base()), Some(Outcome::Timeout), false),
+            Some(Err(e)) if e.is_connect() => (
+                FetchError::Connect(base()),
+                Some(Outcome::ConnectError),
+                false,
+            ),
+            Some(Err(e)) => {
+                let closed = closed_early(&e);
+                let stale = closed && seen.is_some_and(|s| s.reused && !s.answered);
+                let outcome = (closed && !stale).then_some(Outcome::Reset);
+                (FetchError::Other(base(), error_chain(&e)), outcome, stale)
+            }
         };
-        if self.passive && matches!(err, FetchError::Connect(_)) {
-            guard.report(Outcome::ConnectError);
-        } else {
-            guard.fail();
+        if let Some(outcome) = outcome {
+            self.pool.report(&mut guard, outcome);
         }
-        Err(err)
+        Err(Failed { error, stale })
     }
+
+    /// Waits for the response head for the response timeout, counted from
+    /// the last piece of request body sent: a long upload that keeps moving
+    /// is not a slow upstream (a stalled client is caught by the request
+    /// body's own timeout). `None` when the time ran out.
+    async fn within_timeout<F, T>(&self, request: F, client_body: Option<&BodyState>) -> Option<T>
+    where
+        F: std::future::Future<Output = T>,
+    {
+        tokio::pin!(request);
+        let mut deadline = tokio::time::Instant::now() + self.response_timeout;
+        loop {
+            tokio::select! {
+                r = &mut request => return Some(r),
+                () = tokio::time::sleep_until(deadline) => {}
+            }
+            let moved = client_body
+                .filter(|b| !b.is_done())
+                .map(|b| b.last_progress() + self.response_timeout)
+                .filter(|&later| later > deadline);
+            deadline = moved?;
+        }
+    }
+}
+
+/// The connection closed or was reset before a complete response head: the
+/// errors that a stale keep-alive connection gives (anything else, like a
+/// response hyper cannot parse, is not held against the upstream).
+fn closed_early(e: &hyper_util::client::legacy::Error) -> bool {
+    let mut src: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(err) = src {
+        if let Some(h) = err.downcast_ref::<hyper::Error>()
+            && (h.is_incomplete_message() || h.is_canceled() || h.is_closed())
+        {
+            return true;
+        }
+        if let Some(io) = err.downcast_ref::<std::io::Error>()
+            && matches!(
+                io.kind(),
+                std::io::ErrorKind::ConnectionReset
+                    | std::io::ErrorKind::ConnectionAborted
+                    | std::io::ErrorKind::BrokenPipe
+                    | std::io::ErrorKind::UnexpectedEof
+            )
+        {
+            return true;
+        }
+        src = err.source();
+    }
+    false
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {
