@@ -22,7 +22,7 @@ pub mod vary;
 pub use coalesce::{Coalescer, Join, Outcome};
 pub use entry::Entry;
 pub use fields::Fields;
-pub use filling::{FillBudget, FillError, FillHead, FillReader, FillState, Filling};
+pub use filling::{FillBudget, FillError, FillHead, FillReader, FillState, FillWriter, Filling};
 pub use key::{KeyOptions, cache_key};
 pub use status::{CacheStatus, Fwd};
 pub use store::{Lookup, MemoryStore, Selector, Storage, StoreStats};

@@ -198,6 +198,8 @@ pub mod detail {
     pub const UPSTREAM_TIMEOUT: &str = "upstream-timeout";
     pub const UPSTREAM_CONNECT: &str = "upstream-connect";
     pub const TOO_LARGE: &str = "too-large";
+    /// Not stored: the memory for bodies being filled was in use.
+    pub const FILL_BUDGET: &str = "fill-budget";
 }
 
 #[cfg(test)]

@@ -7,9 +7,11 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
+use futures_util::stream::{BoxStream, StreamExt};
 use http_body::{Frame, SizeHint};
 use hyper::body::Incoming;
 use meridian_balance::InFlight;
+use meridian_cache::{FillError, FillReader};
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -30,6 +32,38 @@ pub enum Body {
     },
     /// A client's request body on its way upstream, tagging client faults.
     Request(crate::upstream::RequestBody),
+    /// A response body read from a fill in progress (read-while-write):
+    /// ends cleanly only when the fill is complete, errors when it failed,
+    /// so hyper cuts the response instead of ending it short.
+    Fill(FillBody),
+}
+
+/// A [`FillReader`] as a body: its own cursor over the shared chunks.
+pub struct FillBody {
+    stream: BoxStream<'static, Result<Bytes, FillError>>,
+    len: Option<u64>,
+}
+
+impl FillBody {
+    /// Reads through `reader`; `len` is the exact number of bytes it will
+    /// yield when known (a declared length or a range).
+    pub fn new(reader: FillReader, len: Option<u64>) -> Self {
+        let stream = futures_util::stream::unfold(reader, |mut r| async move {
+            match r.next().await {
+                Ok(Some(b)) => Some((Ok(b), r)),
+                Ok(None) => None,
+                Err(e) => Some((Err(e), r)),
+            }
+        })
+        .boxed();
+        FillBody { stream, len }
+    }
+}
+
+impl std::fmt::Debug for FillBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FillBody").field("len", &self.len).finish()
+    }
 }
 
 impl Body {
@@ -92,6 +126,12 @@ impl http_body::Body for Body {
                 }
             }
             Body::Request(b) => Pin::new(b).poll_frame(cx),
+            Body::Fill(f) => match f.stream.poll_next_unpin(cx) {
+                Poll::Ready(Some(Ok(b))) => Poll::Ready(Some(Ok(Frame::data(b)))),
+                Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(Box::new(e)))),
+                Poll::Ready(None) => Poll::Ready(None),
+                Poll::Pending => Poll::Pending,
+            },
         }
     }
 
@@ -102,6 +142,7 @@ impl http_body::Body for Body {
             Body::Chunks(q) => q.is_empty(),
             Body::Stream { prefix, rest, .. } => prefix.is_empty() && rest.is_end_stream(),
             Body::Request(b) => b.is_end_stream(),
+            Body::Fill(f) => f.len == Some(0),
         }
     }
 
@@ -121,6 +162,7 @@ impl http_body::Body for Body {
                 h
             }
             Body::Request(b) => b.size_hint(),
+            Body::Fill(f) => f.len.map_or_else(SizeHint::new, SizeHint::with_exact),
         }
     }
 }

@@ -22,6 +22,25 @@ pub fn stored_headers(h: &HeaderMap, body_len: usize, via: &HeaderValue) -> Head
     out
 }
 
+/// The head of a fill: `h` with this hop's `Via`, and `Content-Length`
+/// only when the upstream declared one (else the body is sent chunked and
+/// the stored entry gets its real length at the end).
+pub fn fill_headers(h: &HeaderMap, declared: Option<u64>, via: &HeaderValue) -> HeaderMap {
+    let mut out = h.clone();
+    match declared {
+        Some(n) => {
+            out.insert(header::CONTENT_LENGTH, HeaderValue::from(n));
+        }
+        None => {
+            out.remove(header::CONTENT_LENGTH);
+        }
+    }
+    if let Some(v) = with_via(h, via) {
+        out.insert(header::VIA, v);
+    }
+    out
+}
+
 /// The body in an allocation of its own size.
 pub fn stored_body(body: Bytes) -> Bytes {
     if body.is_empty() {

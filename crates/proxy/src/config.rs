@@ -58,6 +58,10 @@ pub struct CacheSection {
     pub size: Option<ByteSize>,
     /// Larger responses are streamed, not stored (default "64MiB").
     pub max_object_size: Option<ByteSize>,
+    /// Memory for bodies being filled, across all fills in flight (default
+    /// half of `size`, at least `max-object-size`). Past it, new misses
+    /// stream through to their client without being stored.
+    pub fill_budget: Option<ByteSize>,
     /// Heuristic freshness fraction of the Last-Modified age (default 0.1).
     pub heuristic_fraction: Option<f64>,
     /// Cap on heuristic freshness (default "1day").
@@ -135,6 +139,7 @@ pub struct Config {
     pub trusted_forwarders: Vec<IpNet>,
     pub cache_size: u64,
     pub max_object_size: u64,
+    pub fill_budget: u64,
     pub policy: Policy,
     pub key: KeyOptions,
     pub stale_if_error_grace: Duration,
@@ -177,6 +182,15 @@ impl FileConfig {
         let max_object_size = c.max_object_size.map_or(64 << 20, ByteSize::bytes);
         if cache_size == 0 {
             return Err(bad("cache.size", "must be more than 0".into()));
+        }
+        let fill_budget = c
+            .fill_budget
+            .map_or((cache_size / 2).max(max_object_size), ByteSize::bytes);
+        if fill_budget == 0 {
+            return Err(bad(
+                "cache.fill-budget",
+                "must be more than 0 (no miss could be stored)".into(),
+            ));
         }
         if max_object_size > cache_size {
             return Err(bad(
@@ -278,6 +292,7 @@ impl FileConfig {
             trusted_forwarders: self.trusted_forwarders.clone().unwrap_or_default(),
             cache_size,
             max_object_size,
+            fill_budget,
             policy,
             key: KeyOptions {
                 sort_query: c.sort_query.unwrap_or(false),

@@ -31,8 +31,8 @@ use ipnet::IpNet;
 use meridian_balance::Pool;
 use meridian_cache::store::Selector;
 use meridian_cache::{
-    CacheControl, CacheStatus, Coalescer, Fwd, KeyOptions, Lookup, MemoryStore, Policy, Reuse,
-    Storage, cache_key,
+    CacheControl, CacheStatus, Coalescer, FillBudget, Fwd, KeyOptions, Lookup, MemoryStore, Policy,
+    Reuse, Storage, cache_key,
 };
 use tracing::Instrument;
 
@@ -81,6 +81,8 @@ pub struct Engine {
     pub(crate) grace: Duration,
     pub(crate) collapse_wait: Duration,
     pub(crate) max_object_size: u64,
+    /// Bytes held by fills in flight, node-wide.
+    pub(crate) fill_budget: Arc<FillBudget>,
     pub(crate) trusted_forwarders: Vec<IpNet>,
     /// `site-host` as an authority for plain and for TLS listeners.
     pub(crate) site: Option<[Authority; 2]>,
@@ -110,6 +112,7 @@ impl Engine {
             grace: config.stale_if_error_grace,
             collapse_wait: config.collapse_wait,
             max_object_size: config.max_object_size,
+            fill_budget: Arc::new(FillBudget::new(config.fill_budget)),
             trusted_forwarders: config.trusted_forwarders.clone(),
             site,
             accept_hosts: config.accept_hosts.clone(),

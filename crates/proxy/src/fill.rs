@@ -1,45 +1,65 @@
 //! Going upstream for a cacheable request: collapsing concurrent misses,
-//! revalidating stale entries, storing what may be stored, and serving
-//! stale copies when the upstream fails.
+//! streaming fills that every collapsed request reads while they arrive,
+//! revalidating stale entries, and serving stale copies when the upstream
+//! fails.
+//!
+//! ```text
+//! join ─┬─ leader ── fetch ─┬─ 304 ─────────────► freshen the stored entry
+//!       │                   ├─ not storable ────► pass through (one client)
+//!       │                   ├─ no fill budget ──► pass through (one client)
+//!       │                   └─ storable ──► Filling ── publish to followers
+//!       │                                     │
+//!       │                    pump task ───────┤ (upstream speed, survives
+//!       │                    appends chunks   │  the client leaving)
+//!       │                                     ├─ done ──► insert (if no purge
+//!       │                                     │           since the fetch began)
+//!       │                                     ├─ too big / out of budget ──► pass:
+//!       │                                     │   stop storing, backpressure
+//!       │                                     └─ failed ──► every reader cut
+//!       └─ follower ── wait (bounded) for headers ─┬─ Filling ─► read it
+//!                                                  ├─ Stored ──► serve it
+//!                                                  └─ else ────► fetch alone
+//! ```
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use bytes::{Bytes, BytesMut};
 use http::header::{self, HeaderName};
 use http::{HeaderMap, Method, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
+use meridian_balance::InFlight;
+use meridian_cache::coalesce::{Follower, Leader};
 use meridian_cache::status::detail;
-use meridian_cache::store::Selector;
 use meridian_cache::{
-    CacheStatus, Entry, Fwd, Join, Lookup, NotStorable, Outcome, Reuse, Variant, policy,
+    CacheStatus, Entry, FillHead, FillWriter, Filling, Fwd, Join, Lookup, NotStorable, Outcome,
+    Reuse, Variant, policy,
 };
 
-use crate::body::Body;
+use crate::body::{Body, FillBody};
 use crate::compact;
 use crate::engine::{Engine, Req, bump};
 use crate::headers;
-use crate::respond;
+use crate::respond::{self, Plan};
 use crate::upstream::{FetchError, Fetched, Outgoing};
 
-/// The result of taking in an upstream response.
-enum Admitted {
-    Stored(Arc<Entry>),
-    /// Not stored: pass it on as it is.
-    Passed {
-        status: StatusCode,
-        headers: HeaderMap,
-        body: Body,
-        reason: NotStorable,
-    },
-    /// The body broke off while it was being buffered.
-    Broken(FetchError),
+/// How far a fill that stopped storing may run ahead of its slowest
+/// reader: the memory a passing fill holds.
+pub const PASS_WINDOW: u64 = 1 << 20;
+
+/// What a reader got from a fill.
+enum Attached {
+    Ready(Response<Body>),
+    /// A range that needs the whole body (several ranges, or an unknown
+    /// length): answer from the finished entry.
+    AfterFill(CacheStatus),
+    /// The fill takes no more readers (it stopped storing, or failed).
+    Gone,
 }
 
 impl Engine {
-    /// Miss or vary-miss: one fetch per key, the others wait for it.
+    /// Miss or vary-miss: one fetch per key, the others read it.
     pub(crate) async fn fill(self: Arc<Self>, req: Req, fwd: Fwd) -> Response<Body> {
         match self.coalescer.join(&req.key) {
             Join::Leader(leader) => {
@@ -52,22 +72,9 @@ impl Engine {
                     cs.collapsed = true;
                     return self.serve(&req, &e, cs);
                 }
-                let (response, outcome) = self.fetch_and_admit(&req, fwd, None).await;
-                leader.finish(outcome);
-                response
+                self.fetch_and_admit(&req, fwd, None, Some(leader)).await
             }
-            Join::Follower(follower) => match follower.wait(self.collapse_wait).await {
-                Some(Outcome::Stored(e)) if e.variant.matches(&req.parts.headers) => {
-                    bump(&self.stats.collapsed);
-                    let mut cs = CacheStatus::forward(fwd);
-                    cs.collapsed = true;
-                    cs.fwd_status = Some(e.status.as_u16());
-                    self.serve(&req, &e, cs)
-                }
-                // Not storable, failed, another variant, or waited too long:
-                // go upstream alone, at once.
-                _ => self.fetch_and_admit(&req, fwd, None).await.0,
-            },
+            Join::Follower(follower) => self.follow(&req, fwd, follower, None).await,
         }
     }
 
@@ -78,23 +85,40 @@ impl Engine {
         entry: Arc<Entry>,
         fwd: Fwd,
     ) -> Response<Body> {
-        let leader = match self.coalescer.join(&req.key) {
-            Join::Leader(l) => l,
-            Join::Follower(f) => {
-                if let Some(Outcome::Stored(e)) = f.wait(self.collapse_wait).await
-                    && e.variant.matches(&req.parts.headers)
-                {
-                    bump(&self.stats.collapsed);
-                    let mut cs = CacheStatus::forward(fwd);
-                    cs.collapsed = true;
-                    return self.serve(&req, &e, cs);
-                }
-                return self.fetch_and_admit(&req, fwd, Some(&entry)).await.0;
+        match self.coalescer.join(&req.key) {
+            Join::Leader(l) => self.fetch_and_admit(&req, fwd, Some(&entry), Some(l)).await,
+            Join::Follower(f) => self.follow(&req, fwd, f, Some(&entry)).await,
+        }
+    }
+
+    /// A collapsed request: read the leader's fill (or its stored entry);
+    /// when there is none to read, go upstream alone, at once.
+    async fn follow(
+        self: &Arc<Self>,
+        req: &Req,
+        fwd: Fwd,
+        follower: Follower,
+        stale: Option<&Arc<Entry>>,
+    ) -> Response<Body> {
+        let mut cs = CacheStatus::forward(fwd);
+        cs.collapsed = true;
+        match follower.wait(self.collapse_wait).await {
+            Some(Outcome::Stored(e)) if e.variant.matches(&req.parts.headers) => {
+                bump(&self.stats.collapsed);
+                cs.fwd_status = Some(e.status.as_u16());
+                return self.serve(req, &e, cs);
             }
-        };
-        let (response, outcome) = self.fetch_and_admit(&req, fwd, Some(&entry)).await;
-        leader.finish(outcome);
-        response
+            Some(Outcome::Filling(f)) if f.head.variant.matches(&req.parts.headers) => {
+                cs.fwd_status = Some(f.head.status.as_u16());
+                if let Some(r) = self.read_fill(req, &f, cs).await {
+                    bump(&self.stats.collapsed);
+                    return r;
+                }
+            }
+            // Not storable, failed, another variant, or waited too long.
+            _ => {}
+        }
+        self.fetch_and_admit(req, fwd, stale, None).await
     }
 
     /// RFC 5861 §3: refresh in the background, once — only the caller that
@@ -115,28 +139,34 @@ impl Engine {
             authority: req.authority.clone(),
         };
         tokio::spawn(async move {
-            let (_response, outcome) = engine.fetch_and_admit(&bg, Fwd::Stale, Some(&entry)).await;
-            leader.finish(outcome);
+            // Nobody reads the answer; the fill it starts stores itself.
+            let _response = engine
+                .fetch_and_admit(&bg, Fwd::Stale, Some(&entry), Some(leader))
+                .await;
         });
     }
 
     /// Fetches the full representation (conditionally when `stale` is
-    /// given), stores it when allowed, and builds this client's response.
+    /// given) and builds this client's response. `leader`, when given,
+    /// hands the outcome to the collapsed requests (dropping it tells them
+    /// to fetch on their own).
     async fn fetch_and_admit(
-        &self,
+        self: &Arc<Self>,
         req: &Req,
         fwd: Fwd,
         stale: Option<&Arc<Entry>>,
-    ) -> (Response<Body>, Outcome) {
+        leader: Option<Leader>,
+    ) -> Response<Body> {
         let mut cs = CacheStatus::forward(fwd);
+        // Taken before the request leaves: a purge from here on wins.
+        let generation = self.store.generation();
         let fetched = match self.fetch(req, stale.map(|e| &**e)).await {
             Ok(f) => f,
             Err(e) => {
-                bump(&self.stats.upstream_errors);
-                return (
-                    self.upstream_failed(req, fwd, stale, e, None),
-                    Outcome::NotStored,
-                );
+                if !matches!(e, FetchError::Client(..)) {
+                    bump(&self.stats.upstream_errors);
+                }
+                return self.upstream_failed(req, fwd, stale, e, None);
             }
         };
         let status = fetched.response.status();
@@ -144,49 +174,20 @@ impl Engine {
         if let Some(old) = stale {
             if status == StatusCode::NOT_MODIFIED {
                 bump(&self.stats.revalidated);
-                return self.freshen(req, old, fetched, cs);
+                let (response, outcome) = self.freshen(req, old, fetched, cs, generation);
+                if let Some(l) = leader {
+                    l.finish(outcome);
+                }
+                return response;
             }
             if status.is_server_error()
                 && old.freshness.usable_on_error(SystemTime::now(), self.grace)
             {
-                return (self.serve_stale_on_error(req, old, cs), Outcome::NotStored);
+                return self.serve_stale_on_error(req, old, cs);
             }
         }
-        match self.admit(req, fetched).await {
-            Admitted::Stored(entry) => {
-                cs.stored = true;
-                let resp = self.serve(req, &entry, cs);
-                (resp, Outcome::Stored(entry))
-            }
-            Admitted::Passed {
-                status,
-                headers,
-                body,
-                reason,
-            } => {
-                if stale.is_some() {
-                    // The URL's new answer may not be reused: drop the old one.
-                    self.store.purge(&Selector::Key(req.key.clone()), false);
-                }
-                cs.detail = Some(reason.as_str());
-                let body = if req.parts.method == Method::HEAD {
-                    Body::Empty
-                } else {
-                    body
-                };
-                (
-                    respond::passthrough(&self.stamp, status, headers, body, &cs),
-                    Outcome::NotStored,
-                )
-            }
-            Admitted::Broken(e) => {
-                bump(&self.stats.upstream_errors);
-                (
-                    self.upstream_failed(req, fwd, stale, e, Some(status)),
-                    Outcome::NotStored,
-                )
-            }
-        }
+        self.admit(req, fetched, cs, stale, leader, generation)
+            .await
     }
 
     /// Sends the cache fill upstream: always a GET for the whole
@@ -218,8 +219,18 @@ impl Engine {
             .await
     }
 
-    /// Stores the response when RFC 9111 allows and it fits, else streams it.
-    async fn admit(&self, req: &Req, fetched: Fetched) -> Admitted {
+    /// Takes in an upstream response: a storable one becomes a fill that
+    /// this client (and every collapsed one) reads while it arrives; any
+    /// other streams through to this client alone.
+    async fn admit(
+        self: &Arc<Self>,
+        req: &Req,
+        fetched: Fetched,
+        mut cs: CacheStatus,
+        stale: Option<&Arc<Entry>>,
+        leader: Option<Leader>,
+        generation: u64,
+    ) -> Response<Body> {
         let Fetched {
             response,
             request_time,
@@ -227,7 +238,6 @@ impl Engine {
         } = fetched;
         let (mut rp, body) = response.into_parts();
         headers::remove_hop_by_hop(&mut rp.headers);
-        let response_time = SystemTime::now();
         let decision = policy::storable(
             &self.policy,
             &Method::GET,
@@ -235,69 +245,286 @@ impl Engine {
             rp.status,
             &rp.headers,
             request_time,
-            response_time,
+            SystemTime::now(),
         );
-        let declared = rp
-            .headers
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
-        let freshness = match decision {
+        let declared = content_length(&rp.headers);
+        let decision = match decision {
             Ok(_) if declared.is_some_and(|n| n > self.max_object_size) => {
                 Err(NotStorable::TooLarge)
             }
             other => other,
         };
-        let freshness = match freshness {
+        let freshness = match decision {
             Ok(f) => f,
             Err(reason) => {
-                let body = Body::Stream {
-                    prefix: VecDeque::new(),
-                    rest: body,
-                    guard: Some(guard),
-                };
-                return Admitted::Passed {
-                    status: rp.status,
-                    headers: rp.headers,
-                    body,
-                    reason,
-                };
+                if let Some(old) = stale {
+                    // This URL's new answer may not be reused: drop the
+                    // variant it replaces, and only that one.
+                    self.store.remove(&req.key, old);
+                }
+                cs.detail = Some(reason.as_str());
+                return self.pass_through(req, rp, body, guard, &cs);
             }
         };
-        match buffer(
+        // A body of known length takes its whole budget up front; one of
+        // unknown length is charged as it arrives.
+        let reserved = declared.unwrap_or(0);
+        if !self.fill_budget.try_reserve(reserved) {
+            cs.detail = Some(detail::FILL_BUDGET);
+            return self.pass_through(req, rp, body, guard, &cs);
+        }
+        let head = FillHead {
+            status: rp.status,
+            variant: Variant::new(&rp.headers, &req.parts.headers),
+            headers: compact::fill_headers(&rp.headers, declared, &self.stamp.via),
+            freshness,
+            declared_len: declared,
+            generation,
+        };
+        let (fill, writer) = Filling::new(head, Arc::clone(&self.fill_budget), reserved);
+        if let Some(l) = &leader {
+            l.publish(Outcome::Filling(Arc::clone(&fill)));
+        }
+        // This client attaches before the first byte is appended.
+        cs.stored = true;
+        let failed = CacheStatus {
+            stored: false,
+            ..cs.clone()
+        };
+        let attached = self.attach(req, &fill, cs);
+        tokio::spawn(Arc::clone(self).pump(
+            req.key.clone(),
+            req.parts.headers.clone(),
+            writer,
             body,
-            self.max_object_size,
-            declared,
-            self.upstreams.response_timeout(),
-        )
-        .await
-        {
-            Buffered::Complete(bytes) => {
-                drop(guard);
-                let variant = Variant::new(&rp.headers, &req.parts.headers);
-                let headers = compact::stored_headers(&rp.headers, bytes.len(), &self.stamp.via);
-                let entry = Arc::new(Entry::new(rp.status, headers, bytes, freshness, variant));
-                self.store.insert(&req.key, Arc::clone(&entry));
-                bump(&self.stats.stored);
-                Admitted::Stored(entry)
+            guard,
+            leader,
+        ));
+        match self.answer(req, &fill, attached).await {
+            Some(r) => r,
+            None => respond::error(
+                &self.stamp,
+                StatusCode::BAD_GATEWAY,
+                "the upstream body failed",
+                &failed,
+            ),
+        }
+    }
+
+    /// Streams an upstream response through to this client, unstored.
+    fn pass_through(
+        &self,
+        req: &Req,
+        rp: http::response::Parts,
+        body: Incoming,
+        guard: InFlight,
+        cs: &CacheStatus,
+    ) -> Response<Body> {
+        let body = if req.parts.method == Method::HEAD {
+            Body::Empty
+        } else {
+            Body::Stream {
+                prefix: VecDeque::new(),
+                rest: body,
+                guard: Some(guard),
             }
-            Buffered::TooLarge(prefix, rest) => {
-                let body = Body::Stream {
-                    prefix,
-                    rest,
-                    guard: Some(guard),
-                };
-                Admitted::Passed {
-                    status: rp.status,
-                    headers: rp.headers,
+        };
+        respond::passthrough(&self.stamp, rp.status, rp.headers, body, cs)
+    }
+
+    /// Reads a fill for one request: at once where the head answers it,
+    /// else once the whole body is in. `None` when the fill cannot serve it
+    /// (it stopped storing or failed): fetch alone.
+    async fn read_fill(
+        &self,
+        req: &Req,
+        fill: &Arc<Filling>,
+        cs: CacheStatus,
+    ) -> Option<Response<Body>> {
+        let attached = self.attach(req, fill, cs);
+        self.answer(req, fill, attached).await
+    }
+
+    async fn answer(
+        &self,
+        req: &Req,
+        fill: &Arc<Filling>,
+        attached: Attached,
+    ) -> Option<Response<Body>> {
+        match attached {
+            Attached::Ready(r) => Some(r),
+            Attached::Gone => None,
+            Attached::AfterFill(cs) => {
+                let body = fill.finished().await.ok()?;
+                let h = &fill.head;
+                let headers = compact::stored_headers(&h.headers, body.len(), &self.stamp.via);
+                let entry = Entry::new(
+                    h.status,
+                    headers,
                     body,
-                    reason: NotStorable::TooLarge,
-                }
-            }
-            Buffered::Failed(why) => {
-                Admitted::Broken(FetchError::Other("upstream body".into(), why))
+                    h.freshness.clone(),
+                    h.variant.clone(),
+                );
+                Some(self.serve(req, &entry, cs))
             }
         }
+    }
+
+    /// Judges the request against the fill's head and, where it needs
+    /// body bytes, attaches a reader (a single range reads only its bytes).
+    fn attach(&self, req: &Req, fill: &Arc<Filling>, mut cs: CacheStatus) -> Attached {
+        let head = &fill.head;
+        let plan = respond::plan(
+            &self.stamp,
+            &req.parts.method,
+            &req.parts.headers,
+            head.status,
+            head.headers.clone(),
+            &head.freshness,
+            &mut cs,
+            SystemTime::now(),
+            head.declared_len,
+        );
+        let (h, range) = match plan {
+            Plan::Done(r) => return Attached::Ready(r),
+            Plan::NeedsLength => return Attached::AfterFill(cs),
+            Plan::Ranges(h, ranges) => match (ranges.as_slice(), head.declared_len) {
+                ([one], Some(len)) => (h, Some((*one, len))),
+                _ => return Attached::AfterFill(cs),
+            },
+            Plan::Full(h) => (h, None),
+        };
+        let body = if req.parts.method == Method::HEAD {
+            Body::Empty
+        } else {
+            let (start, end, len) = match range {
+                Some((r, _)) => (r.start, Some(r.end + 1), Some(r.size())),
+                None => (0, None, head.declared_len),
+            };
+            match fill.reader(start, end) {
+                Some(reader) => Body::Fill(FillBody::new(reader, len)),
+                None => return Attached::Gone,
+            }
+        };
+        Attached::Ready(respond::from_fill(
+            &self.stamp,
+            head.status,
+            h,
+            body,
+            range,
+            &cs,
+        ))
+    }
+
+    /// Backpressure for a fill that stopped storing: waits until the
+    /// slowest reader is within [`PASS_WINDOW`]. False (and the fill
+    /// failed) when every reader left or none moved for `idle`.
+    async fn wait_for_readers(&self, writer: &FillWriter, idle: Duration) -> bool {
+        loop {
+            let (lead, readers) = writer.lead();
+            if readers == 0 {
+                writer.fail("every reader left");
+                return false;
+            }
+            if lead < PASS_WINDOW {
+                return true;
+            }
+            if tokio::time::timeout(idle, writer.reader_moved())
+                .await
+                .is_err()
+            {
+                writer.fail("readers stalled");
+                return false;
+            }
+        }
+    }
+
+    /// Owns the upstream body: appends it to the fill at upstream speed
+    /// (whatever the readers do) and, when it is complete, stores it unless
+    /// a purge since the fetch began covers it. Once the fill stops
+    /// storing, it runs at most [`PASS_WINDOW`] ahead of the slowest
+    /// reader, and stops when every reader has gone.
+    async fn pump(
+        self: Arc<Self>,
+        key: String,
+        req_headers: HeaderMap,
+        writer: FillWriter,
+        mut body: Incoming,
+        mut guard: InFlight,
+        mut leader: Option<Leader>,
+    ) {
+        let idle = self.upstreams.response_timeout();
+        let fill = Arc::clone(writer.fill());
+        let declared = fill.head.declared_len;
+        let mut storing = true;
+        loop {
+            if !storing && !self.wait_for_readers(&writer, idle).await {
+                return;
+            }
+            let frame = match tokio::time::timeout(idle, body.frame()).await {
+                Err(_) => {
+                    writer.fail("timed out reading the upstream body");
+                    return;
+                }
+                Ok(None) => break,
+                Ok(Some(Err(e))) => {
+                    self.upstreams
+                        .pool()
+                        .report(&mut guard, meridian_balance::Outcome::Reset);
+                    writer.fail(format!("upstream body: {e}"));
+                    return;
+                }
+                Ok(Some(Ok(frame))) => frame,
+            };
+            let Ok(data) = frame.into_data() else {
+                continue; // trailers
+            };
+            let n = data.len() as u64;
+            if storing && declared.is_none() && !writer.charge(n) {
+                storing = false; // out of budget
+            }
+            let len = writer.append(data);
+            if storing && (len > self.max_object_size || declared.is_some_and(|d| len > d)) {
+                storing = false;
+            }
+            if !storing && writer.pass() {
+                // Newcomers fetch on their own from now on.
+                leader.take();
+            }
+        }
+        drop(guard);
+        if let Some(d) = declared
+            && d != fill.len()
+        {
+            writer.fail(format!(
+                "body was {} bytes, Content-Length said {d}",
+                fill.len()
+            ));
+            return;
+        }
+        let Some(body) = writer.finish() else {
+            return;
+        };
+        let head = &fill.head;
+        let headers = compact::stored_headers(&head.headers, body.len(), &self.stamp.via);
+        let entry = Arc::new(
+            Entry::new(
+                head.status,
+                headers,
+                body,
+                head.freshness.clone(),
+                head.variant.clone(),
+            )
+            .fetched_under(head.generation),
+        );
+        if self.store.insert(&key, Arc::clone(&entry), &req_headers) {
+            bump(&self.stats.stored);
+            if let Some(l) = leader {
+                l.finish(Outcome::Stored(entry));
+            }
+        }
+        // Refused (a purge since the fetch began covers it): the leader,
+        // dropped here, tells late followers to fetch on their own.
     }
 
     /// RFC 9111 §4.3.4: a 304 freshens the stored response's headers.
@@ -307,6 +534,7 @@ impl Engine {
         old: &Arc<Entry>,
         fetched: Fetched,
         mut cs: CacheStatus,
+        generation: u64,
     ) -> (Response<Body>, Outcome) {
         let Fetched {
             response,
@@ -347,19 +575,24 @@ impl Engine {
             now,
         ) {
             Ok(freshness) => {
-                let entry = Arc::new(Entry::new(
-                    old.status,
-                    merged,
-                    old.body.clone(),
-                    freshness,
-                    old.variant.clone(),
-                ));
-                self.store.insert(&req.key, Arc::clone(&entry));
-                cs.stored = true;
+                let entry = Arc::new(
+                    Entry::new(
+                        old.status,
+                        merged,
+                        old.body.clone(),
+                        freshness,
+                        old.variant.clone(),
+                    )
+                    .fetched_under(generation),
+                );
+                cs.stored = self
+                    .store
+                    .insert(&req.key, Arc::clone(&entry), &req.parts.headers);
                 (self.serve(req, &entry, cs), Outcome::Stored(entry))
             }
             Err(reason) => {
-                self.store.purge(&Selector::Key(req.key.clone()), false);
+                // Only the variant that was revalidated goes.
+                self.store.remove(&req.key, old);
                 cs.detail = Some(reason.as_str());
                 let freshness = policy::Freshness {
                     lifetime: Duration::ZERO,
@@ -419,51 +652,10 @@ impl Engine {
     }
 }
 
-enum Buffered {
-    Complete(Bytes),
-    /// Over the object size limit: what was read so far, then the rest.
-    TooLarge(VecDeque<Bytes>, Incoming),
-    Failed(String),
-}
-
-/// Reads a body into memory up to `max` bytes; each chunk must arrive
-/// within `idle`.
-async fn buffer(mut body: Incoming, max: u64, declared: Option<u64>, idle: Duration) -> Buffered {
-    let mut chunks: VecDeque<Bytes> = VecDeque::new();
-    let mut total: u64 = 0;
-    loop {
-        match tokio::time::timeout(idle, body.frame()).await {
-            Err(_) => return Buffered::Failed("timed out reading the body".into()),
-            Ok(None) => break,
-            Ok(Some(Err(e))) => return Buffered::Failed(e.to_string()),
-            Ok(Some(Ok(frame))) => {
-                if let Ok(data) = frame.into_data() {
-                    total += data.len() as u64;
-                    chunks.push_back(data);
-                    if total > max {
-                        return Buffered::TooLarge(chunks, body);
-                    }
-                }
-            }
-        }
+fn content_length(h: &HeaderMap) -> Option<u64> {
+    let mut values = h.get_all(header::CONTENT_LENGTH).iter();
+    match (values.next(), values.next()) {
+        (Some(v), None) => v.to_str().ok()?.trim().parse().ok(),
+        _ => None,
     }
-    if declared.is_some_and(|d| d != total) {
-        return Buffered::Failed(format!(
-            "body was {total} bytes, Content-Length said {declared:?}"
-        ));
-    }
-    Buffered::Complete(match chunks.len() {
-        0 => Bytes::new(),
-        // A lone chunk is a slice of hyper's read buffer: copy it so the
-        // entry does not pin that buffer (see `compact`).
-        1 => compact::stored_body(chunks.pop_front().unwrap_or_default()),
-        _ => {
-            // One copy, once, on the miss path, so every hit shares one buffer.
-            let mut all = BytesMut::with_capacity(total as usize);
-            for c in chunks {
-                all.extend_from_slice(&c);
-            }
-            all.freeze()
-        }
-    })
 }
