@@ -15,3 +15,4 @@ mod health;
 mod keys_vary;
 mod revalidation;
 mod storage;
+mod streaming;
