@@ -125,3 +125,107 @@ async fn query_is_part_of_the_key_and_can_be_sorted_or_dropped() {
     }
     assert_eq!(origin.count(), 3, "one fill for all three spellings");
 }
+
+/// RFC 9111 §4.1: when several stored responses match, the most recent
+/// wins — here the origin changes what it varies on, and the newer answer
+/// (not the first one stored) is served from then on.
+#[tokio::test]
+async fn the_newest_matching_variant_wins_rfc9111_4_1() {
+    let n = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = std::sync::Arc::clone(&n);
+    let origin = Origin::start(move |s| {
+        let i = seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let reply = Reply::ok(format!("v{i}")).header("etag", &format!("\"v{i}\""));
+        if i == 0 {
+            reply
+                .header("cache-control", "max-age=60")
+                .header("vary", "accept-encoding")
+        } else if s.header("cache-control") == Some("no-cache") {
+            reply
+                .header("cache-control", "max-age=60")
+                .header("vary", "accept-language")
+        } else {
+            reply.header("cache-control", "max-age=60")
+        }
+    })
+    .await;
+    let edge = Edge::start(&origin.url()).await;
+    let c = client();
+    let get = |extra: Option<(&'static str, &'static str)>| {
+        let mut rq = c
+            .get(edge.url("/p"))
+            .header("accept-encoding", "gzip")
+            .header("accept-language", "fr");
+        if let Some((k, v)) = extra {
+            rq = rq.header(k, v);
+        }
+        rq.send()
+    };
+    assert_eq!(
+        get(None).await.expect("send").text().await.expect("body"),
+        "v0"
+    );
+    // The client forces a refetch; the new answer varies on another field.
+    let forced = get(Some(("cache-control", "no-cache")))
+        .await
+        .expect("send");
+    assert_eq!(forced.text().await.expect("body"), "v1");
+    let r = get(None).await.expect("send");
+    assert!(cache_status(&r).contains("hit"), "{}", cache_status(&r));
+    assert_eq!(
+        r.text().await.expect("body"),
+        "v1",
+        "the newer response wins"
+    );
+    assert_eq!(origin.count(), 2);
+}
+
+/// A revalidation answered with something that may not be stored removes
+/// the variant that was revalidated, and only that one.
+#[tokio::test]
+async fn a_failed_revalidation_leaves_other_variants_alone() {
+    let origin = Origin::start(|s| {
+        let lang = s.header("accept-language").unwrap_or("en").to_string();
+        if s.header("if-none-match").is_some() {
+            if lang == "en" {
+                // The en variant's revalidation: an answer that may not be stored.
+                return Reply::ok("en, private now").header("cache-control", "no-store");
+            }
+            return Reply::ok("")
+                .status(304)
+                .header("etag", &format!("\"{lang}\""));
+        }
+        Reply::ok(format!("page in {lang}"))
+            .header("cache-control", "no-cache")
+            .header("etag", &format!("\"{lang}\""))
+            .header("vary", "accept-language")
+    })
+    .await;
+    let edge = Edge::start(&origin.url()).await;
+    let c = client();
+    let get = |lang: &'static str| {
+        c.get(edge.url("/doc"))
+            .header("accept-language", lang)
+            .send()
+    };
+    for lang in ["en", "fr"] {
+        let r = get(lang).await.expect("send");
+        assert_eq!(r.text().await.expect("body"), format!("page in {lang}"));
+    }
+    // en revalidates and gets no-store: en is gone...
+    assert_eq!(
+        get("en").await.expect("send").text().await.expect("body"),
+        "en, private now"
+    );
+    // ...but fr is still stored: its revalidation is conditional and a 304
+    // serves the stored fr bytes.
+    let r = get("fr").await.expect("send");
+    assert!(
+        cache_status(&r).contains("fwd=stale"),
+        "{}",
+        cache_status(&r)
+    );
+    assert_eq!(r.text().await.expect("body"), "page in fr");
+    let last = origin.last();
+    assert_eq!(last.header("if-none-match"), Some("\"fr\""));
+}
