@@ -17,9 +17,13 @@ use crate::vary::Variant;
 pub static SURROGATE_KEY: HeaderName = HeaderName::from_static("surrogate-key");
 pub static CACHE_TAG: HeaderName = HeaderName::from_static("cache-tag");
 
-/// Per-entry bookkeeping estimate (Arc, moka node, Vec slots) added to the
-/// weight so the byte bound covers more than bodies.
-const ENTRY_OVERHEAD: usize = 256;
+/// What one stored response costs beyond its body, header bytes and key,
+/// as measured (docs/benchmarks.md, "Memory"): moka's own node, deque
+/// entries, `Arc`s and hash slot (485 bytes, measured alone), the
+/// `Arc<Entry>` itself (~250) and malloc's rounding. Charging what an entry
+/// really costs keeps resident memory tracking `cache.size`; an estimate
+/// that is too low lets small objects overfill memory by a third.
+pub const ENTRY_OVERHEAD: usize = 750;
 
 /// A stored response: status, headers as received (hop-by-hop removed) in
 /// compact form, the whole body as shared `Bytes` (a hit clones the handle,

@@ -180,7 +180,10 @@ impl MemoryStore {
     pub fn new(capacity: u64) -> Self {
         let cache = moka::sync::Cache::builder()
             .max_capacity(capacity)
-            .weigher(|_k: &String, v: &Slot| v.weight())
+            .weigher(|k: &String, v: &Slot| {
+                v.weight()
+                    .saturating_add(u32::try_from(k.len()).unwrap_or(u32::MAX))
+            })
             .build();
         MemoryStore {
             cache,
