@@ -20,7 +20,6 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use http::header::{self, HeaderValue};
@@ -40,33 +39,14 @@ use crate::authority::{Authority, HostPattern, Scheme};
 use crate::body::Body;
 use crate::config::Config;
 use crate::headers;
+use crate::outcome::Served;
+pub use crate::outcome::Stats;
 use crate::respond::{self, Stamp};
 use crate::upstream::{Outgoing, Upstreams};
 
 /// Answered by every Meridian proxy listener itself (never forwarded), so a
 /// tier below can health-check this node on the address it sends traffic to.
 pub const PROXY_HEALTH_PATH: &str = "/.well-known/meridian/health";
-
-/// Request counters for `/stats`.
-#[derive(Debug, Default)]
-pub struct Stats {
-    pub requests: AtomicU64,
-    /// Served from the cache without waiting on the upstream (fresh hits,
-    /// stale-while-revalidate, stale-if-error).
-    pub hits: AtomicU64,
-    /// Cacheable requests that had to wait on the upstream.
-    pub misses: AtomicU64,
-    pub revalidated: AtomicU64,
-    pub collapsed: AtomicU64,
-    pub stale_served: AtomicU64,
-    pub bypassed: AtomicU64,
-    pub upstream_errors: AtomicU64,
-    pub stored: AtomicU64,
-}
-
-pub(crate) fn bump(c: &AtomicU64) {
-    c.fetch_add(1, Ordering::Relaxed);
-}
 
 /// Everything a request needs; shared by all connections as `Arc<Engine>`.
 pub struct Engine {
@@ -148,7 +128,9 @@ impl Engine {
     ) -> Response<Body> {
         if !tracing::enabled!(tracing::Level::DEBUG) {
             // The hit path pays nothing for logging it does not do.
-            return self.handle_inner(req, peer, scheme).await;
+            let (response, outcome) = self.handle_inner(req, peer, scheme).await;
+            self.stats.record(&outcome);
+            return response;
         }
         let span = tracing::debug_span!(
             "request",
@@ -158,71 +140,55 @@ impl Engine {
             node = %self.name,
             region = %self.region,
         );
-        let response = self
+        let (response, outcome) = self
             .handle_inner(req, peer, scheme)
             .instrument(span.clone())
             .await;
+        self.stats.record(&outcome);
+        let mut cache_status = String::new();
+        outcome.render(&self.stamp.name, &mut cache_status);
         tracing::debug!(
             parent: &span,
             status = response.status().as_u16(),
-            cache_status = ?response.headers().get(&meridian_cache::status::CACHE_STATUS),
+            cache_status,
             "request done"
         );
         response
     }
 
     async fn handle_inner(
-        self: Arc<Self>,
+        self: &Arc<Self>,
         req: Request<Incoming>,
         peer: SocketAddr,
         scheme: Scheme,
-    ) -> Response<Body> {
-        bump(&self.stats.requests);
+    ) -> Served {
         let (mut parts, body) = req.into_parts();
         // A reverse proxy does not open tunnels.
         if parts.method == Method::CONNECT {
-            let mut r = respond::error(
-                &self.stamp,
+            let (mut r, cs) = self.refuse(
                 StatusCode::METHOD_NOT_ALLOWED,
                 "CONNECT is not supported by a reverse proxy",
-                &CacheStatus::forward(Fwd::Bypass),
             );
             r.headers_mut().insert(
                 header::ALLOW,
                 HeaderValue::from_static("GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS"),
             );
-            return r;
+            return (r, cs);
         }
         let requested = match requested_authority(&parts, scheme) {
             Ok(Some(a)) => Some(a),
             // HTTP/1.0 without Host: only a configured site can serve it.
             Ok(None) if self.site.is_some() => None,
-            Ok(None) => {
-                return respond::error(
-                    &self.stamp,
-                    StatusCode::BAD_REQUEST,
-                    "missing Host",
-                    &CacheStatus::forward(Fwd::Bypass),
-                );
-            }
-            Err(why) => {
-                return respond::error(
-                    &self.stamp,
-                    StatusCode::BAD_REQUEST,
-                    why,
-                    &CacheStatus::forward(Fwd::Bypass),
-                );
-            }
+            Ok(None) => return self.refuse(StatusCode::BAD_REQUEST, "missing Host"),
+            Err(why) => return self.refuse(StatusCode::BAD_REQUEST, why),
         };
         if parts.uri.path() == PROXY_HEALTH_PATH {
             return self.health_answer();
         }
         let Some(authority) = self.site_authority(requested, scheme) else {
-            return respond::error(
-                &self.stamp,
+            return self.refuse(
                 StatusCode::MISDIRECTED_REQUEST,
                 "this node does not serve that host",
-                &CacheStatus::forward(Fwd::Bypass),
             );
         };
         let trusted = self.is_trusted(peer.ip());
@@ -257,7 +223,13 @@ impl Engine {
         }
     }
 
-    fn health_answer(&self) -> Response<Body> {
+    /// A request refused before the cache: 400, 405, 421.
+    fn refuse(&self, code: StatusCode, why: &str) -> Served {
+        let cs = CacheStatus::forward(Fwd::Bypass);
+        (respond::error(&self.stamp, code, why, &cs), cs)
+    }
+
+    fn health_answer(&self) -> Served {
         let body = serde_json::json!({"name": self.name, "region": self.region, "status": "ok"})
             .to_string();
         let mut r = Response::new(Body::from(body));
@@ -267,7 +239,7 @@ impl Engine {
         );
         r.headers_mut()
             .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        r
+        (r, CacheStatus::forward(Fwd::Bypass))
     }
 
     /// The site a request is served as: `site-host` when set, else the
@@ -332,7 +304,7 @@ impl Engine {
     }
 
     /// GET and HEAD: the cache path.
-    async fn cacheable(self: Arc<Self>, req: Req) -> Response<Body> {
+    async fn cacheable(self: &Arc<Self>, req: Req) -> Served {
         let req_cc = CacheControl::from_cache_control(&req.parts.headers);
         if req_cc.no_store {
             // RFC 9111 §5.2.1.5: store nothing of this exchange.
@@ -342,27 +314,25 @@ impl Engine {
         match self.store.lookup(&req.key, &req.parts.headers) {
             Lookup::Found(entry) => match entry.reuse(now, &req_cc) {
                 reuse @ (Reuse::Fresh | Reuse::StaleWhileRevalidate) => {
-                    bump(&self.stats.hits);
                     let mut cs = CacheStatus::hit(entry.freshness.ttl(now));
                     if reuse == Reuse::StaleWhileRevalidate {
-                        bump(&self.stats.stale_served);
                         self.spawn_refresh(&req, &entry);
                         cs.detail = Some(meridian_cache::status::detail::STALE_WHILE_REVALIDATE);
                     }
-                    respond::from_entry(
+                    let r = respond::from_entry(
                         &self.stamp,
                         &req.parts.method,
                         &req.parts.headers,
                         &entry,
-                        cs,
+                        &mut cs,
                         now,
-                    )
+                    );
+                    (r, cs)
                 }
                 Reuse::Revalidate => {
                     if req_cc.only_if_cached {
                         return self.only_if_cached_miss();
                     }
-                    bump(&self.stats.misses);
                     // Fresh for the cache but not for this client: the
                     // request's own directives sent it forward.
                     let fwd = if entry.freshness.is_fresh(now)
@@ -380,7 +350,6 @@ impl Engine {
                 if req_cc.only_if_cached {
                     return self.only_if_cached_miss();
                 }
-                bump(&self.stats.misses);
                 let fwd = if matches!(lookup, Lookup::VaryMiss) {
                     Fwd::VaryMiss
                 } else {
@@ -392,24 +361,25 @@ impl Engine {
     }
 
     /// RFC 9111 §5.2.1.7: only-if-cached with nothing usable is a 504.
-    fn only_if_cached_miss(&self) -> Response<Body> {
+    fn only_if_cached_miss(&self) -> Served {
         let mut cs = CacheStatus::forward(Fwd::Miss);
         cs.detail = Some("only-if-cached");
-        respond::error(
+        let r = respond::error(
             &self.stamp,
             StatusCode::GATEWAY_TIMEOUT,
             "only-if-cached and not in cache",
             &cs,
-        )
+        );
+        (r, cs)
     }
 
     /// POST, PUT, DELETE, PATCH...: forward, and when the upstream answers
     /// with a non-error status invalidate the target URI and the
     /// `Location` / `Content-Location` on the same host (RFC 9111 §4.4).
-    async fn unsafe_method(self: Arc<Self>, req: Req, body: Incoming) -> Response<Body> {
+    async fn unsafe_method(self: &Arc<Self>, req: Req, body: Incoming) -> Served {
         let key = req.key.clone();
         let authority = req.authority.clone();
-        let response = self.forward(req, request_body(body), Fwd::Bypass).await;
+        let (response, cs) = self.forward(req, request_body(body), Fwd::Bypass).await;
         let status = response.status();
         if status.is_success() || status.is_redirection() {
             self.store.purge(&Selector::Key(key), false);
@@ -421,13 +391,12 @@ impl Engine {
                 }
             }
         }
-        response
+        (response, cs)
     }
 
     /// Sends the request upstream as it is (with the node's own
     /// forwarding fields) and passes the answer back; nothing is stored.
-    pub(crate) async fn forward(&self, req: Req, body: Body, fwd: Fwd) -> Response<Body> {
-        bump(&self.stats.bypassed);
+    pub(crate) async fn forward(&self, req: Req, body: Body, fwd: Fwd) -> Served {
         let h = self.upstream_headers(&req);
         let Req {
             parts,
@@ -459,12 +428,13 @@ impl Engine {
                         guard: Some(f.guard),
                     }
                 };
-                respond::passthrough(&self.stamp, rp.status, rp.headers, body, &cs)
+                let r = respond::passthrough(&self.stamp, rp.status, rp.headers, body, &cs);
+                (r, cs)
             }
             Err(e) => {
-                bump(&self.stats.upstream_errors);
                 cs.detail = Some(e.detail());
-                respond::error(&self.stamp, e.status(), &e.to_string(), &cs)
+                let r = respond::error(&self.stamp, e.status(), &e.to_string(), &cs);
+                (r, cs)
             }
         }
     }

@@ -26,7 +26,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use http::header::{self, HeaderName};
-use http::{HeaderMap, Method, Response, StatusCode};
+use http::{HeaderMap, Method, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use meridian_balance::InFlight;
@@ -39,8 +39,9 @@ use meridian_cache::{
 
 use crate::body::{Body, FillBody};
 use crate::compact;
-use crate::engine::{Engine, Req, bump};
+use crate::engine::{Engine, Req};
 use crate::headers;
+use crate::outcome::{Served, bump};
 use crate::respond::{self, Plan};
 use crate::upstream::{FetchError, Fetched, Outgoing};
 
@@ -50,7 +51,7 @@ pub const PASS_WINDOW: u64 = 1 << 20;
 
 /// What a reader got from a fill.
 enum Attached {
-    Ready(Response<Body>),
+    Ready(Served),
     /// A range that needs the whole body (several ranges, or an unknown
     /// length): answer from the finished entry.
     AfterFill(CacheStatus),
@@ -60,7 +61,7 @@ enum Attached {
 
 impl Engine {
     /// Miss or vary-miss: one fetch per key, the others read it.
-    pub(crate) async fn fill(self: Arc<Self>, req: Req, fwd: Fwd) -> Response<Body> {
+    pub(crate) async fn fill(self: &Arc<Self>, req: Req, fwd: Fwd) -> Served {
         match self.coalescer.join(&req.key) {
             Join::Leader(leader) => {
                 // A fetch may have finished between our lookup and join.
@@ -80,11 +81,11 @@ impl Engine {
 
     /// A stored response that must be validated before use.
     pub(crate) async fn revalidate(
-        self: Arc<Self>,
+        self: &Arc<Self>,
         req: Req,
         entry: Arc<Entry>,
         fwd: Fwd,
-    ) -> Response<Body> {
+    ) -> Served {
         match self.coalescer.join(&req.key) {
             Join::Leader(l) => self.fetch_and_admit(&req, fwd, Some(&entry), Some(l)).await,
             Join::Follower(f) => self.follow(&req, fwd, f, Some(&entry)).await,
@@ -99,20 +100,18 @@ impl Engine {
         fwd: Fwd,
         follower: Follower,
         stale: Option<&Arc<Entry>>,
-    ) -> Response<Body> {
+    ) -> Served {
         let mut cs = CacheStatus::forward(fwd);
         cs.collapsed = true;
         match follower.wait(self.collapse_wait).await {
             Some(Outcome::Stored(e)) if e.variant.matches(&req.parts.headers) => {
-                bump(&self.stats.collapsed);
                 cs.fwd_status = Some(e.status.as_u16());
                 return self.serve(req, &e, cs);
             }
             Some(Outcome::Filling(f)) if f.head.variant.matches(&req.parts.headers) => {
                 cs.fwd_status = Some(f.head.status.as_u16());
-                if let Some(r) = self.read_fill(req, &f, cs).await {
-                    bump(&self.stats.collapsed);
-                    return r;
+                if let Some(served) = self.read_fill(req, &f, cs).await {
+                    return served;
                 }
             }
             // Not storable, failed, another variant, or waited too long.
@@ -156,29 +155,23 @@ impl Engine {
         fwd: Fwd,
         stale: Option<&Arc<Entry>>,
         leader: Option<Leader>,
-    ) -> Response<Body> {
+    ) -> Served {
         let mut cs = CacheStatus::forward(fwd);
         // Taken before the request leaves: a purge from here on wins.
         let generation = self.store.generation();
         let fetched = match self.fetch(req, stale.map(|e| &**e)).await {
             Ok(f) => f,
-            Err(e) => {
-                if !matches!(e, FetchError::Client(..)) {
-                    bump(&self.stats.upstream_errors);
-                }
-                return self.upstream_failed(req, fwd, stale, e, None);
-            }
+            Err(e) => return self.upstream_failed(req, fwd, stale, e, None),
         };
         let status = fetched.response.status();
         cs.fwd_status = Some(status.as_u16());
         if let Some(old) = stale {
             if status == StatusCode::NOT_MODIFIED {
-                bump(&self.stats.revalidated);
-                let (response, outcome) = self.freshen(req, old, fetched, cs, generation);
+                let (served, outcome) = self.freshen(req, old, fetched, cs, generation);
                 if let Some(l) = leader {
                     l.finish(outcome);
                 }
-                return response;
+                return served;
             }
             if status.is_server_error()
                 && old.freshness.usable_on_error(SystemTime::now(), self.grace)
@@ -230,7 +223,7 @@ impl Engine {
         stale: Option<&Arc<Entry>>,
         leader: Option<Leader>,
         generation: u64,
-    ) -> Response<Body> {
+    ) -> Served {
         let Fetched {
             response,
             request_time,
@@ -301,13 +294,16 @@ impl Engine {
             leader,
         ));
         match self.answer(req, &fill, attached).await {
-            Some(r) => r,
-            None => respond::error(
-                &self.stamp,
-                StatusCode::BAD_GATEWAY,
-                "the upstream body failed",
-                &failed,
-            ),
+            Some(served) => served,
+            None => {
+                let r = respond::error(
+                    &self.stamp,
+                    StatusCode::BAD_GATEWAY,
+                    "the upstream body failed",
+                    &failed,
+                );
+                (r, failed)
+            }
         }
     }
 
@@ -319,7 +315,7 @@ impl Engine {
         body: Incoming,
         guard: InFlight,
         cs: &CacheStatus,
-    ) -> Response<Body> {
+    ) -> Served {
         let body = if req.parts.method == Method::HEAD {
             Body::Empty
         } else {
@@ -329,28 +325,19 @@ impl Engine {
                 guard: Some(guard),
             }
         };
-        respond::passthrough(&self.stamp, rp.status, rp.headers, body, cs)
+        let r = respond::passthrough(&self.stamp, rp.status, rp.headers, body, cs);
+        (r, cs.clone())
     }
 
     /// Reads a fill for one request: at once where the head answers it,
     /// else once the whole body is in. `None` when the fill cannot serve it
     /// (it stopped storing or failed): fetch alone.
-    async fn read_fill(
-        &self,
-        req: &Req,
-        fill: &Arc<Filling>,
-        cs: CacheStatus,
-    ) -> Option<Response<Body>> {
+    async fn read_fill(&self, req: &Req, fill: &Arc<Filling>, cs: CacheStatus) -> Option<Served> {
         let attached = self.attach(req, fill, cs);
         self.answer(req, fill, attached).await
     }
 
-    async fn answer(
-        &self,
-        req: &Req,
-        fill: &Arc<Filling>,
-        attached: Attached,
-    ) -> Option<Response<Body>> {
+    async fn answer(&self, req: &Req, fill: &Arc<Filling>, attached: Attached) -> Option<Served> {
         match attached {
             Attached::Ready(r) => Some(r),
             Attached::Gone => None,
@@ -386,7 +373,7 @@ impl Engine {
             head.declared_len,
         );
         let (h, range) = match plan {
-            Plan::Done(r) => return Attached::Ready(r),
+            Plan::Done(r) => return Attached::Ready((r, cs)),
             Plan::NeedsLength => return Attached::AfterFill(cs),
             Plan::Ranges(h, ranges) => match (ranges.as_slice(), head.declared_len) {
                 ([one], Some(len)) => (h, Some((*one, len))),
@@ -406,14 +393,8 @@ impl Engine {
                 None => return Attached::Gone,
             }
         };
-        Attached::Ready(respond::from_fill(
-            &self.stamp,
-            head.status,
-            h,
-            body,
-            range,
-            &cs,
-        ))
+        let r = respond::from_fill(&self.stamp, head.status, h, body, range, &cs);
+        Attached::Ready((r, cs))
     }
 
     /// Backpressure for a fill that stopped storing: waits until the
@@ -535,7 +516,7 @@ impl Engine {
         fetched: Fetched,
         mut cs: CacheStatus,
         generation: u64,
-    ) -> (Response<Body>, Outcome) {
+    ) -> (Served, Outcome) {
         let Fetched {
             response,
             request_time,
@@ -619,7 +600,7 @@ impl Engine {
         stale: Option<&Arc<Entry>>,
         e: FetchError,
         status: Option<StatusCode>,
-    ) -> Response<Body> {
+    ) -> Served {
         let mut cs = CacheStatus::forward(fwd);
         cs.fwd_status = status.map(|s| s.as_u16());
         if let Some(old) = stale
@@ -628,11 +609,11 @@ impl Engine {
             return self.serve_stale_on_error(req, old, cs);
         }
         cs.detail = Some(e.detail());
-        respond::error(&self.stamp, e.status(), &e.to_string(), &cs)
+        let r = respond::error(&self.stamp, e.status(), &e.to_string(), &cs);
+        (r, cs)
     }
 
-    fn serve_stale_on_error(&self, req: &Req, old: &Entry, mut cs: CacheStatus) -> Response<Body> {
-        bump(&self.stats.stale_served);
+    fn serve_stale_on_error(&self, req: &Req, old: &Entry, mut cs: CacheStatus) -> Served {
         cs.fwd = Some(Fwd::Stale);
         cs.detail = Some(detail::STALE_IF_ERROR);
         // RFC 9111 §4.2.4 wants stale responses marked; with Warning
@@ -640,15 +621,16 @@ impl Engine {
         self.serve(req, old, cs)
     }
 
-    fn serve(&self, req: &Req, entry: &Entry, cs: CacheStatus) -> Response<Body> {
-        respond::from_entry(
+    fn serve(&self, req: &Req, entry: &Entry, mut cs: CacheStatus) -> Served {
+        let r = respond::from_entry(
             &self.stamp,
             &req.parts.method,
             &req.parts.headers,
             entry,
-            cs,
+            &mut cs,
             SystemTime::now(),
-        )
+        );
+        (r, cs)
     }
 }
 

@@ -160,7 +160,7 @@ pub fn from_entry(
     method: &Method,
     req: &HeaderMap,
     entry: &Entry,
-    mut status: CacheStatus,
+    status: &mut CacheStatus,
     now: SystemTime,
 ) -> Response<Body> {
     // The response's headers, rebuilt from the compact stored fields with
@@ -174,7 +174,7 @@ pub fn from_entry(
         entry.status,
         h,
         &entry.freshness,
-        &mut status,
+        status,
         now,
         Some(len),
     );
@@ -185,9 +185,9 @@ pub fn from_entry(
             stamp,
             StatusCode::INTERNAL_SERVER_ERROR,
             "stored body without a length",
-            &status,
+            status,
         ),
-        Plan::Ranges(h, ranges) => ranges_of(stamp, h, &entry.body, &ranges, &status),
+        Plan::Ranges(h, ranges) => ranges_of(stamp, h, &entry.body, &ranges, status),
         Plan::Full(h) => {
             // Content-Length and Via are in the stored headers already.
             let body = if method == Method::HEAD {
@@ -195,7 +195,7 @@ pub fn from_entry(
             } else {
                 Body::Full(Some(entry.body.clone()))
             };
-            build(stamp, entry.status, h, body, &status, false)
+            build(stamp, entry.status, h, body, status, false)
         }
     }
 }
