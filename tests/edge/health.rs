@@ -306,7 +306,7 @@ async fn a_get_on_a_closed_pooled_connection_is_retried_on_a_new_one() {
 
 async fn gets_survive_closed_connections(close: Close) {
     let origin = ClosingOrigin::start(close).await;
-    let edge = Node::edge(&[origin.url.clone()]).await;
+    let edge = Node::edge(&[&origin.url]).await;
     let c = client();
     for i in 0..10 {
         let r = c
@@ -330,7 +330,7 @@ async fn gets_survive_closed_connections(close: Close) {
 #[tokio::test]
 async fn a_post_on_a_closed_pooled_connection_is_not_retried() {
     let origin = ClosingOrigin::start(Close::Clean).await;
-    let edge = Node::edge(&[origin.url.clone()]).await;
+    let edge = Node::edge(&[&origin.url]).await;
     let c = client();
     let r = c.get(edge.url("/warm")).send().await.expect("send");
     assert_eq!(r.status(), 200);

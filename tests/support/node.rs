@@ -98,10 +98,10 @@ pub struct NodeBuilder<C> {
 impl Node {
     /// An edge named "edge-1" in front of `upstreams` (an origin, or
     /// shields), with [`fast_health`].
-    pub fn edge(upstreams: &[String]) -> NodeBuilder<meridian_edge::FileConfig> {
+    pub fn edge(upstreams: &[impl AsRef<str>]) -> NodeBuilder<meridian_edge::FileConfig> {
         Node::edge_with(meridian_edge::FileConfig {
             name: Some("edge-1".into()),
-            upstream: upstreams.to_vec(),
+            upstream: upstreams.iter().map(|u| u.as_ref().to_owned()).collect(),
             health: fast_health(),
             ..Default::default()
         })
@@ -114,10 +114,10 @@ impl Node {
 
     /// A shield named "shield-1" over `origins` (`URL[;weight=N]`), with
     /// the default balance and [`fast_health`].
-    pub fn shield(origins: &[String]) -> NodeBuilder<meridian_origin_shield::FileConfig> {
+    pub fn shield(origins: &[impl AsRef<str>]) -> NodeBuilder<meridian_origin_shield::FileConfig> {
         Node::shield_with(meridian_origin_shield::FileConfig {
             name: Some("shield-1".into()),
-            origin: origins.to_vec(),
+            origin: origins.iter().map(|o| o.as_ref().to_owned()).collect(),
             health: fast_health(),
             ..Default::default()
         })
