@@ -3,9 +3,11 @@
 //! temp folder, and the shipped database. Only loopback traffic; every wait
 //! is a bounded retry loop.
 
+mod support;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use meridian_common::Shutdown;
 use meridian_geo_director::{Config, Error};
@@ -14,34 +16,13 @@ use serde_json::Value as Json;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+use support::{client, eventually};
+
 const LONDON: &str = "81.2.69.142";
 const NEW_YORK: &str = "8.8.8.8";
 const SYDNEY_V6: &str = "2406:da00::1";
-
-/// Waits until `check` is true, polling every 25 ms for at most 5 s.
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while Instant::now() < deadline {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("timed out waiting for: {what}");
-}
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .no_proxy()
-        .timeout(Duration::from_secs(5))
-        .build()
-        .expect("client")
-}
+/// Bounds every wait for the director to notice a change.
+const WAIT: Duration = Duration::from_secs(5);
 
 enum Schema {
     City,
@@ -393,7 +374,7 @@ async fn a_stopped_edge_is_skipped_and_comes_back() {
     let [eu, us, ap] = fakes;
     assert_eq!(d.chosen(LONDON).await.as_deref(), Some("eu-west"));
     let eu_addr = eu.stop().await;
-    eventually("eu-west marked down", || async {
+    eventually("eu-west marked down", WAIT, || async {
         d.chosen(LONDON).await.as_deref() == Some("us-east")
     })
     .await;
@@ -408,7 +389,7 @@ async fn a_stopped_edge_is_skipped_and_comes_back() {
     );
     assert_eq!(why["reason"], "nearest healthy edge; nearer eu-west down");
     let eu = FakeEdge::start(&eu_addr.to_string()).await;
-    eventually("eu-west back up", || async {
+    eventually("eu-west back up", WAIT, || async {
         d.chosen(LONDON).await.as_deref() == Some("eu-west")
     })
     .await;
@@ -416,7 +397,7 @@ async fn a_stopped_edge_is_skipped_and_comes_back() {
     for f in [eu, us, ap] {
         f.stop().await;
     }
-    eventually("all down gives 503", || async {
+    eventually("all down gives 503", WAIT, || async {
         let r = client().get(format!("http://{}/x", d.addr)).send().await;
         r.is_ok_and(|r| r.status() == 503)
     })

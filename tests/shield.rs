@@ -1,14 +1,13 @@
 //! End-to-end tests of the origin shield (issue 3): real origins that count
 //! their requests, shields and edges on 127.0.0.1 port 0, all in-process.
 
-mod support_shield;
+mod support;
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use futures_util::{StreamExt, stream};
-use support_shield::{INTERVAL, Node, Origin, client, eventually, fast_health, get};
+use support::{INTERVAL, Node, Origin, client, eventually, fast_health, get};
 
 const WAIT: Duration = Duration::from_secs(5);
 
@@ -17,7 +16,7 @@ const WAIT: Duration = Duration::from_secs(5);
 async fn origin_of_each(c: &reqwest::Client, node: &Node, paths: &[String]) -> Vec<String> {
     stream::iter(paths)
         .map(|p| async move {
-            let (status, origin, _, _) = get(c, &node.get_url(p)).await;
+            let (status, origin, _, _) = get(c, &node.url(p)).await;
             assert_eq!(status, 200, "{p}");
             origin
         })
@@ -33,24 +32,30 @@ fn count(origins: &[String], id: &str) -> usize {
 #[tokio::test]
 async fn round_robin_splits_requests_exactly() {
     let os = [
-        Origin::start("a").await,
-        Origin::start("b").await,
-        Origin::start("c").await,
+        Origin::named("a").await,
+        Origin::named("b").await,
+        Origin::named("c").await,
     ];
-    let shield = Node::shield("s", &os.each_ref().map(Origin::url), "round-robin").await;
+    let shield = Node::shield(&os.each_ref().map(Origin::url))
+        .name("s")
+        .balance("round-robin")
+        .await;
     let c = client();
     for i in 0..30 {
-        let (status, ..) = get(&c, &shield.get_url(&format!("/nostore/{i}"))).await;
+        let (status, ..) = get(&c, &shield.url(&format!("/nostore/{i}"))).await;
         assert_eq!(status, 200);
     }
-    assert_eq!(os.each_ref().map(Origin::hits), [10, 10, 10]);
+    assert_eq!(os.each_ref().map(Origin::count), [10, 10, 10]);
 }
 
 #[tokio::test]
 async fn weighted_round_robin_gives_three_to_one() {
-    let (a, b) = (Origin::start("a").await, Origin::start("b").await);
+    let (a, b) = (Origin::named("a").await, Origin::named("b").await);
     let origins = [format!("{};weight=3", a.url()), b.url()];
-    let shield = Node::shield("s", &origins, "weighted-round-robin").await;
+    let shield = Node::shield(&origins)
+        .name("s")
+        .balance("weighted-round-robin")
+        .await;
     let c = client();
     let paths: Vec<String> = (0..80).map(|i| format!("/nostore/{i}")).collect();
     let served = origin_of_each(&c, &shield, &paths).await;
@@ -65,21 +70,21 @@ async fn weighted_round_robin_gives_three_to_one() {
 async fn least_connections_avoids_the_origin_busy_with_a_slow_request() {
     let slow = Duration::from_millis(1500);
     let os = [
-        Origin::start_slow("a", slow).await,
-        Origin::start_slow("b", slow).await,
+        Origin::named_slow("a", slow).await,
+        Origin::named_slow("b", slow).await,
     ];
-    let shield = Node::shield("s", &os.each_ref().map(Origin::url), "least-connections").await;
+    let shield = Node::shield(&os.each_ref().map(Origin::url))
+        .name("s")
+        .balance("least-connections")
+        .await;
     let c = client();
     let slow_req = tokio::spawn({
-        let (c, url) = (c.clone(), shield.get_url("/nostore/slow"));
+        let (c, url) = (c.clone(), shield.url("/nostore/slow"));
         async move { get(&c, &url).await }
     });
     let busy = Instant::now() + WAIT;
     let busy_idx = loop {
-        if let Some(i) = os
-            .iter()
-            .position(|o| o.counts.in_flight.load(Ordering::SeqCst) == 1)
-        {
+        if let Some(i) = os.iter().position(|o| o.in_flight() == 1) {
             break i;
         }
         assert!(
@@ -91,11 +96,11 @@ async fn least_connections_avoids_the_origin_busy_with_a_slow_request() {
     let idle = &os[1 - busy_idx];
     let paths: Vec<String> = (0..10).map(|i| format!("/nostore/fast/{i}")).collect();
     for p in &paths {
-        let (status, origin, ..) = get(&c, &shield.get_url(p)).await;
+        let (status, origin, ..) = get(&c, &shield.url(p)).await;
         assert_eq!((status, origin.as_str()), (200, idle.id.as_str()), "{p}");
     }
     assert_eq!(
-        os[busy_idx].hits(),
+        os[busy_idx].count(),
         1,
         "the busy origin got only the slow request"
     );
@@ -105,13 +110,16 @@ async fn least_connections_avoids_the_origin_busy_with_a_slow_request() {
 
 #[tokio::test]
 async fn killed_origin_is_skipped_within_two_health_intervals_and_returns() {
-    let (a, mut b) = (Origin::start("a").await, Origin::start("b").await);
-    let shield = Node::shield("s", &[a.url(), b.url()], "round-robin").await;
+    let (a, mut b) = (Origin::named("a").await, Origin::named("b").await);
+    let shield = Node::shield(&[a.url(), b.url()])
+        .name("s")
+        .balance("round-robin")
+        .await;
     let c = client();
     let served = origin_of_each(&c, &shield, &["/nostore/1".into(), "/nostore/2".into()]).await;
     assert_eq!((count(&served, "a"), count(&served, "b")), (1, 1));
 
-    b.kill().await;
+    b.stop().await;
     let killed = Instant::now();
     // Polled every 20 ms; 50 ms of slack for a busy CI runner.
     eventually(
@@ -151,7 +159,7 @@ async fn killed_origin_is_skipped_within_two_health_intervals_and_returns() {
 
 #[tokio::test]
 async fn connect_failure_is_retried_once_on_the_next_origin() {
-    let (a, mut b) = (Origin::start("a").await, Origin::start("b").await);
+    let (a, mut b) = (Origin::named("a").await, Origin::named("b").await);
     let mut health = fast_health();
     health.interval = Some(meridian_common::HumanDuration(Duration::ZERO));
     let shield = Node::shield_with(meridian_origin_shield::FileConfig {
@@ -160,7 +168,7 @@ async fn connect_failure_is_retried_once_on_the_next_origin() {
         ..Default::default()
     })
     .await;
-    b.kill().await;
+    b.stop().await;
     let c = client();
     // No active checks: round robin sends one of these to b, whose connect
     // fails; the retry on a answers it.
@@ -176,13 +184,16 @@ async fn connect_failure_is_retried_once_on_the_next_origin() {
 
 #[tokio::test]
 async fn all_origins_down_are_still_tried_then_502_or_a_stale_copy() {
-    let (mut a, mut b) = (Origin::start("a").await, Origin::start("b").await);
-    let shield = Node::shield("s", &[a.url(), b.url()], "round-robin").await;
+    let (mut a, mut b) = (Origin::named("a").await, Origin::named("b").await);
+    let shield = Node::shield(&[a.url(), b.url()])
+        .name("s")
+        .balance("round-robin")
+        .await;
     let c = client();
-    let (status, _, cs, body) = get(&c, &shield.get_url("/stale")).await;
+    let (status, _, cs, body) = get(&c, &shield.url("/stale")).await;
     assert!(status == 200 && cs.contains("stored"), "{cs}");
-    a.kill().await;
-    b.kill().await;
+    a.stop().await;
+    b.stop().await;
     eventually("both down", WAIT, || async {
         let s = shield.stats(&c).await;
         s["upstreams"]
@@ -191,11 +202,11 @@ async fn all_origins_down_are_still_tried_then_502_or_a_stale_copy() {
     })
     .await;
     // Panic mode: both are tried anyway; both refuse, so 502, not 503.
-    let (status, _, cs, _) = get(&c, &shield.get_url("/never-fetched")).await;
+    let (status, _, cs, _) = get(&c, &shield.url("/never-fetched")).await;
     assert_eq!(status, 502, "{cs}");
     assert!(cs.contains("detail=upstream-connect"), "{cs}");
     // max-age=0, stale-if-error=60: RFC 5861 lets the stale copy stand in.
-    let (status, _, cs, stale_body) = get(&c, &shield.get_url("/stale")).await;
+    let (status, _, cs, stale_body) = get(&c, &shield.url("/stale")).await;
     assert_eq!((status, stale_body), (200, body));
     assert!(cs.contains("stale-if-error"), "{cs}");
 }
@@ -210,7 +221,7 @@ fn health_every(interval: Duration) -> meridian_edge::config::HealthSection {
 
 #[tokio::test]
 async fn a_fresh_shield_presumes_its_origins_up_until_the_first_check() {
-    let (a, b) = (Origin::start("a").await, Origin::start("b").await);
+    let (a, b) = (Origin::named("a").await, Origin::named("b").await);
     let shield = Node::shield_with(meridian_origin_shield::FileConfig {
         origin: vec![a.url(), b.url()],
         health: health_every(Duration::from_secs(2)),
@@ -218,7 +229,7 @@ async fn a_fresh_shield_presumes_its_origins_up_until_the_first_check() {
     })
     .await;
     let c = client();
-    let (status, _, cs, _) = get(&c, &shield.get_url("/nostore/first")).await;
+    let (status, _, cs, _) = get(&c, &shield.url("/nostore/first")).await;
     assert_eq!(status, 200, "{cs}");
     let stats = shield.stats(&c).await;
     for u in stats["upstreams"].as_array().expect("upstreams") {
@@ -229,10 +240,10 @@ async fn a_fresh_shield_presumes_its_origins_up_until_the_first_check() {
 
 #[tokio::test]
 async fn a_fresh_shield_answers_at_once_though_its_origins_started_after_it() {
-    let (mut a, mut b) = (Origin::start("a").await, Origin::start("b").await);
+    let (mut a, mut b) = (Origin::named("a").await, Origin::named("b").await);
     // Known ports with nothing listening: origins still starting up.
-    a.kill().await;
-    b.kill().await;
+    a.stop().await;
+    b.stop().await;
     let shield = Node::shield_with(meridian_origin_shield::FileConfig {
         origin: vec![a.url(), b.url()],
         health: health_every(Duration::from_millis(500)),
@@ -252,30 +263,36 @@ async fn a_fresh_shield_answers_at_once_though_its_origins_started_after_it() {
     b.restart().await;
     // The origins are up; the shield must not answer 503 until its next check.
     for i in 0..6 {
-        let (status, _, cs, _) = get(&c, &shield.get_url(&format!("/nostore/early/{i}"))).await;
+        let (status, _, cs, _) = get(&c, &shield.url(&format!("/nostore/early/{i}"))).await;
         assert_eq!(status, 200, "{cs}");
     }
 }
 
 #[tokio::test]
 async fn edge_cache_status_shows_the_shield_then_the_edge() {
-    let o = Origin::start("o").await;
-    let shield = Node::shield("shield-t", &[o.url()], "round-robin").await;
-    let edge = Node::edge("edge-t", &[shield.url()]).await;
+    let o = Origin::named("o").await;
+    let shield = Node::shield(&[o.url()])
+        .name("shield-t")
+        .balance("round-robin")
+        .await;
+    let edge = Node::edge(&[shield.base_url()]).name("edge-t").await;
     let c = client();
     for want_edge in ["edge-t; fwd=miss", "edge-t; hit"] {
-        let (status, _, cs, _) = get(&c, &edge.get_url("/both-tiers")).await;
+        let (status, _, cs, _) = get(&c, &edge.url("/both-tiers")).await;
         assert_eq!(status, 200);
         let (s, e) = (cs.find("shield-t; fwd=miss"), cs.find(want_edge));
         assert!(s.is_some() && e.is_some() && s < e, "{cs}");
     }
-    assert_eq!(o.hits(), 1);
+    assert_eq!(o.count(), 1);
 }
 
 #[tokio::test]
 async fn stats_and_healthz_show_cache_figures_and_origin_states() {
-    let (a, b) = (Origin::start("a").await, Origin::start("b").await);
-    let shield = Node::shield("s", &[a.url(), b.url()], "two-choices").await;
+    let (a, b) = (Origin::named("a").await, Origin::named("b").await);
+    let shield = Node::shield(&[a.url(), b.url()])
+        .name("s")
+        .balance("two-choices")
+        .await;
     let c = client();
     let paths: Vec<String> = (0..20).map(|i| format!("/obj/{i}")).collect();
     let served = origin_of_each(&c, &shield, &paths).await;
@@ -299,7 +316,7 @@ async fn stats_and_healthz_show_cache_figures_and_origin_states() {
             (Some(o.url().as_str()), Some(true))
         );
         assert_eq!(u["in_flight"], 0);
-        assert_eq!(u["requests"].as_u64(), Some(o.hits() as u64));
+        assert_eq!(u["requests"].as_u64(), Some(o.count() as u64));
         assert_eq!(u["failures"], 0);
     }
     let h: serde_json::Value = c
@@ -315,16 +332,19 @@ async fn stats_and_healthz_show_cache_figures_and_origin_states() {
 
 #[tokio::test]
 async fn two_hundred_concurrent_requests_through_two_edges_reach_the_origin_once() {
-    let o = Origin::start_slow("o", Duration::from_millis(1000)).await;
-    let shield = Node::shield("s", &[o.url()], "round-robin").await;
+    let o = Origin::named_slow("o", Duration::from_millis(1000)).await;
+    let shield = Node::shield(&[o.url()])
+        .name("s")
+        .balance("round-robin")
+        .await;
     let edges = [
-        Node::edge("e1", &[shield.url()]).await,
-        Node::edge("e2", &[shield.url()]).await,
+        Node::edge(&[shield.base_url()]).name("e1").await,
+        Node::edge(&[shield.base_url()]).name("e2").await,
     ];
     let c = client();
     let answers: Vec<(u16, String, String, String)> = stream::iter(0..200)
         .map(|i| {
-            let url = edges[i % 2].get_url("/slow/collapse");
+            let url = edges[i % 2].url("/slow/collapse");
             let c = &c;
             async move { get(c, &url).await }
         })
@@ -336,7 +356,7 @@ async fn two_hundred_concurrent_requests_through_two_edges_reach_the_origin_once
             .iter()
             .all(|a| a.0 == 200 && a.3 == "o /slow/collapse")
     );
-    assert_eq!(o.hits_for("/slow/collapse"), 1);
+    assert_eq!(o.count_path("/slow/collapse"), 1);
 }
 
 /// Consistent hashing on the cache key: adding a fifth origin moves about
@@ -346,11 +366,17 @@ async fn two_hundred_concurrent_requests_through_two_edges_reach_the_origin_once
 async fn consistent_hash_moves_about_one_in_n_keys() {
     let mut os = Vec::new();
     for id in ["o1", "o2", "o3", "o4", "o5"] {
-        os.push(Origin::start(id).await);
+        os.push(Origin::named(id).await);
     }
     let urls: Vec<String> = os.iter().map(Origin::url).collect();
-    let four = Node::shield("four", &urls[..4], "consistent-hash").await;
-    let five = Node::shield("five", &urls, "consistent-hash").await;
+    let four = Node::shield(&urls[..4])
+        .name("four")
+        .balance("consistent-hash")
+        .await;
+    let five = Node::shield(&urls)
+        .name("five")
+        .balance("consistent-hash")
+        .await;
     let c = client();
     let paths: Vec<String> = (0..400).map(|i| format!("/nostore/key-{i}")).collect();
     let before = origin_of_each(&c, &four, &paths).await;
@@ -366,7 +392,7 @@ async fn consistent_hash_moves_about_one_in_n_keys() {
         moved.len()
     );
 
-    os[3].kill().await;
+    os[3].stop().await;
     eventually("o4 down", WAIT, || async {
         !four.upstream_up(&c, &urls[3]).await
     })
@@ -391,9 +417,9 @@ async fn consistent_hash_moves_about_one_in_n_keys() {
 #[tokio::test]
 async fn ip_hash_follows_the_client_only_behind_trusted_edges() {
     let os = [
-        Origin::start("a").await,
-        Origin::start("b").await,
-        Origin::start("c").await,
+        Origin::named("a").await,
+        Origin::named("b").await,
+        Origin::named("c").await,
     ];
     let shield = Node::shield_with(meridian_origin_shield::FileConfig {
         origin: os.each_ref().map(Origin::url).to_vec(),
@@ -403,7 +429,7 @@ async fn ip_hash_follows_the_client_only_behind_trusted_edges() {
         ..Default::default()
     })
     .await;
-    let edge = Node::edge("e", &[shield.url()]).await;
+    let edge = Node::edge(&[shield.base_url()]).name("e").await;
     let from = |last_octet: u8| {
         reqwest::Client::builder()
             .no_proxy()
@@ -415,8 +441,8 @@ async fn ip_hash_follows_the_client_only_behind_trusted_edges() {
     let mut sticky: HashMap<u8, String> = HashMap::new();
     for n in 10..40 {
         let c = from(n);
-        let (_, first, ..) = get(&c, &edge.get_url(&format!("/nostore/ip/{n}/0"))).await;
-        let (_, again, ..) = get(&c, &edge.get_url(&format!("/nostore/ip/{n}/1"))).await;
+        let (_, first, ..) = get(&c, &edge.url(&format!("/nostore/ip/{n}/0"))).await;
+        let (_, again, ..) = get(&c, &edge.url(&format!("/nostore/ip/{n}/1"))).await;
         assert_eq!(first, again, "client 127.0.0.{n} stays on one origin");
         sticky.insert(n, first);
     }
@@ -427,8 +453,8 @@ async fn ip_hash_follows_the_client_only_behind_trusted_edges() {
     let mut seen = HashSet::new();
     for n in 10..20 {
         let r = untrusted
-            .get(shield.get_url(&format!("/nostore/forged/{n}")))
-            .header("host", support_shield::HOST)
+            .get(shield.url(&format!("/nostore/forged/{n}")))
+            .header("host", support::HOST)
             .header("x-forwarded-for", format!("127.0.0.{n}"))
             .send()
             .await
@@ -444,20 +470,26 @@ async fn ip_hash_follows_the_client_only_behind_trusted_edges() {
 
 #[tokio::test]
 async fn two_shields_fetch_each_url_once_and_edges_survive_one_stopping() {
-    let o = Origin::start("o").await;
-    let mut s1 = Node::shield("s1", &[o.url()], "round-robin").await;
-    let s2 = Node::shield("s2", &[o.url()], "round-robin").await;
-    let shields = [s1.url(), s2.url()];
+    let o = Origin::named("o").await;
+    let mut s1 = Node::shield(&[o.url()])
+        .name("s1")
+        .balance("round-robin")
+        .await;
+    let s2 = Node::shield(&[o.url()])
+        .name("s2")
+        .balance("round-robin")
+        .await;
+    let shields = [s1.base_url(), s2.base_url()];
     let edges = [
-        Node::edge("e1", &shields).await,
-        Node::edge("e2", &shields).await,
+        Node::edge(&shields).name("e1").await,
+        Node::edge(&shields).name("e2").await,
     ];
     let c = client();
     let fetch_all = |prefix: &'static str| {
         let (c, edges) = (&c, &edges);
         stream::iter((0..100).flat_map(|i| [(i, 0), (i, 1)]))
             .map(move |(i, e)| async move {
-                let (status, _, cs, _) = get(c, &edges[e].get_url(&format!("/{prefix}/{i}"))).await;
+                let (status, _, cs, _) = get(c, &edges[e].url(&format!("/{prefix}/{i}"))).await;
                 assert_eq!(status, 200, "{prefix}/{i} via e{}: {cs}", e + 1);
                 cs
             })
@@ -466,7 +498,7 @@ async fn two_shields_fetch_each_url_once_and_edges_survive_one_stopping() {
     };
     let statuses = fetch_all("obj").await;
     for i in 0..100 {
-        assert_eq!(o.hits_for(&format!("/obj/{i}")), 1, "/obj/{i}");
+        assert_eq!(o.count_path(&format!("/obj/{i}")), 1, "/obj/{i}");
     }
     let by_s1 = statuses.iter().filter(|cs| cs.starts_with("s1;")).count();
     assert!(
@@ -484,7 +516,7 @@ async fn two_shields_fetch_each_url_once_and_edges_survive_one_stopping() {
     fetch_all("obj").await;
     fetch_all("after").await;
     for i in 0..100 {
-        assert_eq!(o.hits_for(&format!("/after/{i}")), 1, "/after/{i}");
+        assert_eq!(o.count_path(&format!("/after/{i}")), 1, "/after/{i}");
     }
 }
 
@@ -509,21 +541,24 @@ async fn get_by_address(c: &reqwest::Client, url: &str) -> (String, String, Vec<
 /// both edges are the one site, and share the shield's entry.
 #[tokio::test]
 async fn site_host_gives_edges_on_different_addresses_one_cache_identity() {
-    let o = Origin::start("o").await;
-    let shield = Node::shield("s", &[o.url()], "round-robin").await;
+    let o = Origin::named("o").await;
+    let shield = Node::shield(&[o.url()])
+        .name("s")
+        .balance("round-robin")
+        .await;
     let c = client();
     let plain = [
-        Node::edge("p1", &[shield.url()]).await,
-        Node::edge("p2", &[shield.url()]).await,
+        Node::edge(&[shield.base_url()]).name("p1").await,
+        Node::edge(&[shield.base_url()]).name("p2").await,
     ];
     for e in &plain {
-        get_by_address(&c, &e.get_url("/apart")).await;
+        get_by_address(&c, &e.url("/apart")).await;
     }
-    assert_eq!(o.hits_for("/apart"), 2, "two edge addresses, two sites");
+    assert_eq!(o.count_path("/apart"), 2, "two edge addresses, two sites");
 
     let site = |name: &str| meridian_edge::FileConfig {
         name: Some(name.into()),
-        upstream: vec![shield.url()],
+        upstream: vec![shield.base_url()],
         health: fast_health(),
         site_host: Some("www.shop.test".into()),
         ..Default::default()
@@ -533,36 +568,36 @@ async fn site_host_gives_edges_on_different_addresses_one_cache_identity() {
         Node::edge_with(site("e2")).await,
     ];
     assert_ne!(edges[0].addr, edges[1].addr);
-    let (_, first_cs, first) = get_by_address(&c, &edges[0].get_url("/shared")).await;
+    let (_, first_cs, first) = get_by_address(&c, &edges[0].url("/shared")).await;
     assert!(first_cs.starts_with("s; fwd=miss"), "{first_cs}");
-    let (_, cs, second) = get_by_address(&c, &edges[1].get_url("/shared")).await;
+    let (_, cs, second) = get_by_address(&c, &edges[1].url("/shared")).await;
     assert!(
         cs.starts_with("s; hit"),
         "the shield's entry is shared: {cs}"
     );
     assert_eq!(first, second, "byte for byte");
     assert_eq!(first, b"o /shared");
-    assert_eq!(o.hits_for("/shared"), 1, "one origin fetch");
+    assert_eq!(o.count_path("/shared"), 1, "one origin fetch");
 }
 
 /// The shield's own `site-host` and `accept-hosts`: a request for another
 /// authority is answered 421 and never reaches an origin.
 #[tokio::test]
 async fn shield_accept_hosts_answers_other_authorities_421() {
-    let o = Origin::start("o").await;
+    let o = Origin::named("o").await;
     let shield = Node::shield_with(meridian_origin_shield::FileConfig {
         origin: vec![o.url()],
         health: fast_health(),
-        site_host: Some(support_shield::HOST.into()),
+        site_host: Some(support::HOST.into()),
         accept_hosts: Some(vec!["*.shop.test".into()]),
         ..Default::default()
     })
     .await;
     let c = client();
-    let (status, ..) = get(&c, &shield.get_url("/a")).await;
+    let (status, ..) = get(&c, &shield.url("/a")).await;
     assert_eq!(status, 200, "the site host itself is accepted");
     let r = c
-        .get(shield.get_url("/a"))
+        .get(shield.url("/a"))
         .header("host", "img.shop.test")
         .send()
         .await
@@ -573,7 +608,7 @@ async fn shield_accept_hosts_answers_other_authorities_421() {
             .is_ok_and(|cs| cs.contains("; hit")),
         "an accepted alias is served as the site"
     );
-    let r = c.get(shield.get_url("/a")).send().await.expect("request");
+    let r = c.get(shield.url("/a")).send().await.expect("request");
     assert_eq!(r.status(), 421, "the shield's bare address is not accepted");
-    assert_eq!(o.hits_for("/a"), 1);
+    assert_eq!(o.count_path("/a"), 1);
 }

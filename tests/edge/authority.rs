@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::support::{Edge, Origin, Reply, cache_status, client};
+use crate::support::{Node, Origin, Reply, cache_status, client};
 
 /// A response read off the wire.
 #[derive(Debug)]
@@ -97,7 +97,7 @@ async fn host_echo() -> Origin {
 #[tokio::test]
 async fn absolute_form_authority_is_keyed_and_forwarded_host_ignored_rfc9112_3_2_2() {
     let origin = host_echo().await;
-    let edge = Edge::start(&origin.url()).await;
+    let edge = Node::edge(&[origin.url()]).await;
     // The attack: a victim's URL with the attacker's Host.
     let r = raw(
         edge.addr,
@@ -144,7 +144,7 @@ async fn absolute_form_authority_is_keyed_and_forwarded_host_ignored_rfc9112_3_2
 #[tokio::test]
 async fn two_host_headers_missing_or_invalid_host_are_400_rfc9112_3_2() {
     let origin = host_echo().await;
-    let edge = Edge::start(&origin.url()).await;
+    let edge = Node::edge(&[origin.url()]).await;
     for request in [
         "GET /p HTTP/1.1\r\nHost: a.example\r\nHost: b.example\r\nConnection: close\r\n\r\n",
         "GET /p HTTP/1.1\r\nHost: a.example\r\nHost: a.example\r\nConnection: close\r\n\r\n",
@@ -163,7 +163,7 @@ async fn two_host_headers_missing_or_invalid_host_are_400_rfc9112_3_2() {
 #[tokio::test]
 async fn host_is_normalised_once_for_the_key_and_the_upstream_host() {
     let origin = host_echo().await;
-    let edge = Edge::start(&origin.url()).await;
+    let edge = Node::edge(&[origin.url()]).await;
     let c = client();
     let r = c
         .get(edge.url("/n"))
@@ -206,7 +206,7 @@ async fn host_is_normalised_once_for_the_key_and_the_upstream_host() {
 #[tokio::test]
 async fn site_host_serves_every_authority_as_the_site() {
     let origin = host_echo().await;
-    let edge = Edge::start_with(meridian_edge::FileConfig {
+    let edge = Node::edge_with(meridian_edge::FileConfig {
         upstream: vec![origin.url()],
         name: Some("edge-1".into()),
         site_host: Some("Shop.Example".into()),
@@ -253,7 +253,7 @@ async fn site_host_serves_every_authority_as_the_site() {
 #[tokio::test]
 async fn accept_hosts_answers_other_authorities_with_421_rfc9110_15_5_20() {
     let origin = host_echo().await;
-    let edge = Edge::start_with(meridian_edge::FileConfig {
+    let edge = Node::edge_with(meridian_edge::FileConfig {
         upstream: vec![origin.url()],
         accept_hosts: Some(vec!["shop.example".into(), "*.cdn.example".into()]),
         ..Default::default()
@@ -306,7 +306,7 @@ async fn vary_uses_the_fields_left_after_connection_options_are_removed_rfc9110_
         .header("vary", "accept-language")
     })
     .await;
-    let edge = Edge::start(&origin.url()).await;
+    let edge = Node::edge(&[origin.url()]).await;
     // The attack: a field the client marks hop-by-hop is not forwarded, so
     // the origin answers its default page; that must not become the `fr`
     // variant.

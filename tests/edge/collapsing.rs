@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::support::{Edge, Origin, Reply, cache_status, client};
+use crate::support::{Node, Origin, Reply, cache_status, client};
 
 #[tokio::test]
 async fn concurrent_misses_send_one_request_upstream() {
@@ -12,7 +12,7 @@ async fn concurrent_misses_send_one_request_upstream() {
             .delay(Duration::from_millis(400))
     })
     .await;
-    let edge = Edge::start(&origin.url()).await;
+    let edge = Node::edge(&[origin.url()]).await;
     let c = client();
     let mut tasks = Vec::new();
     for _ in 0..50 {
@@ -47,7 +47,7 @@ async fn waiters_go_upstream_at_once_when_the_response_is_not_storable() {
             .delay(Duration::from_millis(500))
     })
     .await;
-    let edge = Edge::start(&origin.url()).await;
+    let edge = Node::edge(&[origin.url()]).await;
     let c = client();
     let mut tasks = Vec::new();
     for _ in 0..8 {

@@ -1,11 +1,11 @@
 //! 6. Client conditionals answered from the cache, 11. ranges.
 
-use crate::support::{Edge, Origin, Reply, cache_status, client};
+use crate::support::{Node, Origin, Reply, cache_status, client};
 
 const BODY: &str = "0123456789abcdefghij";
 const LM: &str = "Tue, 01 Sep 2026 10:00:00 GMT";
 
-async fn setup() -> (Origin, Edge) {
+async fn setup() -> (Origin, Node) {
     let origin = Origin::start(|_| {
         Reply::ok(BODY)
             .header("cache-control", "max-age=600")
@@ -14,7 +14,7 @@ async fn setup() -> (Origin, Edge) {
             .header("content-type", "text/plain")
     })
     .await;
-    let edge = Edge::start(&origin.url()).await;
+    let edge = Node::edge(&[origin.url()]).await;
     client().get(edge.url("/r")).send().await.expect("warm");
     (origin, edge)
 }
@@ -145,7 +145,7 @@ async fn a_range_miss_fills_the_cache_with_the_whole_object() {
         Reply::ok(BODY).header("cache-control", "max-age=600")
     })
     .await;
-    let edge = Edge::start(&origin.url()).await;
+    let edge = Node::edge(&[origin.url()]).await;
     let c = client();
     let r = c
         .get(edge.url("/x"))

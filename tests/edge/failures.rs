@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::support::{Edge, Origin, Reply, cache_status, client};
+use crate::support::{Node, Origin, Reply, cache_status, client};
 
 #[tokio::test]
 async fn connect_failure_is_502_and_is_not_stored() {
@@ -11,7 +11,7 @@ async fn connect_failure_is_502_and_is_not_stored() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         l.local_addr().expect("addr")
     };
-    let edge = Edge::start(&format!("http://{addr}")).await;
+    let edge = Node::edge(&[format!("http://{addr}")]).await;
     let c = client();
     let r = c.get(edge.url("/x")).send().await.expect("send");
     assert_eq!(r.status(), 502);
@@ -37,7 +37,7 @@ async fn connect_failure_is_502_and_is_not_stored() {
 #[tokio::test]
 async fn upstream_timeout_is_504() {
     let origin = Origin::start(|_| Reply::ok("late").delay(Duration::from_secs(3))).await;
-    let edge = Edge::start_with(meridian_edge::FileConfig {
+    let edge = Node::edge_with(meridian_edge::FileConfig {
         upstream: vec![origin.url()],
         timeouts: meridian_edge::config::TimeoutSection {
             response: Some("300ms".parse().expect("duration")),
@@ -58,7 +58,7 @@ async fn upstream_timeout_is_504() {
 #[tokio::test]
 async fn only_if_cached_miss_is_504_rfc9111_5_2_1_7() {
     let origin = Origin::start(|_| Reply::ok("x").header("cache-control", "max-age=60")).await;
-    let edge = Edge::start(&origin.url()).await;
+    let edge = Node::edge(&[origin.url()]).await;
     let r = client()
         .get(edge.url("/oic"))
         .header("cache-control", "only-if-cached")

@@ -1,12 +1,12 @@
 //! 1. Forwarding, 13. Cache-Status on every response, 15. admin listener.
 
-use crate::support::{Edge, Origin, Reply, cache_status, client};
+use crate::support::{Node, Origin, Reply, cache_status, client};
 
 #[tokio::test]
 async fn every_method_path_and_body_reach_the_upstream_unchanged() {
     let origin =
         Origin::start(|s| Reply::ok(format!("{} {} {}", s.method, s.path, s.body.len()))).await;
-    let edge = Edge::start(&origin.url()).await;
+    let edge = Node::edge(&[origin.url()]).await;
     let c = client();
     for method in ["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"] {
         let m = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
@@ -36,7 +36,7 @@ async fn hop_by_hop_headers_dropped_and_forwarding_headers_added_rfc9110_7_6() {
             .header("cache-control", "no-store")
     })
     .await;
-    let edge = Edge::start(&origin.url()).await;
+    let edge = Node::edge(&[origin.url()]).await;
     let r = client()
         .get(edge.url("/h"))
         .header("x-unknown-thing", "passes")
@@ -92,7 +92,7 @@ async fn cache_status_on_every_response_and_upstream_member_kept_first_rfc9211_2
             .header("cache-control", "no-store"),
     })
     .await;
-    let edge = Edge::start(&origin.url()).await;
+    let edge = Node::edge(&[origin.url()]).await;
     let c = client();
     let r = c.get(edge.url("/cached")).send().await.expect("send");
     assert_eq!(
@@ -127,7 +127,7 @@ async fn cache_status_on_every_response_and_upstream_member_kept_first_rfc9211_2
 #[tokio::test]
 async fn admin_healthz_and_stats() {
     let origin = Origin::start(|_| Reply::ok("body").header("cache-control", "max-age=60")).await;
-    let edge = Edge::start_with(meridian_edge::FileConfig {
+    let edge = Node::edge_with(meridian_edge::FileConfig {
         upstream: vec![origin.url()],
         name: Some("edge-eu".into()),
         region: Some("eu-west".into()),
@@ -168,7 +168,7 @@ async fn admin_healthz_and_stats() {
 #[tokio::test]
 async fn missing_host_is_a_400() {
     let origin = Origin::start(|_| Reply::ok("x")).await;
-    let edge = Edge::start(&origin.url()).await;
+    let edge = Node::edge(&[origin.url()]).await;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = tokio::net::TcpStream::connect(edge.addr)
         .await
@@ -187,7 +187,7 @@ async fn missing_host_is_a_400() {
 async fn connect_is_refused_and_garbage_never_reaches_the_origin() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let origin = Origin::start(|_| Reply::ok("x")).await;
-    let edge = Edge::start(&origin.url()).await;
+    let edge = Node::edge(&[origin.url()]).await;
     let cases: [&[u8]; 4] = [
         b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n",
         b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n",
@@ -248,7 +248,7 @@ const SPOOFED: [(&str, &str); 10] = [
 #[tokio::test]
 async fn spoofed_forwarding_headers_from_an_untrusted_client_are_replaced() {
     let origin = Origin::start(link_builder).await;
-    let edge = Edge::start(&origin.url()).await;
+    let edge = Node::edge(&[origin.url()]).await;
     let c = client();
     let mut attack = c.get(edge.url("/page")).header("host", "shop.example");
     for (k, v) in SPOOFED {
@@ -300,7 +300,7 @@ async fn spoofed_forwarding_headers_from_an_untrusted_client_are_replaced() {
 #[tokio::test]
 async fn a_trusted_forwarders_fields_are_kept_and_appended_to() {
     let origin = Origin::start(link_builder).await;
-    let edge = Edge::start_with(meridian_edge::FileConfig {
+    let edge = Node::edge_with(meridian_edge::FileConfig {
         upstream: vec![origin.url()],
         name: Some("edge-1".into()),
         trusted_forwarders: Some(vec!["127.0.0.1/32".parse().expect("cidr")]),

@@ -10,7 +10,7 @@ use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::support::{Edge, Origin, Reply, cache_status, client, eventually};
+use crate::support::{Node, Origin, Reply, cache_status, client, eventually};
 
 const WAIT: Duration = Duration::from_secs(5);
 
@@ -24,8 +24,8 @@ async fn two_origins() -> (Origin, Origin) {
     (Origin::start(reply).await, Origin::start(reply).await)
 }
 
-async fn edge_over(origins: &[&Origin], health: meridian_edge::config::HealthSection) -> Edge {
-    Edge::start_with(meridian_edge::FileConfig {
+async fn edge_over(origins: &[&Origin], health: meridian_edge::config::HealthSection) -> Node {
+    Node::edge_with(meridian_edge::FileConfig {
         upstream: origins.iter().map(|o| o.url()).collect(),
         name: Some("edge-h".into()),
         health,
@@ -38,7 +38,7 @@ async fn edge_over(origins: &[&Origin], health: meridian_edge::config::HealthSec
     .await
 }
 
-async fn upstream_stats(c: &reqwest::Client, edge: &Edge) -> Vec<Value> {
+async fn upstream_stats(c: &reqwest::Client, edge: &Node) -> Vec<Value> {
     let s: Value = c
         .get(edge.admin_url("/stats"))
         .send()
@@ -116,7 +116,7 @@ async fn five_hundreds_eject_only_when_configured() {
 
 /// Sends raw bytes to the edge and returns what it answered (the status
 /// line first), reading until it closes or 5 s pass.
-async fn raw(edge: &Edge, request: &[u8], then: impl AsyncFnOnce(&mut TcpStream)) -> String {
+async fn raw(edge: &Node, request: &[u8], then: impl AsyncFnOnce(&mut TcpStream)) -> String {
     let mut s = TcpStream::connect(edge.addr).await.expect("connect");
     s.write_all(request).await.expect("write");
     then(&mut s).await;
@@ -154,7 +154,7 @@ async fn bad_request_bodies_are_400_and_not_held_against_the_upstream() {
     );
 
     // Let any upload still in flight at an origin finish failing.
-    eventually(WAIT, || async {
+    eventually("uploads at the origins done", WAIT, || async {
         upstream_stats(&c, &edge)
             .await
             .iter()
@@ -185,14 +185,13 @@ async fn all_upstreams_marked_down_are_tried_anyway() {
     )
     .await;
     let c = client();
-    let down = eventually(WAIT, || async {
+    eventually("the checks marked both down", WAIT, || async {
         upstream_stats(&c, &edge)
             .await
             .iter()
             .all(|u| u["up"] == false)
     })
     .await;
-    assert!(down, "the checks marked both down");
     for i in 0..6 {
         let r = c
             .get(edge.url(&format!("/p/{i}")))
@@ -307,7 +306,7 @@ async fn a_get_on_a_closed_pooled_connection_is_retried_on_a_new_one() {
 
 async fn gets_survive_closed_connections(close: Close) {
     let origin = ClosingOrigin::start(close).await;
-    let edge = Edge::start(&origin.url).await;
+    let edge = Node::edge(&[&origin.url]).await;
     let c = client();
     for i in 0..10 {
         let r = c
@@ -331,7 +330,7 @@ async fn gets_survive_closed_connections(close: Close) {
 #[tokio::test]
 async fn a_post_on_a_closed_pooled_connection_is_not_retried() {
     let origin = ClosingOrigin::start(Close::Clean).await;
-    let edge = Edge::start(&origin.url).await;
+    let edge = Node::edge(&[&origin.url]).await;
     let c = client();
     let r = c.get(edge.url("/warm")).send().await.expect("send");
     assert_eq!(r.status(), 200);

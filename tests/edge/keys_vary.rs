@@ -1,7 +1,7 @@
 //! Vary (behaviour 4) and the cache key (behaviour 5), and the worst bug a CDN
 //! can have: serving one host's or one variant's bytes for another.
 
-use crate::support::{Edge, Origin, Reply, cache_status, client};
+use crate::support::{Node, Origin, Reply, cache_status, client};
 
 fn body_for(host: &str, enc: &str, path: &str) -> String {
     format!("host={host} encoding={enc} path={path}")
@@ -20,7 +20,7 @@ async fn two_hosts_and_two_variants_never_mix() {
             .header("vary", "Accept-Encoding")
     })
     .await;
-    let edge = Edge::start(&origin.url()).await;
+    let edge = Node::edge(&[origin.url()]).await;
     let c = client();
     let hosts = ["a.example", "b.example"];
     let encs = ["gzip", "br"];
@@ -64,7 +64,7 @@ async fn vary_miss_is_reported_and_vary_star_never_matches_rfc9111_4_1() {
         .header("vary", "accept-language"),
     })
     .await;
-    let edge = Edge::start(&origin.url()).await;
+    let edge = Node::edge(&[origin.url()]).await;
     let c = client();
     let r = c
         .get(edge.url("/v"))
@@ -103,14 +103,14 @@ async fn vary_miss_is_reported_and_vary_star_never_matches_rfc9111_4_1() {
 async fn query_is_part_of_the_key_and_can_be_sorted_or_dropped() {
     let origin =
         Origin::start(|s| Reply::ok(s.path.clone()).header("cache-control", "max-age=60")).await;
-    let plain = Edge::start(&origin.url()).await;
+    let plain = Node::edge(&[origin.url()]).await;
     let c = client();
     for p in ["/q?a=1&b=2", "/q?b=2&a=1", "/q?a=1&b=2"] {
         let r = c.get(plain.url(p)).send().await.expect("send");
         assert_eq!(r.text().await.expect("body"), p);
     }
     assert_eq!(origin.count(), 2);
-    let tuned = Edge::start_with(meridian_edge::FileConfig {
+    let tuned = Node::edge_with(meridian_edge::FileConfig {
         upstream: vec![origin.url()],
         cache: meridian_edge::config::CacheSection {
             sort_query: Some(true),

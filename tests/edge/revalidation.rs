@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use crate::support::{Edge, Origin, Reply, cache_status, client, eventually};
+use crate::support::{Node, Origin, Reply, cache_status, client, eventually};
 
 /// Waits until a `max-age=1` response is stale (ages are whole seconds).
 async fn until_stale() {
@@ -31,7 +31,7 @@ async fn stale_response_is_revalidated_and_304_updates_headers_rfc9111_4_3_4() {
         }
     })
     .await;
-    let edge = Edge::start(&origin.url()).await;
+    let edge = Node::edge(&[origin.url()]).await;
     let c = client();
     c.get(edge.url("/doc")).send().await.expect("fill");
     version.store(2, Ordering::SeqCst);
@@ -78,7 +78,7 @@ async fn last_modified_validator_is_used_when_there_is_no_etag() {
         }
     })
     .await;
-    let edge = Edge::start(&origin.url()).await;
+    let edge = Node::edge(&[origin.url()]).await;
     let c = client();
     c.get(edge.url("/lm")).send().await.expect("fill");
     until_stale().await;
@@ -101,7 +101,7 @@ async fn stale_while_revalidate_serves_stale_and_refreshes_once_rfc5861_3() {
             .delay(Duration::from_millis(300))
     })
     .await;
-    let edge = Edge::start(&origin.url()).await;
+    let edge = Node::edge(&[origin.url()]).await;
     let c = client();
     c.get(edge.url("/swr")).send().await.expect("fill");
     version.store(2, Ordering::SeqCst);
@@ -125,8 +125,10 @@ async fn stale_while_revalidate_serves_stale_and_refreshes_once_rfc5861_3() {
     }
     let c2 = c.clone();
     let url = edge.url("/swr");
-    assert!(
-        eventually(Duration::from_secs(5), || {
+    eventually(
+        "the background refresh stored v2",
+        Duration::from_secs(5),
+        || {
             let c = c2.clone();
             let url = url.clone();
             async move {
@@ -139,10 +141,9 @@ async fn stale_while_revalidate_serves_stale_and_refreshes_once_rfc5861_3() {
                     .expect("body")
                     == "v2"
             }
-        })
-        .await,
-        "the background refresh stored v2"
-    );
+        },
+    )
+    .await;
     assert_eq!(origin.count(), 2, "exactly one background refresh");
 }
 
@@ -162,7 +163,7 @@ async fn stale_if_error_serves_stale_when_the_origin_fails_rfc5861_4() {
         Reply::ok("good copy").header("cache-control", cc)
     })
     .await;
-    let edge = Edge::start(&origin.url()).await;
+    let edge = Node::edge(&[origin.url()]).await;
     let c = client();
     c.get(edge.url("/sie")).send().await.expect("fill");
     c.get(edge.url("/strict")).send().await.expect("fill");
@@ -194,7 +195,7 @@ async fn stale_if_error_serves_stale_when_the_origin_fails_rfc5861_4() {
 
 #[tokio::test]
 async fn grace_serves_stale_when_the_origin_is_gone_and_must_revalidate_gives_504() {
-    let origin = Origin::start(|s| {
+    let mut origin = Origin::start(|s| {
         let cc = if s.path == "/strict" {
             "max-age=1, must-revalidate"
         } else {
@@ -203,7 +204,7 @@ async fn grace_serves_stale_when_the_origin_is_gone_and_must_revalidate_gives_50
         Reply::ok("kept").header("cache-control", cc)
     })
     .await;
-    let edge = Edge::start_with(meridian_edge::FileConfig {
+    let edge = Node::edge_with(meridian_edge::FileConfig {
         upstream: vec![origin.url()],
         name: Some("edge-1".into()),
         cache: meridian_edge::config::CacheSection {

@@ -3,10 +3,10 @@
 
 use std::time::{Duration, SystemTime};
 
-use crate::support::{Edge, Origin, Reply, cache_status, client};
+use crate::support::{Node, Origin, Reply, cache_status, client};
 
 /// GETs `path` twice and returns how many requests reached the origin.
-async fn origin_hits_for_two_gets(origin: &Origin, edge: &Edge, path: &str) -> usize {
+async fn origin_hits_for_two_gets(origin: &Origin, edge: &Node, path: &str) -> usize {
     let c = client();
     for _ in 0..2 {
         let r = c.get(edge.url(path)).send().await.expect("send");
@@ -47,7 +47,7 @@ async fn storability_rules_rfc9111_3() {
         }
     })
     .await;
-    let edge = Edge::start(&origin.url()).await;
+    let edge = Node::edge(&[origin.url()]).await;
     let cases = [
         ("/max-age", 1),
         ("/no-store", 2),
@@ -90,7 +90,7 @@ async fn authorization_requests_are_stored_only_when_allowed_rfc9111_3_5() {
         _ => Reply::ok("secret").header("cache-control", "max-age=60"),
     })
     .await;
-    let edge = Edge::start(&origin.url()).await;
+    let edge = Node::edge(&[origin.url()]).await;
     let c = client();
     for _ in 0..2 {
         c.get(edge.url("/secret"))
@@ -123,7 +123,7 @@ async fn no_cache_is_stored_but_revalidated_every_time_rfc9111_5_2_2_4() {
         }
     })
     .await;
-    let edge = Edge::start(&origin.url()).await;
+    let edge = Node::edge(&[origin.url()]).await;
     let c = client();
     for i in 0..3 {
         let r = c.get(edge.url("/nc")).send().await.expect("send");
@@ -144,7 +144,7 @@ async fn no_cache_is_stored_but_revalidated_every_time_rfc9111_5_2_2_4() {
 async fn head_is_answered_from_a_stored_get() {
     let origin =
         Origin::start(|_| Reply::ok("0123456789").header("cache-control", "max-age=60")).await;
-    let edge = Edge::start(&origin.url()).await;
+    let edge = Node::edge(&[origin.url()]).await;
     let c = client();
     let r = c.head(edge.url("/doc")).send().await.expect("send");
     assert!(
@@ -177,7 +177,7 @@ async fn age_is_computed_and_date_is_kept_rfc9111_4_2_3() {
             .header("date", &d)
     })
     .await;
-    let edge = Edge::start(&origin.url()).await;
+    let edge = Node::edge(&[origin.url()]).await;
     let c = client();
     for _ in 0..2 {
         let r = c.get(edge.url("/aged")).send().await.expect("send");
@@ -212,7 +212,7 @@ async fn successful_unsafe_methods_invalidate_uri_and_location_rfc9111_4_4() {
         _ => Reply::ok(format!("v{}", s.path)).header("cache-control", "max-age=60"),
     })
     .await;
-    let edge = Edge::start(&origin.url()).await;
+    let edge = Node::edge(&[origin.url()]).await;
     let c = client();
     for p in ["/items", "/items/7", "/items/latest", "/fail", "/other"] {
         c.get(edge.url(p)).send().await.expect("send");
@@ -252,7 +252,7 @@ async fn large_objects_stream_and_are_not_stored() {
     let body = bytes::Bytes::from(big.clone());
     let origin =
         Origin::start(move |_| Reply::ok(body.clone()).header("cache-control", "max-age=60")).await;
-    let edge = Edge::start_with(meridian_edge::FileConfig {
+    let edge = Node::edge_with(meridian_edge::FileConfig {
         upstream: vec![origin.url()],
         name: Some("edge-1".into()),
         cache: meridian_edge::config::CacheSection {
@@ -284,7 +284,7 @@ async fn store_stays_within_its_byte_bound() {
     let origin =
         Origin::start(|_| Reply::ok(vec![b'x'; 2048]).header("cache-control", "max-age=60")).await;
     let cap = 64 * 1024;
-    let edge = Edge::start_with(meridian_edge::FileConfig {
+    let edge = Node::edge_with(meridian_edge::FileConfig {
         upstream: vec![origin.url()],
         cache: meridian_edge::config::CacheSection {
             size: Some(meridian_common::ByteSize(cap)),

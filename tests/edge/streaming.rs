@@ -13,7 +13,7 @@ use futures_util::StreamExt;
 use meridian_common::ByteSize;
 use meridian_proxy::config::CacheSection;
 
-use crate::support::{Edge, StreamOrigin, StreamSpec, cache_status, client};
+use crate::support::{Node, StreamOrigin, StreamSpec, cache_status, client};
 
 /// Bounds every wait, so a regression fails instead of hanging.
 const WAIT: Duration = Duration::from_secs(10);
@@ -51,8 +51,8 @@ async fn read_rest(
     }
 }
 
-async fn edge_for(origin: &StreamOrigin, cache: CacheSection) -> Edge {
-    Edge::start_with(meridian_edge::FileConfig {
+async fn edge_for(origin: &StreamOrigin, cache: CacheSection) -> Node {
+    Node::edge_with(meridian_edge::FileConfig {
         upstream: vec![origin.url()],
         name: Some("edge-1".into()),
         cache,
