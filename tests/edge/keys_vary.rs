@@ -149,7 +149,7 @@ async fn the_newest_matching_variant_wins_rfc9111_4_1() {
         }
     })
     .await;
-    let edge = Edge::start(&origin.url()).await;
+    let edge = Node::edge(&[origin.url()]).await;
     let c = client();
     let get = |extra: Option<(&'static str, &'static str)>| {
         let mut rq = c
@@ -201,7 +201,7 @@ async fn a_failed_revalidation_leaves_other_variants_alone() {
             .header("vary", "accept-language")
     })
     .await;
-    let edge = Edge::start(&origin.url()).await;
+    let edge = Node::edge(&[origin.url()]).await;
     let c = client();
     let get = |lang: &'static str| {
         c.get(edge.url("/doc"))
