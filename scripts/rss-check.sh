@@ -9,11 +9,14 @@
 # with default settings (cache.size 256 MiB) start on loopback; CLIENTS
 # clients (curl, each read-limited to RATE) ask at once for distinct query
 # strings of the file, so every one is a separate miss, and hang up after
-# HOLD seconds. The edge's peak RSS (VmHWM) and its RSS right after the last
-# client left and AFTER seconds later are printed, then the median and the
-# range over RUNS runs. What stays may include up to cache.size of stored
-# objects; the rest is memory the allocator kept. Everything runs on
-# 127.0.0.1, every wait is bounded, and all it started is stopped on exit.
+# HOLD seconds. Once the last client has left, the admin `/stats` is read:
+# that reports the bytes the cache holds and runs the store's pending
+# housekeeping (the moka store drops evicted bodies only then, and an idle
+# node runs none). The edge's peak RSS (VmHWM), its RSS then, and AFTER
+# seconds later are printed, then the median and the range over RUNS runs.
+# What stays is the cache's bytes, what else the edge still holds, and what
+# the allocator kept. Everything runs on 127.0.0.1, every wait is bounded,
+# and all it started is stopped on exit.
 #
 # Environment (defaults in brackets):
 #   BINS   [jemalloc=target/release/meridian, built first]  label=path ...
@@ -32,6 +35,7 @@ AFTER=${AFTER:-"10 30 60"}
 BASE_PORT=${BASE_PORT:-18300}
 P_ORIGIN=$BASE_PORT
 P_EDGE=$((BASE_PORT + 1))
+P_ADMIN=$((BASE_PORT + 2))
 
 log() { echo "rss-check: $*" >&2; }
 die() {
@@ -105,7 +109,7 @@ for run in $(seq "$RUNS"); do
             --root "$TMP/root" --cache-control 'public, max-age=3600'
         origin=$STARTED
         start edge "$P_EDGE" "$bin" edge --listen "127.0.0.1:$P_EDGE" \
-            --upstream "http://127.0.0.1:$P_ORIGIN"
+            --upstream "http://127.0.0.1:$P_ORIGIN" --admin-listen "127.0.0.1:$P_ADMIN"
         edge=$STARTED
         idle=$(mib "$edge" VmRSS)
         clients=()
@@ -115,7 +119,10 @@ for run in $(seq "$RUNS"); do
             clients+=($!)
         done
         for c in "${clients[@]}"; do wait "$c" || true; done
-        row="$label	$run	$idle	$(mib "$edge" VmHWM)	$(mib "$edge" VmRSS)"
+        kill -0 "$edge" 2>/dev/null || die "$label: the edge exited; see $TMP/edge.log"
+        cached=$(curl -s --max-time 10 "http://127.0.0.1:$P_ADMIN/stats" |
+            python3 -c 'import json, sys; print(json.load(sys.stdin)["bytes"] >> 20)')
+        row="$label	$run	$idle	$(mib "$edge" VmHWM)	$cached	$(mib "$edge" VmRSS)"
         waited=0
         for t in $AFTER; do
             sleep $((t - waited))
@@ -132,13 +139,14 @@ done
 python3 - "$RESULTS" "$AFTER" "$CLIENTS" "$SIZE_MB" "$RATE" "$HOLD" <<'EOF'
 import statistics, sys
 path, after, clients, size, rate, hold = sys.argv[1:]
-cols = ["idle", "peak", "left"] + ["+%ss" % t for t in after.split()]
+cols = ["idle", "peak", "cached", "left"] + ["+%ss" % t for t in after.split()]
 rows = {}
 for line in open(path):
     f = line.rstrip("\n").split("\t")
     rows.setdefault(f[0], []).append([int(x) for x in f[2:]])
-print("%s clients x %s MiB misses, read at %s/s for %s s; edge RSS in MiB, "
-      "median (min-max) over runs" % (clients, size, rate, hold))
+print("%s clients x %s MiB misses, read at %s/s for %s s. MiB, median (min-max) "
+      "over runs: edge RSS idle, at its peak, when the clients had left (left) and "
+      "later; cached: what the cache held then." % (clients, size, rate, hold))
 print()
 print("| allocator | runs | " + " | ".join(cols) + " |")
 print("|---|---|" + "---|" * len(cols))
