@@ -5,29 +5,32 @@
 //!
 //! The binary allocates with jemalloc, with its background purging threads
 //! turned on at startup, because a cache node must give memory back once a
-//! burst is over. Large misses and slow clients hold many megabyte-sized
-//! buffers for a while and then free them all at once. glibc's malloc keeps
-//! such memory: freed chunks in the middle of a heap or a per-thread arena
-//! are not returned to the OS (only the top of the main heap is trimmed), and
-//! after the first large buffer is freed its mmap threshold rises to 32 MiB,
-//! so later large bodies come from those arenas too. An edge that 40 slow
-//! clients had pushed to gigabytes stayed there after they left. jemalloc
-//! returns dirty pages to the OS on a decay schedule (`dirty_decay_ms`, 10 s
-//! by default, with `MADV_DONTNEED`, so RSS really falls); without background
-//! threads that purging happens only as a side effect of later allocations,
-//! which an idle node does not make, so the threads are switched on here
-//! through `tikv-jemalloc-ctl` (the workspace forbids `unsafe`, which an
-//! exported `malloc_conf` symbol would need). `scripts/rss-check.sh` measures
-//! the difference; the figures are in the README. mimalloc also returns
-//! memory, but its purging is driven by the allocating threads as well and
-//! it offers less to tune and inspect at run time; jemalloc is what Varnish,
-//! Redis and TiKV ship with for the same workload shape.
+//! burst is over: large misses and slow clients hold many buffers for a
+//! while and then free them all at once. `scripts/rss-check.sh` measures it
+//! (40 slow clients on distinct 60 MiB misses, default settings, 240 MiB
+//! left in the cache; figures in the README). A minute after the clients
+//! left, RSS was:
 //!
-//! Tuning without a rebuild: the symbols are prefixed, so the environment
-//! variable is `_RJEM_MALLOC_CONF` (for example
-//! `_RJEM_MALLOC_CONF=dirty_decay_ms:1000`). `cargo build
-//! --no-default-features` builds with the system allocator instead (MSVC
-//! targets always use it).
+//! - glibc malloc: 580–955 MiB. Blocks above its mmap threshold go back at
+//!   once, but freed smaller chunks stay in the per-thread arenas, which are
+//!   trimmed only from the top (issue 8 saw 2.25 GB stay resident).
+//! - mimalloc: 2.4–4.0 GiB, the peak, for the whole minute: it purges a
+//!   thread's freed pages when that thread allocates again, and the threads
+//!   of an idle node do not.
+//! - jemalloc: 330–515 MiB, reached within 10 s. It returns freed pages on a
+//!   decay schedule (`dirty_decay_ms`, 10 s by default; with
+//!   `MADV_DONTNEED`, so RSS really falls). Without background threads that
+//!   purging, too, happens only inside later allocations, so they are
+//!   switched on here through `tikv-jemalloc-ctl` (the workspace forbids
+//!   `unsafe`, which an exported `malloc_conf` symbol would need).
+//!
+//! The price: pages freed during a burst wait out the decay before they go,
+//! so the peak can be higher than glibc's (2.7–4.2 against 2.7–2.9 GiB in
+//! that test); bounding the memory of fills in flight is the engine's job.
+//! Tuning without a rebuild: the symbols are prefixed, so the variable is
+//! `_RJEM_MALLOC_CONF` (for example `_RJEM_MALLOC_CONF=dirty_decay_ms:1000`
+//! returns memory sooner at the cost of more page faults). `cargo build
+//! --no-default-features` uses the system allocator (MSVC targets always do).
 
 use clap::{Parser, Subcommand};
 

@@ -150,9 +150,9 @@ pub struct Config {
     /// Edge names tried in order when every edge is down.
     pub fallback: Vec<String>,
     pub trusted_proxies: Vec<IpNet>,
-    /// The header trusted proxies write the client address in [`X-Forwarded-For`].
+    /// The header trusted proxies write the client address in (default `X-Forwarded-For`).
     pub forwarded_header: ForwardedHeader,
-    /// Forwarding-header entries read at most, from the right [32].
+    /// Forwarding-header entries read at most, from the right (default 32).
     pub max_forwarded_hops: usize,
 }
 
