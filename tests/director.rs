@@ -321,6 +321,79 @@ async fn untrusted_forwarded_headers_are_ignored() {
     d.stop().await;
 }
 
+/// What `/v1/route` says about a request carrying these headers.
+async fn route_with(d: &Running, headers: &[(&str, &str)]) -> Json {
+    let mut req = client().get(format!("http://{}/v1/route", d.addr));
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    req.send().await.expect("route").json().await.expect("json")
+}
+
+/// The proxy chain a client builds to pick its own address: 32 forged
+/// entries in front of what the trusted proxy (here the test, on loopback)
+/// appends, the address it really saw.
+#[tokio::test]
+async fn a_client_prefilling_32_forwarded_for_entries_cannot_choose_its_address() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("city.mmdb");
+    write_db(
+        &db,
+        Schema::City,
+        &[
+            ("81.2.69.0/24", 51.5, -0.13, "GB"),
+            ("8.8.8.0/24", 40.7, -74.0, "US"),
+        ],
+    );
+    let text = format!("{}[director]\nhealth-checks = \"off\"\n", unpolled_edges());
+    let d = Running::start(&text, &db, true).await;
+    let forged = vec![NEW_YORK; 32].join(", ");
+    // One header line, the proxy appending to the client's value (nginx's
+    // `$proxy_add_x_forwarded_for`), then a second trusted hop.
+    let joined = format!("{forged}, {LONDON}, 127.0.0.2");
+    assert_eq!(
+        d.redirect(&joined, "/a").await.as_deref(),
+        Some("http://127.0.0.1:8101/a"),
+        "London client sent to its own edge"
+    );
+    let why = route_with(&d, &[("x-forwarded-for", &joined)]).await;
+    assert_eq!(why["address"], LONDON, "{why}");
+    assert_eq!(why["address_source"], "x-forwarded-for");
+    // The proxy adds its own header line after the client's.
+    let why = route_with(
+        &d,
+        &[("x-forwarded-for", &forged), ("x-forwarded-for", LONDON)],
+    )
+    .await;
+    assert_eq!(why["address"], LONDON, "{why}");
+    // Many more forged entries than the walk reads change nothing either.
+    let flood = format!("{}, {LONDON}", vec![NEW_YORK; 2000].join(","));
+    let why = route_with(&d, &[("x-forwarded-for", &flood)]).await;
+    assert_eq!(why["address"], LONDON, "{why}");
+    // Proxies here write X-Forwarded-For and pass a client's Forwarded through.
+    let why = route_with(
+        &d,
+        &[
+            ("forwarded", &format!("for={NEW_YORK}")),
+            ("x-forwarded-for", LONDON),
+        ],
+    )
+    .await;
+    assert_eq!(why["address"], LONDON, "{why}");
+    d.stop().await;
+
+    // The same attack on `Forwarded`, where that is the header proxies write.
+    let text = format!("{text}forwarded-header = \"forwarded\"\n");
+    let d = Running::start(&text, &db, true).await;
+    let forged = vec![format!("for={NEW_YORK}"); 40].join(", ");
+    let chain = format!("{forged}, for=\"{LONDON}:4711\";proto=https, for=127.0.0.2");
+    let why = route_with(&d, &[("forwarded", &chain), ("x-forwarded-for", NEW_YORK)]).await;
+    assert_eq!(why["address"], LONDON, "{why}");
+    assert_eq!(why["address_source"], "forwarded");
+    assert_eq!(why["chosen"], "eu-west");
+    d.stop().await;
+}
+
 /// A fake edge: answers `/healthz` until stopped.
 struct FakeEdge {
     addr: SocketAddr,

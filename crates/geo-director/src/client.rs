@@ -1,15 +1,25 @@
 //! Which address a request is for: the socket peer, or, when the peer is a
-//! trusted proxy, the address it reports in `Forwarded` (RFC 7239) or
-//! `X-Forwarded-For`. Anyone can send those headers, so they count only from
-//! trusted proxies, and the chain is read right to left: the rightmost
-//! address that is not itself a trusted proxy is the client (entries to its
-//! left were written by the client and prove nothing).
+//! trusted proxy, the address it reports in `X-Forwarded-For` or, if so
+//! configured, `Forwarded` (RFC 7239). Anyone can send those headers, so
+//! they count only from trusted proxies, and the chain is read right to
+//! left: each proxy appends the address it saw, so the rightmost address
+//! that is not itself a trusted proxy is the client, and entries to its left
+//! were written by the client and prove nothing. The walk reads at most
+//! [`Forwarding::max_hops`] entries, counted from the right (counted from the
+//! left, a client that pre-fills the header would push the entries the
+//! proxies appended out of reach and pick its own address).
+//!
+//! Only one header is read, the one the operator's proxy writes: a proxy
+//! that appends `X-Forwarded-For` passes a client's `Forwarded` through
+//! untouched, so preferring `Forwarded` whenever it is present would let
+//! any client choose its address (nginx's `real_ip_header` and Envoy's
+//! `xff_num_trusted_hops` likewise read one header).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use http::HeaderMap;
 use ipnet::IpNet;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Where the client address came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -22,27 +32,48 @@ pub enum AddressSource {
     Query,
 }
 
-/// Bounds the work one request can cause; real chains are a few hops.
-const MAX_HOPS: usize = 32;
+/// The header a trusted proxy reports the client's address in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ForwardedHeader {
+    /// `X-Forwarded-For: client, proxy1, proxy2` (nginx, HAProxy, Envoy, cloud load balancers).
+    #[default]
+    XForwardedFor,
+    /// `Forwarded: for=client, for=proxy1` (RFC 7239).
+    Forwarded,
+}
 
-pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> (IpAddr, AddressSource) {
+/// Default for `director.max-forwarded-hops`: real chains are a few hops.
+pub const DEFAULT_MAX_FORWARDED_HOPS: usize = 32;
+
+/// Which peers' forwarding headers are believed, and how far.
+#[derive(Debug, Clone, Copy)]
+pub struct Forwarding<'a> {
+    /// Proxies whose forwarding header counts.
+    pub trusted: &'a [IpNet],
+    pub header: ForwardedHeader,
+    /// Entries read at most, from the right: bounds the work one request causes.
+    pub max_hops: usize,
+}
+
+/// The client's address for a request from `peer` (see the module docs).
+pub fn client_ip(peer: IpAddr, headers: &HeaderMap, f: Forwarding<'_>) -> (IpAddr, AddressSource) {
     let peer = peer.to_canonical();
-    let is_trusted = |ip: &IpAddr| trusted.iter().any(|n| n.contains(ip));
+    let is_trusted = |ip: &IpAddr| f.trusted.iter().any(|n| n.contains(ip));
     if !is_trusted(&peer) {
         return (peer, AddressSource::Peer);
     }
-    let (hops, source) = if headers.contains_key(http::header::FORWARDED) {
-        (forwarded_for(headers), AddressSource::Forwarded)
-    } else {
-        (x_forwarded_for(headers), AddressSource::XForwardedFor)
+    let source = match f.header {
+        ForwardedHeader::XForwardedFor => AddressSource::XForwardedFor,
+        ForwardedHeader::Forwarded => AddressSource::Forwarded,
     };
     let mut client = None;
-    for hop in hops.iter().rev() {
+    for hop in hops_from_right(headers, f.header).take(f.max_hops) {
         // An unreadable hop (`unknown`, an obfuscated name, junk) ends what
         // can be trusted: the last good address stands.
         let Some(ip) = hop else { break };
-        client = Some(*ip);
-        if !is_trusted(ip) {
+        client = Some(ip);
+        if !is_trusted(&ip) {
             break;
         }
     }
@@ -52,33 +83,39 @@ pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> (IpAdd
     }
 }
 
-fn x_forwarded_for(headers: &HeaderMap) -> Vec<Option<IpAddr>> {
+/// The chain's entries, rightmost first, parsed lazily so that only the
+/// entries taken are looked at. Several header lines form one chain, in
+/// order. A line that is not visible ASCII is one unreadable hop.
+fn hops_from_right(
+    headers: &HeaderMap,
+    header: ForwardedHeader,
+) -> impl Iterator<Item = Option<IpAddr>> + '_ {
+    let name = match header {
+        ForwardedHeader::XForwardedFor => "x-forwarded-for",
+        ForwardedHeader::Forwarded => "forwarded",
+    };
     headers
-        .get_all("x-forwarded-for")
+        .get_all(name)
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .take(MAX_HOPS)
-        .map(|s| parse_node(s.trim()))
-        .collect()
+        .rev()
+        .flat_map(|v| v.to_str().unwrap_or("").rsplit(','))
+        .map(move |entry| match header {
+            ForwardedHeader::XForwardedFor => parse_node(entry.trim()),
+            ForwardedHeader::Forwarded => forwarded_for(entry),
+        })
 }
 
-fn forwarded_for(headers: &HeaderMap) -> Vec<Option<IpAddr>> {
-    headers
-        .get_all(http::header::FORWARDED)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .take(MAX_HOPS)
-        .filter_map(|element| {
-            element.split(';').find_map(|pair| {
-                let (k, v) = pair.split_once('=')?;
-                k.trim()
-                    .eq_ignore_ascii_case("for")
-                    .then(|| parse_node(v.trim().trim_matches('"')))
-            })
-        })
-        .collect()
+/// The `for=` of one `Forwarded` element (`for=1.2.3.4;proto=https`). An
+/// element without one is a proxy that did not say whom it heard from: an
+/// unreadable hop, not one to skip (skipping it would credit the entry to its
+/// left, which the client may have written).
+fn forwarded_for(element: &str) -> Option<IpAddr> {
+    element.split(';').find_map(|pair| {
+        let (k, v) = pair.split_once('=')?;
+        k.trim()
+            .eq_ignore_ascii_case("for")
+            .then(|| parse_node(v.trim().trim_matches('"')))
+    })?
 }
 
 /// An address as proxies write it: `1.2.3.4`, `1.2.3.4:80`, `[2001:db8::1]:80`, `2001:db8::1`.

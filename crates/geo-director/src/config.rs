@@ -15,6 +15,8 @@ use meridian_balance::HealthPolicy;
 use meridian_common::{ConfigError, HumanDuration};
 use serde::Deserialize;
 
+use crate::client::{DEFAULT_MAX_FORWARDED_HOPS, ForwardedHeader};
+
 /// The shipped database, relative to the working directory.
 pub const DEFAULT_GEOIP: &str = "geo-data/dbip-country-centres.mmdb";
 
@@ -109,6 +111,8 @@ struct DirectorFile {
     fallback: Vec<String>,
     #[serde(default)]
     trusted_proxies: Vec<IpNet>,
+    forwarded_header: Option<ForwardedHeader>,
+    max_forwarded_hops: Option<usize>,
 }
 
 /// One path or a list of paths.
@@ -146,6 +150,10 @@ pub struct Config {
     /// Edge names tried in order when every edge is down.
     pub fallback: Vec<String>,
     pub trusted_proxies: Vec<IpNet>,
+    /// The header trusted proxies write the client address in (default `X-Forwarded-For`).
+    pub forwarded_header: ForwardedHeader,
+    /// Forwarding-header entries read at most, from the right (default 32).
+    pub max_forwarded_hops: usize,
 }
 
 impl Config {
@@ -192,6 +200,8 @@ impl Config {
             default_region,
             fallback: d.fallback,
             trusted_proxies: d.trusted_proxies,
+            forwarded_header: d.forwarded_header.unwrap_or_default(),
+            max_forwarded_hops: d.max_forwarded_hops.unwrap_or(DEFAULT_MAX_FORWARDED_HOPS),
         };
         config.validate()?;
         Ok(config)
@@ -297,6 +307,13 @@ impl Config {
             return bad(
                 "director.health-rise".into(),
                 "rise and fall must be at least 1".into(),
+            );
+        }
+        if self.max_forwarded_hops == 0 {
+            return bad(
+                "director.max-forwarded-hops".into(),
+                "must be at least 1 (with no trusted proxies, forwarding headers are ignored anyway)"
+                    .into(),
             );
         }
         if self.geoip.is_empty() {

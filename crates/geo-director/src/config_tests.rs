@@ -161,3 +161,29 @@ fn health_timeout_may_not_exceed_the_interval() {
         "not checked when health checks are off"
     );
 }
+
+#[test]
+fn forwarding_defaults_to_x_forwarded_for_read_32_hops_from_the_right() {
+    let c = Config::parse("t.toml", EDGES).expect("valid");
+    assert_eq!(c.forwarded_header, ForwardedHeader::XForwardedFor);
+    assert_eq!(c.max_forwarded_hops, 32);
+    let c = Config::parse(
+        "t.toml",
+        &format!("{EDGES}\n[director]\nforwarded-header = \"forwarded\"\nmax-forwarded-hops = 4\n"),
+    )
+    .expect("valid");
+    assert_eq!(c.forwarded_header, ForwardedHeader::Forwarded);
+    assert_eq!(c.max_forwarded_hops, 4);
+    let msg = err(&format!("{EDGES}\n[director]\nmax-forwarded-hops = 0\n"));
+    assert!(
+        msg.contains("t.toml") && msg.contains("director.max-forwarded-hops"),
+        "{msg}"
+    );
+    let msg = err(&format!(
+        "{EDGES}\n[director]\nforwarded-header = \"x-real-ip\"\n"
+    ));
+    assert!(
+        msg.contains("t.toml") && msg.contains("forwarded-header"),
+        "{msg}"
+    );
+}

@@ -25,7 +25,7 @@ use ipnet::IpNet;
 use meridian_balance::Health;
 
 use crate::Error;
-use crate::client::is_special;
+use crate::client::{Forwarding, is_special};
 use crate::config::{Config, HealthSettings};
 use crate::lookup::{Geo, GeoLookup, MaxMindFiles};
 use crate::zones::Zones;
@@ -190,6 +190,15 @@ impl Director {
 
     pub fn trusted_proxies(&self) -> &[IpNet] {
         &self.config.trusted_proxies
+    }
+
+    /// Whose forwarding headers count, which one and how far: for [`crate::client_ip`].
+    pub fn forwarding(&self) -> Forwarding<'_> {
+        Forwarding {
+            trusted: &self.config.trusted_proxies,
+            header: self.config.forwarded_header,
+            max_hops: self.config.max_forwarded_hops,
+        }
     }
 
     pub fn zone_name(&self, zone: usize) -> Option<String> {

@@ -75,7 +75,7 @@ async fn redirect(
     headers: HeaderMap,
     uri: Uri,
 ) -> Result<Response, Failure> {
-    let (ip, _) = client_ip(peer.ip(), &headers, d.trusted_proxies());
+    let (ip, _) = client_ip(peer.ip(), &headers, d.forwarding());
     let decision = d.route(ip);
     let edge = decision
         .edge
@@ -116,7 +116,7 @@ async fn route(
                 .map_err(|_| Failure::BadAddress(s.clone()))?;
             (ip, AddressSource::Query)
         }
-        None => client_ip(peer.ip(), &headers, d.trusted_proxies()),
+        None => client_ip(peer.ip(), &headers, d.forwarding()),
     };
     let decision = d.route(ip);
     let body = explain(&d, &decision, source);

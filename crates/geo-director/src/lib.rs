@@ -3,7 +3,7 @@
 //! the nearest healthy edge.
 //!
 //! ```text
-//! request ─▶ client address (peer, or Forwarded / X-Forwarded-For from a trusted proxy)
+//! request ─▶ client address (peer, or X-Forwarded-For / Forwarded from a trusted proxy, read from the right)
 //!         ─▶ place: coverage zone ▸ private/reserved → default region ▸ database ▸ default region
 //!         ─▶ choose: healthy edges, preferred target first, then weighted great-circle distance
 //!         ─▶ 302 to edge URL + path + query   (or JSON at /v1/route explaining all of it)
@@ -30,7 +30,9 @@ use std::sync::Arc;
 use meridian_common::Shutdown;
 use tokio::net::TcpListener;
 
-pub use crate::client::{AddressSource, client_ip, is_special};
+pub use crate::client::{
+    AddressSource, DEFAULT_MAX_FORWARDED_HOPS, ForwardedHeader, Forwarding, client_ip, is_special,
+};
 pub use crate::config::{Config, CoverageZone, DEFAULT_GEOIP, EdgeConfig, HealthSettings, Switch};
 pub use crate::director::{Decision, Director, Edge, Placement, Reason, Target};
 pub use crate::error::Error;
