@@ -77,6 +77,9 @@ pub trait Storage: Send + Sync + 'static {
     /// how many stored responses it touched.
     fn purge(&self, selector: &Selector, soft: bool) -> usize;
     fn stats(&self) -> StoreStats;
+    /// Housekeeping (evictions and expiries that are due), run about once a
+    /// second by the node so an idle node gives back evicted bodies too.
+    fn maintain(&self) {}
 }
 
 /// Recent purges, so an insert can tell whether one since its fetch began
@@ -312,6 +315,10 @@ impl Storage for MemoryStore {
             Selector::Tag(t) => self.purge_matching(soft, |_, e| e.has_tag(t)),
             Selector::All => self.purge_matching(soft, |_, _| true),
         }
+    }
+
+    fn maintain(&self) {
+        self.cache.run_pending_tasks();
     }
 
     fn stats(&self) -> StoreStats {

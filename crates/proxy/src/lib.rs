@@ -56,6 +56,7 @@ pub async fn serve_all(
         }
         tokio::spawn(admin::serve(l, Arc::clone(&engine), shutdown.clone()))
     });
+    tokio::spawn(maintain(Arc::clone(engine.store()), shutdown.clone()));
     server::serve(listener, engine, Scheme::Http, shutdown).await;
     if let Some(t) = admin_task
         && let Ok(Err(e)) = t.await
@@ -63,6 +64,22 @@ pub async fn serve_all(
         return Err(e.into());
     }
     Ok(())
+}
+
+/// Runs the store's housekeeping every second until shutdown: moka drops
+/// evicted and expired entries (and so their bodies) only when it does
+/// maintenance, which otherwise waits for traffic.
+async fn maintain(store: Arc<dyn meridian_cache::Storage>, shutdown: Shutdown) {
+    let stop = shutdown.wait();
+    tokio::pin!(stop);
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = &mut stop => return,
+            _ = tick.tick() => store.maintain(),
+        }
+    }
 }
 
 /// The client for active health checks.
