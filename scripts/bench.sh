@@ -27,6 +27,8 @@
 #   MM_HOLD_S [30]  MM_SETTLE_S [60]  MM_SERVERS [$SERVERS]
 #   BASE_PORT [18100]     MERIDIAN_BIN (skip the build and use this binary)
 #   ORIGIN_BIN [the meridian binary] runs `origin` (miss_stream needs --rate)
+#   COMPARE_BIN  a second meridian binary, measured as server `meridian-b`
+#               in the same interleaved rounds (before/after in one run)
 #   NGINX_OPEN_FILE_CACHE [1] nginx keeps cached files open (0: stock config)
 #   OUT [scripts/bench-results/latest.json]  KEEP_TMP=1 keeps the temp dir
 #   UPDATE_DOC=docs/benchmarks.md  also puts the report between that file's
@@ -53,7 +55,11 @@ MEM_OBJECTS=${MEM_OBJECTS:-100000}
 STORM_CLIENTS=${STORM_CLIENTS:-200}
 STORM_DELAY_MS=${STORM_DELAY_MS:-500}
 SCENARIOS=${SCENARIOS:-"hit_1k hit_100k hit_1m hotset_10k miss_storm miss_stream memory miss_memory"}
-SERVERS=${SERVERS:-"meridian nginx varnish"}
+if [[ -n ${COMPARE_BIN:-} ]]; then
+    SERVERS=${SERVERS:-"meridian meridian-b nginx varnish"}
+else
+    SERVERS=${SERVERS:-"meridian nginx varnish"}
+fi
 STREAM_MIB=${STREAM_MIB:-16}
 STREAM_RATE=${STREAM_RATE:-8MiB}
 STREAM_WAITERS=${STREAM_WAITERS:-10}
@@ -117,6 +123,9 @@ fi
 # older edge binary may predate `origin --rate`).
 ORIGIN_BIN=${ORIGIN_BIN:-$MERIDIAN}
 [[ -x $ORIGIN_BIN ]] || die "no origin binary at $ORIGIN_BIN"
+if [[ " $SERVERS " == *" meridian-b "* ]]; then
+    [[ -x ${COMPARE_BIN:-} ]] || die "server meridian-b needs COMPARE_BIN=<a meridian binary>"
+fi
 
 has_scenario() { [[ " $SCENARIOS " == *" $1 "* ]]; }
 
@@ -227,6 +236,11 @@ P_MEM_ADMIN=$((BASE_PORT + 14))
 STREAM_PORT[meridian]=$((BASE_PORT + 15))
 MM_PORT[meridian]=$((BASE_PORT + 16))
 P_MM_ADMIN=$((BASE_PORT + 17))
+PORT[meridian-b]=$((BASE_PORT + 40))
+STORM_PORT[meridian-b]=$((BASE_PORT + 42))
+STREAM_PORT[meridian-b]=$((BASE_PORT + 45))
+MM_PORT[meridian-b]=$((BASE_PORT + 46))
+P_MM_ADMIN_B=$((BASE_PORT + 47))
 PORT[nginx]=$((BASE_PORT + 20))
 STORM_PORT[nginx]=$((BASE_PORT + 22))
 STREAM_PORT[nginx]=$((BASE_PORT + 25))
@@ -258,7 +272,7 @@ small = fill(100, 2)
 for i in range(mem):
     open(os.path.join(root, "mem", "m%06d.bin" % i), "wb").write(small)
 for r in range(1, rounds + 1):
-    for s in ("meridian", "nginx", "varnish"):
+    for s in ("meridian", "meridian-b", "nginx", "varnish"):
         open(os.path.join(root, "storm", "%s-r%d.bin" % (s, r)), "wb").write(kib)
 # Random bytes, so a proxy that serves any wrong offset fails the hash check.
 if stream_mib:
@@ -269,7 +283,7 @@ if stream_mib:
     # One name per server and round (hard links: no extra disk), so each
     # round is a cold miss everywhere.
     for r in range(1, rounds + 1):
-        for s in ("meridian", "nginx", "varnish"):
+        for s in ("meridian", "meridian-b", "nginx", "varnish"):
             os.link(base, os.path.join(root, "stream", "%s-r%d.bin" % (s, r)))
 if mm_mb:
     with open(os.path.join(root, "big", "%dm.bin" % mm_mb), "wb") as f:
@@ -294,11 +308,11 @@ if has_scenario miss_stream; then
         --cache-control "$CC_HEADER" --rate "$STREAM_RATE" --delay-ms "$STREAM_ORIGIN_DELAY_MS"
 fi
 
-start_meridian() { # name port upstream-port [admin-port]
+start_meridian() { # name port upstream-port [admin-port]; MERIDIAN_EXE overrides the binary
     local admin=()
     [[ -n ${4:-} ]] && admin=(--admin-listen "127.0.0.1:$4")
     RUST_LOG=${MERIDIAN_LOG:-info} start "$1" "$2" "$SERVER_CPU" \
-        "$MERIDIAN" edge --listen "127.0.0.1:$2" --upstream "http://127.0.0.1:$3" \
+        "${MERIDIAN_EXE:-$MERIDIAN}" edge --listen "127.0.0.1:$2" --upstream "http://127.0.0.1:$3" \
         --workers 1 --name "$1" --cache-size 1GiB "${admin[@]}"
 }
 
@@ -365,6 +379,7 @@ start_varnish() { # name port upstream-port
 start_server() {
     case $1 in
     meridian) start_meridian "$2" "$3" "$4" ;;
+    meridian-b) MERIDIAN_EXE=$COMPARE_BIN start_meridian "$2" "$3" "$4" ;;
     nginx) start_nginx "$2" "$3" "$4" ;;
     varnish) start_varnish "$2" "$3" "$4" ;;
     *) die "unknown server $1" ;;
@@ -527,10 +542,12 @@ if has_scenario miss_memory; then
     for s in $MM_SERVERS; do
         log "miss_memory $s: $MM_CLIENTS clients, distinct ${MM_MB} MB misses, ${MM_READ_RATE} B/s each for ${MM_HOLD_S} s, then ${MM_SETTLE_S} s idle"
         name="$s-mm"
-        if [[ $s == meridian ]]; then
+        admin=$P_MM_ADMIN exe=$MERIDIAN
+        [[ $s == meridian-b ]] && admin=$P_MM_ADMIN_B exe=$COMPARE_BIN
+        if [[ $s == meridian* ]]; then
             RUST_LOG=${MERIDIAN_LOG:-info} start "$name" "${MM_PORT[$s]}" "$SERVER_CPU" \
-                "$MERIDIAN" edge --listen "127.0.0.1:${MM_PORT[$s]}" --upstream "http://127.0.0.1:$P_ORIGIN" \
-                --name "$name" --admin-listen "127.0.0.1:$P_MM_ADMIN"
+                "$exe" edge --listen "127.0.0.1:${MM_PORT[$s]}" --upstream "http://127.0.0.1:$P_ORIGIN" \
+                --name "$name" --admin-listen "127.0.0.1:$admin"
         else
             start_server "$s" "$name" "${MM_PORT[$s]}" "$P_ORIGIN"
         fi
@@ -542,7 +559,7 @@ if has_scenario miss_memory; then
             --read-rate "$MM_READ_RATE" --hold "$MM_HOLD_S" --settle "$MM_SETTLE_S")
         o1=$(origin_count origin "big/${MM_MB}m.bin")
         stats=null
-        if [[ $s == meridian ]]; then stats=$(curl -sf "http://127.0.0.1:$P_MM_ADMIN/stats" || echo null); fi
+        if [[ $s == meridian* ]]; then stats=$(curl -sf "http://127.0.0.1:$admin/stats" || echo null); fi
         kill -0 "$(pid_of "$name")" 2>/dev/null || log "  $name exited during the run; see $TMP/$name.log"
         printf '{"kind":"miss_memory","scenario":"miss_memory","server":"%s","object_bytes":%d,"origin_requests":%d,"stats":%s,"slow":%s}\n' \
             "$s" "$((MM_MB * 1000 * 1000))" "$((o1 - o0))" "$stats" "$out" >>"$RUNS"
@@ -561,7 +578,7 @@ python3 "$SCRIPTS/bench_report.py" --runs "$RUNS" --out "$OUT" \
     --meta server_cpu="$SERVER_CPU" --meta client_cpus="$CLIENT_CPUS" \
     --meta nginx_open_file_cache="$NGINX_OPEN_FILE_CACHE" \
     --meta rounds="$ROUNDS" --meta duration_s="$DURATION" --meta connections="$CONNECTIONS" \
-    --meta meridian="$MERIDIAN_REV" \
+    --meta meridian="$MERIDIAN_REV" ${COMPARE_BIN:+--meta meridian_b="binary $COMPARE_BIN"} \
     --meta nginx="$(nginx -v 2>&1 | sed 's/^nginx version: //')" \
     --meta varnish="$(varnishd -V 2>&1 | head -1 | sed 's/^varnishd (\(.*\) revision.*/\1/')" \
     --meta wrk="$(wrk -v 2>&1 | head -1 | awk '{print $2}')" \

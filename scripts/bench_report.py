@@ -16,7 +16,7 @@ import statistics
 import sys
 
 THROUGHPUT = ["hit_1k", "hit_100k", "hit_1m", "hotset_10k"]
-SERVERS = ["meridian", "nginx", "varnish"]
+SERVERS = ["meridian", "meridian-b", "nginx", "varnish"]
 LABEL = {
     "hit_1k": "hit 1 KiB",
     "hit_100k": "hit 100 KiB",
@@ -199,6 +199,7 @@ def aggregate(runs: list[dict]) -> dict:
     out: dict = {
         "throughput": {},
         "ratios": {},
+        "ratios_b": {},
         "miss_storm": {},
         "miss_stream": {},
         "miss_memory": {},
@@ -219,15 +220,17 @@ def aggregate(runs: list[dict]) -> dict:
             per[s]["origin_requests"] = sum(f["origin_requests"] for f in fs)
         if per:
             out["throughput"][sc] = per
-            m = per.get("meridian")
-            out["ratios"][sc] = {
-                other: {
-                    k: ratio(m and m[k], per.get(other, {}).get(k))
-                    for k in ("rps", "p99_us", "cpu_us_per_req")
-                }
-                for other in ("nginx", "varnish")
-                if m and other in per
-            }
+            for mine, key in (("meridian", "ratios"), ("meridian-b", "ratios_b")):
+                m = per.get(mine)
+                if m:
+                    out[key][sc] = {
+                        other: {
+                            k: ratio(m[k], per.get(other, {}).get(k))
+                            for k in ("rps", "p99_us", "cpu_us_per_req")
+                        }
+                        for other in ("nginx", "varnish")
+                        if other in per
+                    }
     for s in SERVERS:
         st = [r for r in runs if r["kind"] == "storm" and r["server"] == s]
         if st:
@@ -372,7 +375,8 @@ def markdown(out: dict, meta: dict) -> str:
             f"kernel {meta.get('kernel', '?')}; servers on CPU {meta.get('server_cpu', '?')}, load on "
             f"CPU {meta.get('client_cpus', '?')}; {meta.get('rounds', '?')} rounds x {meta.get('duration_s', '?')} s, "
             f"{meta.get('connections', '?')} connections; meridian {meta.get('meridian', '?')}, "
-            f"nginx {meta.get('nginx', '?')}, {meta.get('varnish', '?')}, wrk {meta.get('wrk', '?')}."
+            + (f"meridian-b {meta['meridian_b']}, " if "meridian_b" in meta else "")
+            + f"nginx {meta.get('nginx', '?')}, {meta.get('varnish', '?')}, wrk {meta.get('wrk', '?')}."
         )
         lines.append("")
     if out["throughput"]:
@@ -390,10 +394,12 @@ def markdown(out: dict, meta: dict) -> str:
         lines.append("")
         lines.append("| scenario | req/s M/nginx | req/s M/Varnish | p99 M/nginx | p99 M/Varnish | CPU/req M/nginx | CPU/req M/Varnish |")
         lines.append("|---|---|---|---|---|---|---|")
-        for sc, r in out["ratios"].items():
+        rows = [(LABEL[sc], r) for sc, r in out["ratios"].items()]
+        rows += [(f"{LABEL[sc]}, meridian-b", r) for sc, r in out["ratios_b"].items()]
+        for label, r in rows:
             n, v = r.get("nginx", {}), r.get("varnish", {})
             lines.append(
-                f"| {LABEL[sc]} | {fmt_ratio(n.get('rps'))} | {fmt_ratio(v.get('rps'))} | "
+                f"| {label} | {fmt_ratio(n.get('rps'))} | {fmt_ratio(v.get('rps'))} | "
                 f"{fmt_ratio(n.get('p99_us'))} | {fmt_ratio(v.get('p99_us'))} | "
                 f"{fmt_ratio(n.get('cpu_us_per_req'))} | {fmt_ratio(v.get('cpu_us_per_req'))} |"
             )
