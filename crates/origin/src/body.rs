@@ -58,9 +58,10 @@ pub(crate) fn stream(file: File, pieces: VecDeque<Piece>) -> Body {
 }
 
 /// `body` sent at no more than `rate` bytes per second: cut into slices of
-/// about a hundredth of a second's worth, each released when the bytes
-/// before it are due (`start + sent / rate`), so the first slice leaves at
-/// once and the pace does not drift with timer granularity. The clock
+/// about a hundredth of a second's worth (1 KiB to 128 KiB), each released
+/// when the bytes before it are due (`start + sent / rate`), so the first
+/// slice leaves at once and the pace does not drift with timer granularity.
+/// The clock
 /// starts when the server first asks for body bytes, that is once the head
 /// is written; that moment is logged at debug level (`origin first byte`,
 /// with the wall clock in `unix_us`) so benchmarks can measure how long a
