@@ -14,12 +14,21 @@
 #
 # Environment (defaults in brackets):
 #   ROUNDS [5]  DURATION [10] seconds per measured run  CONNECTIONS [64]
-#   QUICK=1     2 rounds x 3 s and 20,000 objects in the memory scenario
-#   SCENARIOS   [hit_1k hit_100k hit_1m hotset_10k miss_storm memory]
+#   QUICK=1     2 rounds x 3 s, 20,000 objects in the memory scenario,
+#               miss_memory clients stay 15 s and memory is read 15 s later
+#   SCENARIOS   [hit_1k hit_100k hit_1m hotset_10k miss_storm miss_stream
+#                memory miss_memory]
 #   SERVERS     [meridian nginx varnish]
 #   SERVER_CPU [0]  CLIENT_CPUS [1, or 1-(nproc-1)]
 #   MEM_OBJECTS [100000]  STORM_CLIENTS [200]  STORM_DELAY_MS [500]
+#   STREAM_MIB [16]  STREAM_RATE [8MiB]  STREAM_WAITERS [10]
+#   STREAM_SPREAD_MS [50-200]  STREAM_ORIGIN_DELAY_MS [0]
+#   MM_CLIENTS [40]  MM_MB [60]  MM_READ_RATE [262144] bytes/s per client
+#   MM_HOLD_S [30]  MM_SETTLE_S [60]  MM_SERVERS [$SERVERS]
 #   BASE_PORT [18100]     MERIDIAN_BIN (skip the build and use this binary)
+#   ORIGIN_BIN [the meridian binary] runs `origin` (miss_stream needs --rate)
+#   COMPARE_BIN  a second meridian binary, measured as server `meridian-b`
+#               in the same interleaved rounds (before/after in one run)
 #   NGINX_OPEN_FILE_CACHE [1] nginx keeps cached files open (0: stock config)
 #   OUT [scripts/bench-results/latest.json]  KEEP_TMP=1 keeps the temp dir
 #   UPDATE_DOC=docs/benchmarks.md  also puts the report between that file's
@@ -36,6 +45,8 @@ if [[ ${QUICK:-0} == 1 ]]; then
     ROUNDS=${ROUNDS:-2}
     DURATION=${DURATION:-3}
     MEM_OBJECTS=${MEM_OBJECTS:-20000}
+    MM_HOLD_S=${MM_HOLD_S:-15}
+    MM_SETTLE_S=${MM_SETTLE_S:-15}
 fi
 ROUNDS=${ROUNDS:-5}
 DURATION=${DURATION:-10}
@@ -43,8 +54,23 @@ CONNECTIONS=${CONNECTIONS:-64}
 MEM_OBJECTS=${MEM_OBJECTS:-100000}
 STORM_CLIENTS=${STORM_CLIENTS:-200}
 STORM_DELAY_MS=${STORM_DELAY_MS:-500}
-SCENARIOS=${SCENARIOS:-"hit_1k hit_100k hit_1m hotset_10k miss_storm memory"}
-SERVERS=${SERVERS:-"meridian nginx varnish"}
+SCENARIOS=${SCENARIOS:-"hit_1k hit_100k hit_1m hotset_10k miss_storm miss_stream memory miss_memory"}
+if [[ -n ${COMPARE_BIN:-} ]]; then
+    SERVERS=${SERVERS:-"meridian meridian-b nginx varnish"}
+else
+    SERVERS=${SERVERS:-"meridian nginx varnish"}
+fi
+STREAM_MIB=${STREAM_MIB:-16}
+STREAM_RATE=${STREAM_RATE:-8MiB}
+STREAM_WAITERS=${STREAM_WAITERS:-10}
+STREAM_SPREAD_MS=${STREAM_SPREAD_MS:-50-200}
+STREAM_ORIGIN_DELAY_MS=${STREAM_ORIGIN_DELAY_MS:-0}
+MM_CLIENTS=${MM_CLIENTS:-40}
+MM_MB=${MM_MB:-60}
+MM_READ_RATE=${MM_READ_RATE:-262144}
+MM_HOLD_S=${MM_HOLD_S:-30}
+MM_SETTLE_S=${MM_SETTLE_S:-60}
+MM_SERVERS=${MM_SERVERS:-$SERVERS}
 BASE_PORT=${BASE_PORT:-18100}
 NGINX_OPEN_FILE_CACHE=${NGINX_OPEN_FILE_CACHE:-1}
 OUT=${OUT:-"$REPO/scripts/bench-results/latest.json"}
@@ -93,6 +119,19 @@ else
     MERIDIAN="${CARGO_TARGET_DIR:-$REPO/target}/release/meridian"
 fi
 [[ -x $MERIDIAN ]] || die "no meridian binary at $MERIDIAN"
+# The origins can come from another build than the edge under test (an
+# older edge binary may predate `origin --rate`).
+ORIGIN_BIN=${ORIGIN_BIN:-$MERIDIAN}
+[[ -x $ORIGIN_BIN ]] || die "no origin binary at $ORIGIN_BIN"
+if [[ " $SERVERS " == *" meridian-b "* ]]; then
+    [[ -x ${COMPARE_BIN:-} ]] || die "server meridian-b needs COMPARE_BIN=<a meridian binary>"
+fi
+
+has_scenario() { [[ " $SCENARIOS " == *" $1 "* ]]; }
+
+if has_scenario miss_stream && ! "$ORIGIN_BIN" origin --help 2>/dev/null | grep -q -- '--rate'; then
+    die "$ORIGIN_BIN origin has no --rate (miss_stream needs it): set ORIGIN_BIN to a newer meridian"
+fi
 
 ulimit -n 65536 2>/dev/null || true
 
@@ -148,6 +187,19 @@ start() {
 
 pid_of() { local v="PID_${1//-/_}"; echo "${!v}"; }
 
+# stop NAME: ends a process started by `start` (and waits up to 10 s), so a
+# scenario's instance does not hold memory through the next one.
+stop() {
+    local pid p keep=()
+    pid=$(pid_of "$1")
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    for p in "${PIDS[@]}"; do [[ $p == "$pid" ]] || keep+=("$p"); done
+    PIDS=("${keep[@]}")
+}
+
 # A process and all its descendants (nginx workers, the varnish cache child).
 tree() {
     local p
@@ -174,23 +226,40 @@ CLK_TCK=$(getconf CLK_TCK)
 # ------------------------------------------------------------------ test data
 P_ORIGIN=$BASE_PORT
 P_SLOW=$((BASE_PORT + 1))
-declare -A PORT STORM_PORT
+P_STREAM_ORIGIN=$((BASE_PORT + 2))
+declare -A PORT STORM_PORT STREAM_PORT MM_PORT
 PORT[meridian]=$((BASE_PORT + 10))
 P_ADMIN=$((BASE_PORT + 11))
 STORM_PORT[meridian]=$((BASE_PORT + 12))
 P_MEM=$((BASE_PORT + 13))
 P_MEM_ADMIN=$((BASE_PORT + 14))
+STREAM_PORT[meridian]=$((BASE_PORT + 15))
+MM_PORT[meridian]=$((BASE_PORT + 16))
+P_MM_ADMIN=$((BASE_PORT + 17))
+PORT[meridian-b]=$((BASE_PORT + 40))
+STORM_PORT[meridian-b]=$((BASE_PORT + 42))
+STREAM_PORT[meridian-b]=$((BASE_PORT + 45))
+MM_PORT[meridian-b]=$((BASE_PORT + 46))
+P_MM_ADMIN_B=$((BASE_PORT + 47))
 PORT[nginx]=$((BASE_PORT + 20))
 STORM_PORT[nginx]=$((BASE_PORT + 22))
+STREAM_PORT[nginx]=$((BASE_PORT + 25))
+MM_PORT[nginx]=$((BASE_PORT + 26))
 PORT[varnish]=$((BASE_PORT + 30))
 STORM_PORT[varnish]=$((BASE_PORT + 32))
+STREAM_PORT[varnish]=$((BASE_PORT + 35))
+MM_PORT[varnish]=$((BASE_PORT + 36))
 
 ROOT="$TMP/www"
 log "generating test files in $ROOT"
-python3 - "$ROOT" "$HOTSET_N" "$MEM_OBJECTS" "$ROUNDS" <<'EOF'
+stream_mib=0 mm_mb=0
+has_scenario miss_stream && stream_mib=$STREAM_MIB
+has_scenario miss_memory && mm_mb=$MM_MB
+python3 - "$ROOT" "$HOTSET_N" "$MEM_OBJECTS" "$ROUNDS" "$stream_mib" "$mm_mb" <<'EOF'
 import os, sys
 root, hot, mem, rounds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-for d in ("obj", "hot", "mem", "storm"):
+stream_mib, mm_mb = int(sys.argv[5]), int(sys.argv[6])
+for d in ("obj", "hot", "mem", "storm", "stream", "big"):
     os.makedirs(os.path.join(root, d), exist_ok=True)
 def fill(n, seed):
     return bytes((seed + i * 7) % 251 for i in range(n))
@@ -203,8 +272,23 @@ small = fill(100, 2)
 for i in range(mem):
     open(os.path.join(root, "mem", "m%06d.bin" % i), "wb").write(small)
 for r in range(1, rounds + 1):
-    for s in ("meridian", "nginx", "varnish"):
+    for s in ("meridian", "meridian-b", "nginx", "varnish"):
         open(os.path.join(root, "storm", "%s-r%d.bin" % (s, r)), "wb").write(kib)
+# Random bytes, so a proxy that serves any wrong offset fails the hash check.
+if stream_mib:
+    base = os.path.join(root, "stream", "base.bin")
+    with open(base, "wb") as f:
+        for _ in range(stream_mib):
+            f.write(os.urandom(1 << 20))
+    # One name per server and round (hard links: no extra disk), so each
+    # round is a cold miss everywhere.
+    for r in range(1, rounds + 1):
+        for s in ("meridian", "meridian-b", "nginx", "varnish"):
+            os.link(base, os.path.join(root, "stream", "%s-r%d.bin" % (s, r)))
+if mm_mb:
+    with open(os.path.join(root, "big", "%dm.bin" % mm_mb), "wb") as f:
+        for _ in range(mm_mb):
+            f.write(os.urandom(1000 * 1000))
 EOF
 
 # ------------------------------------------------------------------ servers
@@ -212,18 +296,23 @@ CC_HEADER='public, max-age=3600'
 log "starting origins on CPU $CLIENT_CPUS (:$P_ORIGIN, and :$P_SLOW with ${STORM_DELAY_MS} ms delay)"
 # The origins log each request at debug level: the files count origin hits.
 RUST_LOG=meridian_origin=debug NO_COLOR=1 start origin "$P_ORIGIN" "$CLIENT_CPUS" \
-    "$MERIDIAN" origin --listen "127.0.0.1:$P_ORIGIN" --root "$ROOT" --cache-control "$CC_HEADER"
+    "$ORIGIN_BIN" origin --listen "127.0.0.1:$P_ORIGIN" --root "$ROOT" --cache-control "$CC_HEADER"
 RUST_LOG=meridian_origin=debug NO_COLOR=1 start origin-slow "$P_SLOW" "$CLIENT_CPUS" \
-    "$MERIDIAN" origin --listen "127.0.0.1:$P_SLOW" --root "$ROOT" --cache-control "$CC_HEADER" \
+    "$ORIGIN_BIN" origin --listen "127.0.0.1:$P_SLOW" --root "$ROOT" --cache-control "$CC_HEADER" \
     --delay-ms "$STORM_DELAY_MS"
+if has_scenario miss_stream; then
+    log "starting the streaming origin (:$P_STREAM_ORIGIN, $STREAM_RATE/s per response, ${STREAM_ORIGIN_DELAY_MS} ms delay)"
+    # It logs `origin first byte ... unix_us=` when each body starts.
+    RUST_LOG=meridian_origin=debug NO_COLOR=1 start origin-stream "$P_STREAM_ORIGIN" "$CLIENT_CPUS" \
+        "$ORIGIN_BIN" origin --listen "127.0.0.1:$P_STREAM_ORIGIN" --root "$ROOT" \
+        --cache-control "$CC_HEADER" --rate "$STREAM_RATE" --delay-ms "$STREAM_ORIGIN_DELAY_MS"
+fi
 
-has_scenario() { [[ " $SCENARIOS " == *" $1 "* ]]; }
-
-start_meridian() { # name port upstream-port [admin-port]
+start_meridian() { # name port upstream-port [admin-port]; MERIDIAN_EXE overrides the binary
     local admin=()
     [[ -n ${4:-} ]] && admin=(--admin-listen "127.0.0.1:$4")
     RUST_LOG=${MERIDIAN_LOG:-info} start "$1" "$2" "$SERVER_CPU" \
-        "$MERIDIAN" edge --listen "127.0.0.1:$2" --upstream "http://127.0.0.1:$3" \
+        "${MERIDIAN_EXE:-$MERIDIAN}" edge --listen "127.0.0.1:$2" --upstream "http://127.0.0.1:$3" \
         --workers 1 --name "$1" --cache-size 1GiB "${admin[@]}"
 }
 
@@ -286,29 +375,46 @@ start_varnish() { # name port upstream-port
         -b "127.0.0.1:$3" -s malloc,256m -T none
 }
 
+# start_server SERVER INSTANCE PORT UPSTREAM-PORT: the bench's setup of each.
+start_server() {
+    case $1 in
+    meridian) start_meridian "$2" "$3" "$4" ;;
+    meridian-b) MERIDIAN_EXE=$COMPARE_BIN start_meridian "$2" "$3" "$4" ;;
+    nginx) start_nginx "$2" "$3" "$4" ;;
+    varnish) start_varnish "$2" "$3" "$4" ;;
+    *) die "unknown server $1" ;;
+    esac
+}
+
 for s in $SERVERS; do
     log "starting $s on CPU $SERVER_CPU (:${PORT[$s]}, storm instance :${STORM_PORT[$s]})"
     case $s in
-    meridian)
-        start_meridian meridian "${PORT[meridian]}" "$P_ORIGIN" "$P_ADMIN"
-        start_meridian meridian-storm "${STORM_PORT[meridian]}" "$P_SLOW"
-        ;;
-    nginx)
-        start_nginx nginx "${PORT[nginx]}" "$P_ORIGIN"
-        start_nginx nginx-storm "${STORM_PORT[nginx]}" "$P_SLOW"
-        ;;
-    varnish)
-        start_varnish varnish "${PORT[varnish]}" "$P_ORIGIN"
-        start_varnish varnish-storm "${STORM_PORT[varnish]}" "$P_SLOW"
-        ;;
-    *) die "unknown server $s" ;;
+    meridian) start_meridian meridian "${PORT[meridian]}" "$P_ORIGIN" "$P_ADMIN" ;;
+    *) start_server "$s" "$s" "${PORT[$s]}" "$P_ORIGIN" ;;
     esac
+    start_server "$s" "$s-storm" "${STORM_PORT[$s]}" "$P_SLOW"
+    if has_scenario miss_stream; then
+        log "  and its stream instance :${STREAM_PORT[$s]}"
+        start_server "$s" "$s-stream" "${STREAM_PORT[$s]}" "$P_STREAM_ORIGIN"
+    fi
 done
 
 client() { taskset -c "$CLIENT_CPUS" python3 "$SCRIPTS/bench_client.py" "$@"; }
 
 origin_count() { # log-file [pattern]
     grep -c -- "${2:-origin request}" "$TMP/$1.log" || true
+}
+
+# Requests for one path in an origin's log (not its `first byte` lines).
+origin_fetches() { # log-file path
+    grep -- 'origin request' "$TMP/$1.log" | grep -cF -e "path=\"$2\"" -e "path=$2 " || true
+}
+
+# The wall clock (unix us) of the first body byte the origin sent for a
+# path, the earliest if it was fetched more than once; "null" if none.
+origin_first_byte() { # log-file path
+    grep -- 'origin first byte' "$TMP/$1.log" | grep -F -e "path=\"$2\"" -e "path=$2 " |
+        sed -n 's/.*unix_us=\([0-9]*\).*/\1/p' | sort -n | head -1 | grep . || echo null
 }
 
 # The cache indicator each server sets, to check that a warm object is a hit.
@@ -381,6 +487,18 @@ run_storm() { # server round
     log "  miss_storm $s: $(python3 "$SCRIPTS/bench_report.py" --one "$(tail -1 "$RUNS")")"
 }
 
+run_stream() { # server round
+    local s=$1 r=$2 path out
+    path="/stream/$s-r$r.bin"
+    out=$(client stream --port "${STREAM_PORT[$s]}" --path "$path" --expect "$ROOT$path" \
+        --waiters "$STREAM_WAITERS" --spread "$STREAM_SPREAD_MS" --timeout 120)
+    sleep 0.3
+    printf '{"kind":"stream","scenario":"miss_stream","server":"%s","round":%d,"origin_requests":%d,"origin_first_byte_us":%s,"rate":"%s","origin_delay_ms":%d,"stream":%s}\n' \
+        "$s" "$r" "$(origin_fetches origin-stream "$path")" "$(origin_first_byte origin-stream "$path")" \
+        "$STREAM_RATE" "$STREAM_ORIGIN_DELAY_MS" "$out" >>"$RUNS"
+    log "  miss_stream $s: $(python3 "$SCRIPTS/bench_report.py" --one "$(tail -1 "$RUNS")")"
+}
+
 for r in $(seq "$ROUNDS"); do
     log "round $r of $ROUNDS"
     for sc in hit_1k hit_100k hit_1m hotset_10k; do
@@ -389,6 +507,9 @@ for r in $(seq "$ROUNDS"); do
     done
     if has_scenario miss_storm; then
         for s in $SERVERS; do run_storm "$s" "$r"; done
+    fi
+    if has_scenario miss_stream; then
+        for s in $SERVERS; do run_stream "$s" "$r"; done
     fi
 done
 
@@ -413,6 +534,40 @@ if has_scenario memory; then
     log "  $(python3 "$SCRIPTS/bench_report.py" --one "$(tail -1 "$RUNS")")"
 fi
 
+# ------------------------------------------------------------- miss_memory
+# Each server gets a fresh instance (Meridian with its default settings:
+# no --cache-size, no --workers), stopped again afterwards so the next one
+# starts on a quiet machine.
+if has_scenario miss_memory; then
+    for s in $MM_SERVERS; do
+        log "miss_memory $s: $MM_CLIENTS clients, distinct ${MM_MB} MB misses, ${MM_READ_RATE} B/s each for ${MM_HOLD_S} s, then ${MM_SETTLE_S} s idle"
+        name="$s-mm"
+        admin=$P_MM_ADMIN exe=$MERIDIAN
+        [[ $s == meridian-b ]] && admin=$P_MM_ADMIN_B exe=$COMPARE_BIN
+        if [[ $s == meridian* ]]; then
+            RUST_LOG=${MERIDIAN_LOG:-info} start "$name" "${MM_PORT[$s]}" "$SERVER_CPU" \
+                "$exe" edge --listen "127.0.0.1:${MM_PORT[$s]}" --upstream "http://127.0.0.1:$P_ORIGIN" \
+                --name "$name" --admin-listen "127.0.0.1:$admin"
+        else
+            start_server "$s" "$name" "${MM_PORT[$s]}" "$P_ORIGIN"
+        fi
+        curl -sf -o /dev/null "http://127.0.0.1:${MM_PORT[$s]}/obj/1k.bin" || die "$name: GET /obj/1k.bin failed"
+        sleep 0.5
+        o0=$(origin_count origin "big/${MM_MB}m.bin")
+        out=$(client slow --port "${MM_PORT[$s]}" --pid "$(pid_of "$name")" \
+            --pattern "/big/${MM_MB}m.bin?s=$s&c=%d" --clients "$MM_CLIENTS" \
+            --read-rate "$MM_READ_RATE" --hold "$MM_HOLD_S" --settle "$MM_SETTLE_S")
+        o1=$(origin_count origin "big/${MM_MB}m.bin")
+        stats=null
+        if [[ $s == meridian* ]]; then stats=$(curl -sf "http://127.0.0.1:$admin/stats" || echo null); fi
+        kill -0 "$(pid_of "$name")" 2>/dev/null || log "  $name exited during the run; see $TMP/$name.log"
+        printf '{"kind":"miss_memory","scenario":"miss_memory","server":"%s","object_bytes":%d,"origin_requests":%d,"stats":%s,"slow":%s}\n' \
+            "$s" "$((MM_MB * 1000 * 1000))" "$((o1 - o0))" "$stats" "$out" >>"$RUNS"
+        log "  $(python3 "$SCRIPTS/bench_report.py" --one "$(tail -1 "$RUNS")")"
+        stop "$name"
+    done
+fi
+
 # ------------------------------------------------------------- report
 mkdir -p "$(dirname "$OUT")"
 cpu_model=$(awk -F': *' '/^model name/ {print $2; exit}' /proc/cpuinfo)
@@ -423,7 +578,7 @@ python3 "$SCRIPTS/bench_report.py" --runs "$RUNS" --out "$OUT" \
     --meta server_cpu="$SERVER_CPU" --meta client_cpus="$CLIENT_CPUS" \
     --meta nginx_open_file_cache="$NGINX_OPEN_FILE_CACHE" \
     --meta rounds="$ROUNDS" --meta duration_s="$DURATION" --meta connections="$CONNECTIONS" \
-    --meta meridian="$MERIDIAN_REV" \
+    --meta meridian="$MERIDIAN_REV" ${COMPARE_BIN:+--meta meridian_b="binary $COMPARE_BIN"} \
     --meta nginx="$(nginx -v 2>&1 | sed 's/^nginx version: //')" \
     --meta varnish="$(varnishd -V 2>&1 | head -1 | sed 's/^varnishd (\(.*\) revision.*/\1/')" \
     --meta wrk="$(wrk -v 2>&1 | head -1 | awk '{print $2}')" \

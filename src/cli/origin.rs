@@ -2,10 +2,12 @@
 //! benchmarks). Flags only; there is no config file for something this small.
 
 use std::net::SocketAddr;
+use std::num::NonZeroU64;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use meridian_common::ByteSize;
 use meridian_origin::{HeaderValue, OriginConfig};
 
 #[derive(clap::Args)]
@@ -23,6 +25,10 @@ pub struct OriginArgs {
     /// Milliseconds to wait before answering each request (a slow origin).
     #[arg(long, default_value_t = 0)]
     delay_ms: u64,
+    /// Send each response body at this many bytes per second, e.g. `8MiB`
+    /// or `8MiB/s` (a slow origin; unlimited if absent).
+    #[arg(long, value_parser = parse_rate)]
+    rate: Option<NonZeroU64>,
     /// Runtime worker threads (default: one per core).
     #[arg(long)]
     workers: Option<usize>,
@@ -48,6 +54,7 @@ pub fn main(args: OriginArgs) -> anyhow::Result<()> {
         root: args.root,
         cache_control,
         delay: Duration::from_millis(args.delay_ms),
+        rate: args.rate,
     };
     let rt = super::runtime(args.workers)?;
     rt.block_on(async move {
@@ -63,4 +70,29 @@ pub fn main(args: OriginArgs) -> anyhow::Result<()> {
         meridian_origin::run(listener, config, shutdown).await?;
         Ok(())
     })
+}
+
+/// `8MiB`, `8MiB/s` or `8388608`: bytes per second, at least one.
+fn parse_rate(s: &str) -> Result<NonZeroU64, String> {
+    let size: ByteSize = s
+        .trim()
+        .strip_suffix("/s")
+        .unwrap_or(s)
+        .parse()
+        .map_err(|e| format!("{e}"))?;
+    NonZeroU64::new(size.bytes()).ok_or_else(|| "must be at least 1 byte per second".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_rate;
+
+    #[test]
+    fn rate_takes_a_size_per_second() {
+        assert_eq!(parse_rate("8MiB").map(|r| r.get()), Ok(8 << 20));
+        assert_eq!(parse_rate("8MiB/s").map(|r| r.get()), Ok(8 << 20));
+        assert_eq!(parse_rate("1000").map(|r| r.get()), Ok(1000));
+        assert!(parse_rate("0").is_err());
+        assert!(parse_rate("fast").is_err());
+    }
 }

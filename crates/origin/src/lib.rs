@@ -10,7 +10,13 @@
 //! have to track mtimes to stay correct. Larger files are streamed in
 //! chunks, seeking to each requested range, so memory use stays bounded
 //! whatever the file size.
+//!
+//! For benchmarks the origin can also play a slow one: a fixed delay before
+//! each answer ([`OriginConfig::delay`]) and a send rate per response body
+//! ([`OriginConfig::rate`]), which paces the bytes so that a 16 MiB file at
+//! 8 MiB/s takes two seconds, with its first bytes sent at once.
 
+use std::num::NonZeroU64;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,6 +43,9 @@ pub struct OriginConfig {
     pub cache_control: Option<HeaderValue>,
     /// Waited before answering each request, to play a slow origin.
     pub delay: Duration,
+    /// Bytes per second each response body is sent at, if set (every body
+    /// is paced on its own; `None` sends as fast as the client reads).
+    pub rate: Option<NonZeroU64>,
 }
 
 /// Why the origin could not start or stopped serving.
@@ -94,6 +103,7 @@ pub async fn router(config: OriginConfig) -> Result<Router, Error> {
         root,
         cache_control: config.cache_control,
         delay: config.delay,
+        rate: config.rate,
     });
     Ok(Router::new().fallback(serve::handle).with_state(shared))
 }

@@ -3,6 +3,7 @@
 //! else; nothing a client sends can make it panic.
 
 use std::collections::VecDeque;
+use std::num::NonZeroU64;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -27,6 +28,7 @@ pub(crate) struct Shared {
     pub(crate) root: PathBuf,
     pub(crate) cache_control: Option<HeaderValue>,
     pub(crate) delay: Duration,
+    pub(crate) rate: Option<NonZeroU64>,
 }
 
 pub(crate) async fn handle(
@@ -39,7 +41,10 @@ pub(crate) async fn handle(
     if !shared.delay.is_zero() {
         tokio::time::sleep(shared.delay).await;
     }
-    let resp = answer(&shared, &method, uri.path(), &req).await;
+    let mut resp = answer(&shared, &method, uri.path(), &req).await;
+    if let Some(rate) = shared.rate {
+        resp = resp.map(|b| body::paced(b, rate, uri.path().to_owned()));
+    }
     tracing::debug!(
         %method,
         path = uri.path(),

@@ -3,6 +3,7 @@
 
 use std::io::{Read, Write};
 use std::net::SocketAddr;
+use std::num::NonZeroU64;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -32,6 +33,11 @@ impl Origin {
 /// A root with `hello.txt` (10 bytes), `big.bin` (3 MiB, streamed),
 /// `sub/index.html`, and a `secret.txt` beside the root plus a symlink to it.
 async fn start(delay: Duration) -> Origin {
+    start_paced(delay, None).await
+}
+
+/// [`start`] with every response body sent at `rate` bytes per second.
+async fn start_paced(delay: Duration, rate: Option<NonZeroU64>) -> Origin {
     let dir = tempfile::tempdir().expect("tempdir");
     let root = dir.path().join("www");
     std::fs::create_dir_all(root.join("sub")).expect("mkdir");
@@ -42,10 +48,15 @@ async fn start(delay: Duration) -> Origin {
     #[cfg(unix)]
     std::os::unix::fs::symlink(dir.path().join("secret.txt"), root.join("escape.txt"))
         .expect("symlink");
-    start_at(&root, delay, dir).await
+    start_at(&root, delay, rate, dir).await
 }
 
-async fn start_at(root: &Path, delay: Duration, dir: tempfile::TempDir) -> Origin {
+async fn start_at(
+    root: &Path,
+    delay: Duration,
+    rate: Option<NonZeroU64>,
+    dir: tempfile::TempDir,
+) -> Origin {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -55,6 +66,7 @@ async fn start_at(root: &Path, delay: Duration, dir: tempfile::TempDir) -> Origi
         root: root.to_path_buf(),
         cache_control: Some(HeaderValue::from_static("public, max-age=3600")),
         delay,
+        rate,
     };
     let s = shutdown.clone();
     tokio::spawn(async move { meridian_origin::run(listener, config, s).await });
@@ -303,6 +315,45 @@ async fn delay_is_applied() {
 }
 
 #[tokio::test]
+async fn rate_paces_the_body_and_sends_the_first_bytes_at_once() {
+    // 3 MiB at 4 MiB/s: the first slice leaves at once, the rest is due
+    // over about three quarters of a second. Only lower bounds on time are
+    // asserted (pacing guarantees them); a busy machine can only be slower.
+    let rate = 4u64 << 20;
+    let o = start_paced(Duration::ZERO, NonZeroU64::new(rate)).await;
+    let started = Instant::now();
+    let mut resp = get(&o.url("/big.bin"), &[]).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(header(&resp, "content-length"), (3u64 << 20).to_string());
+    let mut body = Vec::new();
+    let mut first = None;
+    while let Some(chunk) = resp.chunk().await.expect("body chunk") {
+        first.get_or_insert_with(|| started.elapsed());
+        body.extend_from_slice(&chunk);
+    }
+    let total = started.elapsed();
+    assert!(body == big(), "paced body differs from the file");
+    let slice = rate / 100;
+    let at_least = Duration::from_secs_f64(((3u64 << 20) - slice) as f64 / rate as f64);
+    assert!(total >= at_least, "{total:?} < {at_least:?}: not paced");
+    let first = first.expect("a first chunk");
+    assert!(
+        first < total / 2,
+        "first bytes after {first:?} of {total:?}: held back, not streamed"
+    );
+
+    // Ranges and small files are paced too, and stay byte-exact.
+    let resp = get(&o.url("/big.bin"), &[("range", "bytes=1000-1999")]).await;
+    assert_eq!(resp.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(
+        resp.bytes().await.expect("body").as_ref(),
+        &big()[1000..2000]
+    );
+    let resp = get(&o.url("/hello.txt"), &[]).await;
+    assert_eq!(resp.bytes().await.expect("body"), "0123456789");
+}
+
+#[tokio::test]
 async fn root_must_be_a_directory() {
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("f");
@@ -311,6 +362,7 @@ async fn root_must_be_a_directory() {
         root,
         cache_control: None,
         delay: Duration::ZERO,
+        rate: None,
     };
     let err = meridian_origin::router(cfg(file))
         .await

@@ -26,7 +26,14 @@ pub async fn serve(listener: TcpListener, engine: Arc<Engine>, scheme: Scheme, s
     let stop = shutdown.wait();
     tokio::pin!(stop);
     let mut http = http1::Builder::new();
-    http.keep_alive(true)
+    // Vectored writes always: the response head and the cached body `Bytes`
+    // leave in one `writev` with no copy in user space (measured: a 100 KiB
+    // hit runs the same instructions as a 1 KiB one). hyper's default
+    // guesses this from the IO type and would silently fall back to
+    // copying every body into its own buffer if a wrapper around the
+    // stream stopped reporting vectored support.
+    http.writev(true)
+        .keep_alive(true)
         .timer(hyper_util::rt::TokioTimer::new())
         .header_read_timeout(Duration::from_secs(30));
     loop {
