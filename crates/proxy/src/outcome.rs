@@ -1,6 +1,6 @@
 //! The outcome of one request: the [`CacheStatus`] value every phase
 //! fills in is the one thing that becomes the `Cache-Status` header (in
-//! `respond`), the `/stats` counters ([`Stats::record`]) and the request's
+//! `respond`), the `/stats` counters (`Stats::record`) and the request's
 //! log line (in `Engine::handle`). No phase bumps a counter of its own, so
 //! the three can never disagree.
 
