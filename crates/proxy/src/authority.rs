@@ -52,8 +52,9 @@ const MAX_HOST_LEN: usize = 253;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Authority {
     scheme: Scheme,
-    /// `host[:port]`, lower case, without the scheme's default port.
-    value: Box<str>,
+    /// `host[:port]`, lower case, without the scheme's default port. A
+    /// `String` built at its final size: one allocation per request.
+    value: String,
     /// Length of the host part of `value`.
     host_len: usize,
 }
@@ -108,7 +109,10 @@ impl Authority {
             {
                 return bad("host has characters a host name cannot have");
             }
-            (host.to_ascii_lowercase(), port)
+            // Room for the port too, so appending it does not reallocate.
+            let mut lower = String::with_capacity(host.len() + 6);
+            lower.extend(host.chars().map(|c| c.to_ascii_lowercase()));
+            (lower, port)
         };
         let port = match port {
             // RFC 3986 §6.2.3: an empty port is the default one.
@@ -126,12 +130,17 @@ impl Authority {
         };
         let host_len = host.len();
         let value = match port {
-            Some(p) => format!("{host}:{p}"),
+            Some(p) => {
+                let mut v = host;
+                v.push(':');
+                push_u16(&mut v, p);
+                v
+            }
             None => host,
         };
         Ok(Authority {
             scheme,
-            value: value.into_boxed_str(),
+            value,
             host_len,
         })
     }
@@ -159,6 +168,24 @@ impl Authority {
     pub fn header_value(&self) -> HeaderValue {
         // Only visible ASCII passes `parse`, so this cannot fail.
         HeaderValue::from_str(&self.value).unwrap_or_else(|_| HeaderValue::from_static("invalid"))
+    }
+}
+
+/// Appends `n` in decimal without going through the formatter.
+fn push_u16(s: &mut String, n: u16) {
+    let mut digits = [0u8; 5];
+    let mut i = digits.len();
+    let mut n = n;
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for &d in &digits[i..] {
+        s.push(char::from(d));
     }
 }
 

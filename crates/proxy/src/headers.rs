@@ -50,6 +50,18 @@ pub fn remove_hop_by_hop(h: &mut HeaderMap) {
     }
 }
 
+/// A field that is hop-by-hop by definition (RFC 9110 §7.6.1); the
+/// fields `Connection` names are found through `Connection` itself.
+fn is_hop_by_hop(k: &HeaderName) -> bool {
+    *k == header::CONNECTION
+        || *k == KEEP_ALIVE
+        || *k == header::TE
+        || *k == header::TRAILER
+        || *k == header::TRANSFER_ENCODING
+        || *k == header::UPGRADE
+        || k.as_str().starts_with("proxy-")
+}
+
 /// Who sent a request and for which site: what the node's own forwarding
 /// fields are made of. Each value comes from the connection or from the
 /// authority, which is in the cache key, never from the client's fields.
@@ -102,8 +114,18 @@ pub static FORWARDED: HeaderName = HeaderName::from_static("forwarded");
 /// [`FORWARDER_ONLY`] fields and every `X-Forwarded-*` removed unless the
 /// peer is `trusted`, and `Host` set to the request's one authority.
 pub fn sanitize(h: &mut HeaderMap, authority: &Authority, trusted: bool) {
-    remove_hop_by_hop(h);
-    if !trusted {
+    // One pass over the names first: most requests carry none of these, and
+    // this runs on every hit.
+    let (hop, forwarder) = h.keys().fold((false, false), |(hop, fwd), k| {
+        (
+            hop || is_hop_by_hop(k),
+            fwd || k.as_str().starts_with("x-forwarded-") || FORWARDER_ONLY.contains(k),
+        )
+    });
+    if hop {
+        remove_hop_by_hop(h);
+    }
+    if forwarder && !trusted {
         remove_forwarder_only(h);
     }
     let mut hosts = h.get_all(header::HOST).iter();
