@@ -3,10 +3,8 @@
 //! appended, so a hit only adds `Age` and `Cache-Status`. (The cache core
 //! then keeps them in compact form, see `meridian_cache::Fields`.)
 //!
-//! Single-chunk bodies from hyper are `Bytes` slices of the connection's
-//! read buffer: storing one as it is would pin that whole buffer (kilobytes)
-//! for as long as the entry lives, so the body gets an exact-size copy —
-//! once, on the miss path, so that the hit path copies nothing.
+//! (Bodies are joined into one exact-size buffer when a fill completes, see
+//! `meridian_cache::filling`, so an entry never pins hyper's read buffers.)
 
 use bytes::Bytes;
 use http::HeaderMap;
@@ -39,15 +37,6 @@ pub fn fill_headers(h: &HeaderMap, declared: Option<u64>, via: &HeaderValue) -> 
         out.insert(header::VIA, v);
     }
     out
-}
-
-/// The body in an allocation of its own size.
-pub fn stored_body(body: Bytes) -> Bytes {
-    if body.is_empty() {
-        Bytes::new()
-    } else {
-        Bytes::copy_from_slice(&body)
-    }
 }
 
 /// The combined `Via` with this hop last, unless it is last already (a 304
@@ -89,14 +78,5 @@ mod tests {
         // Storing again (a 304 merge) does not add the hop twice.
         let again = stored_headers(&s, 12, &via);
         assert_eq!(again[header::VIA], "1.1 shield-1, 1.1 edge-1");
-    }
-
-    #[test]
-    fn stored_body_is_an_exact_copy() {
-        let big = Bytes::from(vec![7u8; 8192]);
-        let slice = big.slice(10..20);
-        let stored = stored_body(slice.clone());
-        assert_eq!(stored, slice);
-        assert_ne!(stored.as_ptr(), slice.as_ptr());
     }
 }

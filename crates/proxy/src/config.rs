@@ -62,6 +62,10 @@ pub struct CacheSection {
     /// half of `size`, at least `max-object-size`). Past it, new misses
     /// stream through to their client without being stored.
     pub fill_budget: Option<ByteSize>,
+    /// How far a fill that stopped storing (too large, out of budget) may
+    /// run ahead of its slowest reader: the memory such a fill holds
+    /// (default "1MiB").
+    pub pass_window: Option<ByteSize>,
     /// Heuristic freshness fraction of the Last-Modified age (default 0.1).
     pub heuristic_fraction: Option<f64>,
     /// Cap on heuristic freshness (default "1day").
@@ -140,6 +144,7 @@ pub struct Config {
     pub cache_size: u64,
     pub max_object_size: u64,
     pub fill_budget: u64,
+    pub pass_window: u64,
     pub policy: Policy,
     pub key: KeyOptions,
     pub stale_if_error_grace: Duration,
@@ -190,6 +195,13 @@ impl FileConfig {
             return Err(bad(
                 "cache.fill-budget",
                 "must be more than 0 (no miss could be stored)".into(),
+            ));
+        }
+        let pass_window = c.pass_window.map_or(1 << 20, ByteSize::bytes);
+        if pass_window == 0 {
+            return Err(bad(
+                "cache.pass-window",
+                "must be more than 0 (a passing fill could never send a byte)".into(),
             ));
         }
         if max_object_size > cache_size {
@@ -293,6 +305,7 @@ impl FileConfig {
             cache_size,
             max_object_size,
             fill_budget,
+            pass_window,
             policy,
             key: KeyOptions {
                 sort_query: c.sort_query.unwrap_or(false),
@@ -456,6 +469,28 @@ mod tests {
                     ..Default::default()
                 },
                 "timeouts.client-body",
+            ),
+            (
+                FileConfig {
+                    upstream: vec!["http://a:1".into()],
+                    cache: CacheSection {
+                        pass_window: Some(ByteSize(0)),
+                        ..Default::default()
+                    },
+                    ..Default::default()
+                },
+                "cache.pass-window",
+            ),
+            (
+                FileConfig {
+                    upstream: vec!["http://a:1".into()],
+                    cache: CacheSection {
+                        fill_budget: Some(ByteSize(0)),
+                        ..Default::default()
+                    },
+                    ..Default::default()
+                },
+                "cache.fill-budget",
             ),
         ];
         for (fc, key) in cases {

@@ -63,6 +63,8 @@ pub struct Engine {
     pub(crate) max_object_size: u64,
     /// Bytes held by fills in flight, node-wide.
     pub(crate) fill_budget: Arc<FillBudget>,
+    /// How far a fill that stopped storing may run ahead of its slowest reader.
+    pub(crate) pass_window: u64,
     pub(crate) trusted_forwarders: Vec<IpNet>,
     /// `site-host` as an authority for plain and for TLS listeners.
     pub(crate) site: Option<[Authority; 2]>,
@@ -93,6 +95,7 @@ impl Engine {
             collapse_wait: config.collapse_wait,
             max_object_size: config.max_object_size,
             fill_budget: Arc::new(FillBudget::new(config.fill_budget)),
+            pass_window: config.pass_window,
             trusted_forwarders: config.trusted_forwarders.clone(),
             site,
             accept_hosts: config.accept_hosts.clone(),

@@ -45,10 +45,6 @@ use crate::outcome::{Served, bump};
 use crate::respond::{self, Plan};
 use crate::upstream::{FetchError, Fetched, Outgoing};
 
-/// How far a fill that stopped storing may run ahead of its slowest
-/// reader: the memory a passing fill holds.
-pub const PASS_WINDOW: u64 = 1 << 20;
-
 /// What a reader got from a fill.
 enum Attached {
     Ready(Served),
@@ -398,7 +394,7 @@ impl Engine {
     }
 
     /// Backpressure for a fill that stopped storing: waits until the
-    /// slowest reader is within [`PASS_WINDOW`]. False (and the fill
+    /// slowest reader is within `cache.pass-window`. False (and the fill
     /// failed) when every reader left or none moved for `idle`.
     async fn wait_for_readers(&self, writer: &FillWriter, idle: Duration) -> bool {
         loop {
@@ -407,7 +403,7 @@ impl Engine {
                 writer.fail("every reader left");
                 return false;
             }
-            if lead < PASS_WINDOW {
+            if lead < self.pass_window {
                 return true;
             }
             if tokio::time::timeout(idle, writer.reader_moved())
@@ -423,7 +419,7 @@ impl Engine {
     /// Owns the upstream body: appends it to the fill at upstream speed
     /// (whatever the readers do) and, when it is complete, stores it unless
     /// a purge since the fetch began covers it. Once the fill stops
-    /// storing, it runs at most [`PASS_WINDOW`] ahead of the slowest
+    /// storing, it runs at most `cache.pass-window` ahead of the slowest
     /// reader, and stops when every reader has gone.
     async fn pump(
         self: Arc<Self>,
