@@ -278,6 +278,7 @@ impl Engine {
         cs.stored = true;
         let failed = CacheStatus {
             stored: false,
+            detail: Some("upstream-error"),
             ..cs.clone()
         };
         let attached = self.attach(req, &fill, cs);
