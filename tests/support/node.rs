@@ -219,6 +219,22 @@ impl NodeBuilder<meridian_origin_shield::FileConfig> {
         self.config.balance = Some(balance.parse().expect("balance"));
         self
     }
+
+    /// No active health checks: for tests of how keys or requests are
+    /// spread, where a check timing out on a loaded machine would move
+    /// them and prove nothing.
+    pub fn without_health_checks(mut self) -> Self {
+        self.config.health.interval = Some(HumanDuration(Duration::ZERO));
+        self
+    }
+
+    /// Failed checks in a row that take an origin out (1 by default): more
+    /// than one keeps a single slow check on a loaded machine from moving
+    /// keys.
+    pub fn health_fall(mut self, fall: u32) -> Self {
+        self.config.health.fall = Some(fall);
+        self
+    }
 }
 
 impl<C: NodeConfig> IntoFuture for NodeBuilder<C> {
