@@ -51,6 +51,8 @@ pub struct StoreStats {
     /// Bytes charged: bodies, headers and bookkeeping.
     pub bytes: u64,
     pub capacity: u64,
+    /// Stored URLs pushed out to make room (size evictions), since start.
+    pub evictions: u64,
 }
 
 /// A place to keep responses. The hit path calls only `lookup`.
@@ -327,6 +329,7 @@ impl Storage for MemoryStore {
             entries: self.cache.entry_count(),
             bytes: self.cache.weighted_size(),
             capacity: self.capacity,
+            evictions: 0,
         }
     }
 }
