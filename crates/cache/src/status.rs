@@ -200,6 +200,9 @@ pub mod detail {
     pub const TOO_LARGE: &str = "too-large";
     /// Not stored: the memory for bodies being filled was in use.
     pub const FILL_BUDGET: &str = "fill-budget";
+    /// Revalidated first: the node has not heard from the purge log for
+    /// longer than `purge.max-lag`, and this copy is older than that.
+    pub const PURGE_LAG: &str = "purge-lag";
 }
 
 #[cfg(test)]

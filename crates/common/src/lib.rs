@@ -7,6 +7,7 @@
 //! it reports the full dotted path of the offending key, which is what an
 //! operator needs to fix a config file.
 
+pub mod auth;
 mod config;
 mod shutdown;
 mod units;

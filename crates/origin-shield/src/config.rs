@@ -14,7 +14,9 @@ use std::time::Duration;
 use ipnet::IpNet;
 use meridian_balance::{BackendSpec, Balance};
 use meridian_common::{ConfigError, HumanDuration};
-use meridian_proxy::config::{CacheSection, HealthSection, TimeoutSection};
+use meridian_proxy::config::{
+    AdminSection, CacheSection, HealthSection, PurgeSection, TimeoutSection,
+};
 use serde::Deserialize;
 
 /// Proxy listener when neither the file nor `--listen` names one.
@@ -64,6 +66,10 @@ pub struct FileConfig {
     pub timeouts: TimeoutSection,
     #[serde(default)]
     pub health: HealthSection,
+    #[serde(default)]
+    pub admin: AdminSection,
+    #[serde(default)]
+    pub purge: PurgeSection,
 }
 
 /// The validated shield configuration.
@@ -133,6 +139,8 @@ impl FileConfig {
             cache: self.cache.clone(),
             timeouts: self.timeouts.clone(),
             health,
+            admin: self.admin.clone(),
+            purge: self.purge.clone(),
         };
         Ok(ShieldConfig {
             engine: edge.validate(source)?,

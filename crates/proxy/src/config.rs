@@ -49,6 +49,39 @@ pub struct FileConfig {
     pub timeouts: TimeoutSection,
     #[serde(default)]
     pub health: HealthSection,
+    #[serde(default)]
+    pub admin: AdminSection,
+    #[serde(default)]
+    pub purge: PurgeSection,
+}
+
+/// The admin listener's access rules.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct AdminSection {
+    /// Tokens for state-changing routes (`POST /purge`, `PURGE`), on top of
+    /// `MERIDIAN_ADMIN_TOKEN` (default none: those routes answer 403).
+    #[serde(default)]
+    pub token: Vec<meridian_common::auth::TokenConfig>,
+    /// `Host` values the admin listener answers besides its own address,
+    /// `localhost` and loopback IPs (default none). Any other Host gets 421:
+    /// a guard against DNS rebinding.
+    pub hosts: Option<Vec<String>>,
+}
+
+/// Following the cluster purge log.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct PurgeSection {
+    /// The purge log to follow: the director's admin URL
+    /// (`http://127.0.0.1:9000`) or `nats://host:4222` (default none).
+    pub log: Option<String>,
+    /// How long the node may go without hearing from the log before it
+    /// revalidates anything it fetched earlier than that (default "5s").
+    pub max_lag: Option<HumanDuration>,
+    /// File holding the token sent to the log (default:
+    /// `MERIDIAN_ADMIN_TOKEN`).
+    pub token_file: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -160,6 +193,15 @@ pub struct Config {
     pub health_fall: u32,
     pub cool_off: Duration,
     pub eject_on_5xx: bool,
+    /// Tokens accepted by the admin listener and `PURGE`.
+    pub admin_tokens: std::sync::Arc<meridian_common::auth::Tokens>,
+    /// Extra `Host` values the admin listener answers.
+    pub admin_hosts: Vec<String>,
+    /// The purge log followed, if any (`http://...` or `nats://...`).
+    pub purge_log: Option<String>,
+    pub purge_max_lag: Duration,
+    /// The token sent to the purge log.
+    pub purge_token: Option<String>,
 }
 
 impl FileConfig {
@@ -290,6 +332,35 @@ impl FileConfig {
                 "must be more than 0s (every request body would fail)".into(),
             ));
         }
+        let base = Path::new(source).parent().unwrap_or(Path::new("."));
+        let admin_tokens = meridian_common::auth::Tokens::load(&self.admin.token, base, source)?;
+        let purge_max_lag = self
+            .purge
+            .max_lag
+            .map_or(meridian_purge::DEFAULT_MAX_LAG, HumanDuration::get);
+        if purge_max_lag.is_zero() {
+            return Err(bad(
+                "purge.max-lag",
+                "must be more than 0s (every hit would revalidate)".into(),
+            ));
+        }
+        if let Some(log) = &self.purge.log
+            && !(log.starts_with("http://") || log.starts_with("nats://"))
+        {
+            return Err(bad(
+                "purge.log",
+                format!("`{log}`: use http://DIRECTOR-ADMIN or nats://HOST:PORT"),
+            ));
+        }
+        let purge_token = match &self.purge.token_file {
+            None => std::env::var(meridian_common::auth::TOKEN_ENV).ok(),
+            Some(f) => {
+                let path = base.join(f);
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|e| bad("purge.token-file", format!("{}: {e}", path.display())))?;
+                Some(text.lines().next().unwrap_or("").trim().to_owned())
+            }
+        };
         Ok(Config {
             name,
             region: self.region.clone().unwrap_or_else(|| "local".into()),
@@ -342,6 +413,11 @@ impl FileConfig {
                 .cool_off
                 .map_or(Duration::from_secs(10), HumanDuration::get),
             eject_on_5xx: self.health.eject_on_5xx.unwrap_or(false),
+            admin_tokens: std::sync::Arc::new(admin_tokens),
+            admin_hosts: self.admin.hosts.clone().unwrap_or_default(),
+            purge_log: self.purge.log.clone(),
+            purge_max_lag,
+            purge_token,
         })
     }
 }

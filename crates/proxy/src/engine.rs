@@ -35,6 +35,9 @@ use meridian_cache::{
 };
 use tracing::Instrument;
 
+use meridian_common::auth::Tokens;
+use meridian_purge::SyncState;
+
 use crate::authority::{Authority, HostPattern, Scheme};
 use crate::body::Body;
 use crate::config::Config;
@@ -69,6 +72,10 @@ pub struct Engine {
     /// `site-host` as an authority for plain and for TLS listeners.
     pub(crate) site: Option<[Authority; 2]>,
     pub(crate) accept_hosts: Option<Vec<HostPattern>>,
+    /// How current this node is with the purge log (the max-lag guarantee).
+    pub(crate) sync: Arc<SyncState>,
+    /// Tokens for the admin listener and `PURGE`.
+    pub(crate) admin_tokens: Arc<Tokens>,
     pub stats: Stats,
 }
 
@@ -99,6 +106,11 @@ impl Engine {
             trusted_forwarders: config.trusted_forwarders.clone(),
             site,
             accept_hosts: config.accept_hosts.clone(),
+            sync: Arc::new(match config.purge_log {
+                Some(_) => SyncState::following(config.purge_max_lag),
+                None => SyncState::unfollowed(),
+            }),
+            admin_tokens: Arc::clone(&config.admin_tokens),
             stats: Stats::default(),
         }
     }
@@ -117,6 +129,16 @@ impl Engine {
 
     pub fn region(&self) -> &str {
         &self.region
+    }
+
+    /// This node's sync state with the purge log.
+    pub fn sync(&self) -> &Arc<SyncState> {
+        &self.sync
+    }
+
+    /// The tokens the admin listener and `PURGE` accept.
+    pub fn admin_tokens(&self) -> &Arc<Tokens> {
+        &self.admin_tokens
     }
 
     /// Handles one request from `peer` on a listener for `scheme`, inside
@@ -212,6 +234,7 @@ impl Engine {
             client_ip,
             peer,
             authority,
+            purge_lag: false,
         };
         match req.parts.method {
             // A GET with a body is not cacheable: the body is not in the key.
@@ -315,6 +338,21 @@ impl Engine {
         }
         let now = SystemTime::now();
         match self.store.lookup(&req.key, &req.parts.headers) {
+            // Lagging the purge log: what was fetched before `max-lag` ago
+            // may have been purged since, unheard; ask upstream first.
+            Lookup::Found(entry)
+                if self
+                    .sync
+                    .revalidate_before(now)
+                    .is_some_and(|t| entry.freshness.response_time < t) =>
+            {
+                if req_cc.only_if_cached {
+                    return self.only_if_cached_miss();
+                }
+                let mut req = req;
+                req.purge_lag = true;
+                self.revalidate(req, entry, Fwd::Stale).await
+            }
             Lookup::Found(entry) => match entry.reuse(now, &req_cc) {
                 reuse @ (Reuse::Fresh | Reuse::StaleWhileRevalidate) => {
                     let mut cs = CacheStatus::hit(entry.freshness.ttl(now));
@@ -453,6 +491,20 @@ pub(crate) struct Req {
     /// The one authority the request is for: the key's host and the
     /// upstream `Host`; its scheme is the listener's.
     pub authority: Authority,
+    /// The stored copy is being revalidated because the node lags the
+    /// purge log: said in `Cache-Status`, and no stale-if-error for it.
+    pub purge_lag: bool,
+}
+
+impl Req {
+    /// A forward `Cache-Status` for this request.
+    pub(crate) fn forward_status(&self, fwd: Fwd) -> CacheStatus {
+        let mut cs = CacheStatus::forward(fwd);
+        if self.purge_lag {
+            cs.detail = Some(meridian_cache::status::detail::PURGE_LAG);
+        }
+        cs
+    }
 }
 
 /// RFC 9110 §9.2.1 safe methods.

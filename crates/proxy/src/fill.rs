@@ -97,7 +97,7 @@ impl Engine {
         follower: Follower,
         stale: Option<&Arc<Entry>>,
     ) -> Served {
-        let mut cs = CacheStatus::forward(fwd);
+        let mut cs = req.forward_status(fwd);
         cs.collapsed = true;
         match follower.wait(self.collapse_wait).await {
             Some(Outcome::Stored(e)) if e.variant.matches(&req.parts.headers) => {
@@ -132,6 +132,7 @@ impl Engine {
             client_ip: req.client_ip,
             peer: req.peer,
             authority: req.authority.clone(),
+            purge_lag: false,
         };
         tokio::spawn(async move {
             // Nobody reads the answer; the fill it starts stores itself.
@@ -152,7 +153,7 @@ impl Engine {
         stale: Option<&Arc<Entry>>,
         leader: Option<Leader>,
     ) -> Served {
-        let mut cs = CacheStatus::forward(fwd);
+        let mut cs = req.forward_status(fwd);
         // Taken before the request leaves: a purge from here on wins.
         let generation = self.store.generation();
         let fetched = match self.fetch(req, stale.map(|e| &**e)).await {
@@ -170,6 +171,7 @@ impl Engine {
                 return served;
             }
             if status.is_server_error()
+                && !req.purge_lag
                 && old.freshness.usable_on_error(SystemTime::now(), self.grace)
             {
                 return self.serve_stale_on_error(req, old, cs);
@@ -598,9 +600,10 @@ impl Engine {
         e: FetchError,
         status: Option<StatusCode>,
     ) -> Served {
-        let mut cs = CacheStatus::forward(fwd);
+        let mut cs = req.forward_status(fwd);
         cs.fwd_status = status.map(|s| s.as_u16());
         if let Some(old) = stale
+            && !req.purge_lag
             && old.freshness.usable_on_error(SystemTime::now(), self.grace)
         {
             return self.serve_stale_on_error(req, old, cs);

@@ -17,6 +17,7 @@ pub mod engine;
 mod fill;
 pub mod headers;
 pub mod outcome;
+pub mod purge;
 pub mod respond;
 pub mod server;
 pub mod upstream;

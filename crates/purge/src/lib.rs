@@ -1,0 +1,174 @@
+//! Purges, one node and cluster-wide.
+//!
+//! - [`Purge`]: what to take out (`{"urls": [...]}`, `prefixes`, `tags`,
+//!   `all`, `soft`), the JSON body of a node's `POST /purge` and of the
+//!   log's `POST /v1/purge`, and the payload of every log entry.
+//! - [`Applier`]: a node's store, which applies a purge and says what it
+//!   touched.
+//! - [`SyncState`]: how current a node is with the purge log, and so
+//!   whether it may serve what it stored without revalidating it first (the
+//!   `purge.max-lag` guarantee).
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+mod sync;
+
+pub use sync::SyncState;
+
+/// Most URLs, prefixes and tags one purge may name, together.
+pub const MAX_ITEMS: usize = 1000;
+/// Longest URL, prefix or tag accepted, in bytes.
+pub const MAX_ITEM_LEN: usize = 8192;
+
+/// What to take out of the cache.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Purge {
+    /// Absolute URLs (`http://host/path?query`): every Vary variant of
+    /// each, keyed exactly as a request for it is.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub urls: Vec<String>,
+    /// Host plus path prefix (`cdn.example/img/`, or with a scheme
+    /// `https://cdn.example/img/` to take one scheme only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub prefixes: Vec<String>,
+    /// Surrogate keys (`Surrogate-Key`, `Cache-Tag`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    /// Everything.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub all: bool,
+    /// Mark stale instead of removing: the next request revalidates, and
+    /// stale-if-error can still serve the copy while the origin is down.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub soft: bool,
+}
+
+/// The kinds of purge, a fixed set (metric labels, the CLI table).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    Url,
+    Prefix,
+    Tag,
+    All,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Url => "url",
+            Kind::Prefix => "prefix",
+            Kind::Tag => "tag",
+            Kind::All => "all",
+        }
+    }
+}
+
+impl Purge {
+    /// A purge of one URL.
+    pub fn url(url: impl Into<String>) -> Self {
+        Purge {
+            urls: vec![url.into()],
+            ..Purge::default()
+        }
+    }
+
+    /// Checks the limits: something named, at most [`MAX_ITEMS`] items of
+    /// at most [`MAX_ITEM_LEN`] bytes, none empty.
+    pub fn validate(&self) -> Result<(), String> {
+        let items = self.urls.len() + self.prefixes.len() + self.tags.len();
+        if items == 0 && !self.all {
+            return Err("name something to purge: urls, prefixes, tags or all".into());
+        }
+        if items > 0 && self.all {
+            return Err(
+                "`all` purges everything; do not combine it with urls, prefixes or tags".into(),
+            );
+        }
+        if items > MAX_ITEMS {
+            return Err(format!(
+                "at most {MAX_ITEMS} urls, prefixes and tags per purge ({items} given)"
+            ));
+        }
+        let all = self.urls.iter().chain(&self.prefixes).chain(&self.tags);
+        for item in all {
+            if item.is_empty() {
+                return Err("an empty url, prefix or tag".into());
+            }
+            if item.len() > MAX_ITEM_LEN {
+                return Err(format!("an item longer than {MAX_ITEM_LEN} bytes"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The kinds this purge contains, in a fixed order.
+    pub fn kinds(&self) -> Vec<Kind> {
+        let mut k = Vec::new();
+        if !self.urls.is_empty() {
+            k.push(Kind::Url);
+        }
+        if !self.prefixes.is_empty() {
+            k.push(Kind::Prefix);
+        }
+        if !self.tags.is_empty() {
+            k.push(Kind::Tag);
+        }
+        if self.all {
+            k.push(Kind::All);
+        }
+        k
+    }
+}
+
+/// What applying a purge did on one node.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Applied {
+    /// Stored responses removed (hard) or marked stale (soft).
+    pub entries: u64,
+    /// How long applying took, in microseconds.
+    pub micros: u64,
+}
+
+/// A node's store, as the purge code sees it.
+pub trait Applier: Send + Sync + 'static {
+    /// Applies `purge` (already validated). An error names an item that
+    /// could not be understood (for example a URL that does not parse);
+    /// nothing is partly applied then.
+    fn apply(&self, purge: &Purge) -> Result<Applied, String>;
+}
+
+/// The tier of a node; a cluster purge reaches every shield before any
+/// edge, so no edge refills from a shield's old copy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Tier {
+    Shield,
+    Edge,
+}
+
+impl Tier {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tier::Shield => "shield",
+            Tier::Edge => "edge",
+        }
+    }
+}
+
+/// One entry of the cluster purge log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogEntry {
+    /// Position in the log, from 1, without gaps.
+    pub seq: u64,
+    /// When it was appended, milliseconds since the Unix epoch.
+    pub at_ms: u64,
+    pub purge: Purge,
+}
+
+/// The default `purge.max-lag`: how long a node may go without hearing
+/// from the purge log before it revalidates what it stored earlier.
+pub const DEFAULT_MAX_LAG: Duration = Duration::from_secs(5);
