@@ -142,8 +142,10 @@ impl FileConfig {
             admin: self.admin.clone(),
             purge: self.purge.clone(),
         };
+        let mut engine = edge.validate(source)?;
+        engine.tier = meridian_purge::Tier::Shield;
         Ok(ShieldConfig {
-            engine: edge.validate(source)?,
+            engine,
             origins,
             balance: self.balance.unwrap_or_default(),
         })

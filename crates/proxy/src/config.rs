@@ -202,6 +202,8 @@ pub struct Config {
     pub purge_max_lag: Duration,
     /// The token sent to the purge log.
     pub purge_token: Option<String>,
+    /// Which tier this node is in (the shield's config sets `Shield`).
+    pub tier: meridian_purge::Tier,
 }
 
 impl FileConfig {
@@ -418,6 +420,7 @@ impl FileConfig {
             purge_log: self.purge.log.clone(),
             purge_max_lag,
             purge_token,
+            tier: meridian_purge::Tier::Edge,
         })
     }
 }
