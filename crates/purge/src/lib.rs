@@ -13,6 +13,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub mod http_log;
+pub mod nats_log;
 mod sync;
 
 pub use sync::SyncState;
@@ -172,3 +174,147 @@ pub struct LogEntry {
 /// The default `purge.max-lag`: how long a node may go without hearing
 /// from the purge log before it revalidates what it stored earlier.
 pub const DEFAULT_MAX_LAG: Duration = Duration::from_secs(5);
+
+/// How a node follows the log.
+#[derive(Debug, Clone)]
+pub struct FollowConfig {
+    /// `http://director-admin:port` or `nats://host:port`.
+    pub log: String,
+    /// This node's name (unique in the cluster; the durable consumer name).
+    pub node: String,
+    pub tier: Tier,
+    /// Sent as `Authorization: Bearer` (HTTP) or used as the NATS token.
+    pub token: Option<String>,
+}
+
+/// A node a cluster purge must reach (from the cluster config).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeRef {
+    pub name: String,
+    pub tier: Tier,
+}
+
+/// How one node fared with one cluster purge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NodeOutcome {
+    /// Applied and confirmed.
+    Applied,
+    /// Did not confirm within the deadline (it will apply the entry when it
+    /// catches up; meanwhile `max-lag` bounds what it serves).
+    Timeout,
+    /// Confirmed with an error.
+    Failed,
+}
+
+/// One node's line in a cluster purge's answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeResult {
+    pub node: String,
+    pub tier: Tier,
+    pub result: NodeOutcome,
+    /// Stored responses the node removed or marked stale.
+    pub entries: u64,
+    /// From the append to this node's confirmation, in milliseconds.
+    pub ms: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// The answer to a cluster purge.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    /// The log entry's sequence number.
+    pub seq: u64,
+    pub purge: Purge,
+    /// Shields first, then edges.
+    pub nodes: Vec<NodeResult>,
+    /// From the append to the last confirmation (or the deadline), ms.
+    pub ms: f64,
+}
+
+impl Report {
+    /// The nodes that did not confirm.
+    pub fn unconfirmed(&self) -> Vec<&str> {
+        self.nodes
+            .iter()
+            .filter(|n| n.result != NodeOutcome::Applied)
+            .map(|n| n.node.as_str())
+            .collect()
+    }
+}
+
+/// One node's sync with the log, as `GET /v1/purges/status` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeStatus {
+    pub node: String,
+    pub tier: Tier,
+    /// The last entry it applied (0: none yet).
+    pub applied: u64,
+    /// Entries it has not applied yet.
+    pub behind: u64,
+    /// Milliseconds since it was last heard from (`None`: never).
+    pub last_seen_ms: Option<u64>,
+    /// Whether it is past `max-lag` (and so revalidating what it stored).
+    pub lagging: bool,
+}
+
+/// The log's state and every node's.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Status {
+    /// The last sequence number in the log.
+    pub head: u64,
+    pub nodes: Vec<NodeStatus>,
+}
+
+/// Errors talking to the log.
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    #[error("purge log {log}: {reason}")]
+    Unreachable { log: String, reason: String },
+    #[error("purge log refused: {0}")]
+    Refused(String),
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Follows the log at `config.log` until `shutdown`: catches up in order
+/// from `sync.applied_seq()`, applies each entry through `applier`,
+/// confirms it, and records every successful sync in `sync`.
+pub async fn follow(
+    config: FollowConfig,
+    applier: std::sync::Arc<dyn Applier>,
+    sync: std::sync::Arc<SyncState>,
+    shutdown: meridian_common::Shutdown,
+) {
+    if config.log.starts_with("nats://") {
+        nats_log::follow(config, applier, sync, shutdown).await
+    } else {
+        http_log::follow(config, applier, sync, shutdown).await
+    }
+}
+
+/// Appends `purge` to the log at `log` and waits (at most `deadline`) for
+/// every node in `nodes` to confirm it, shields before edges.
+pub async fn publish(
+    log: &str,
+    token: Option<&str>,
+    purge: &Purge,
+    nodes: &[NodeRef],
+    deadline: Duration,
+) -> Result<Report, LogError> {
+    if log.starts_with("nats://") {
+        nats_log::publish(log, token, purge, nodes, deadline).await
+    } else {
+        http_log::publish(log, token, purge, nodes, deadline).await
+    }
+}
+
+/// Every node's sync with the log at `log`.
+pub async fn status(log: &str, token: Option<&str>, nodes: &[NodeRef]) -> Result<Status, LogError> {
+    if log.starts_with("nats://") {
+        nats_log::status(log, token, nodes).await
+    } else {
+        http_log::status(log, token, nodes).await
+    }
+}
