@@ -8,15 +8,23 @@
 //! - [`SyncState`]: how current a node is with the purge log, and so
 //!   whether it may serve what it stored without revalidating it first (the
 //!   `purge.max-lag` guarantee).
+//! - [`follow`], [`publish`], [`status`]: the cluster purge log, over HTTP
+//!   to the [`Keeper`] in the director ([`http_log`]) or in NATS JetStream
+//!   ([`nats_log`]).
 
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 pub mod http_log;
+pub mod keeper;
+pub mod keeper_http;
+mod keeper_store;
 pub mod nats_log;
 mod sync;
 
+pub use keeper::{Keeper, KeeperConfig, KeeperError};
+pub use keeper_store::StoreError;
 pub use sync::SyncState;
 
 /// Most URLs, prefixes and tags one purge may name, together.
