@@ -1,6 +1,7 @@
 //! The director's config in two layers: serde structs that mirror the TOML
-//! file (`[[edge]]`, `[director]`, `[[coverage-zone]]`; any other top-level
-//! table belongs to other services and is ignored) and the validated
+//! file (`[[edge]]`, `[director]`, `[[coverage-zone]]`, and for the purge
+//! log `[[shield]]` and `[purge-log]`; any other top-level table belongs to
+//! other services and is ignored) and the validated
 //! [`Config`] the director runs on. Command-line flags override fields of
 //! [`Config`] and then [`Config::validate`] runs again.
 
@@ -16,6 +17,7 @@ use meridian_common::{ConfigError, HumanDuration};
 use serde::Deserialize;
 
 use crate::client::{DEFAULT_MAX_FORWARDED_HOPS, ForwardedHeader};
+use crate::purge_log::{PurgeLogFile, PurgeLogSettings, ShieldConfig};
 
 /// The shipped database, relative to the working directory.
 pub const DEFAULT_GEOIP: &str = "geo-data/dbip-country-centres.mmdb";
@@ -31,6 +33,9 @@ struct FileConfig {
     director: DirectorFile,
     #[serde(default)]
     coverage_zone: Vec<CoverageZone>,
+    #[serde(default)]
+    shield: Vec<ShieldConfig>,
+    purge_log: Option<PurgeLogFile>,
 }
 
 /// One `[[edge]]` table: where clients are sent and where its health is read.
@@ -154,6 +159,11 @@ pub struct Config {
     pub forwarded_header: ForwardedHeader,
     /// Forwarding-header entries read at most, from the right (default 32).
     pub max_forwarded_hops: usize,
+    /// `[[shield]]` tables: the shields a cluster purge must reach.
+    pub shields: Vec<ShieldConfig>,
+    /// `[purge-log]`: where the cluster purge log is, and the director's
+    /// own log when it keeps one.
+    pub purge_log: PurgeLogSettings,
 }
 
 impl Config {
@@ -202,6 +212,8 @@ impl Config {
             trusted_proxies: d.trusted_proxies,
             forwarded_header: d.forwarded_header.unwrap_or_default(),
             max_forwarded_hops: d.max_forwarded_hops.unwrap_or(DEFAULT_MAX_FORWARDED_HOPS),
+            shields: f.shield,
+            purge_log: PurgeLogSettings::from_file(f.purge_log),
         };
         config.validate()?;
         Ok(config)
@@ -319,12 +331,12 @@ impl Config {
         if self.geoip.is_empty() {
             return bad("director.geoip".into(), "no database file given".into());
         }
-        Ok(())
+        crate::purge_log::validate(self)
     }
 }
 
 /// An absolute http(s) URL without query or fragment: a base to append paths to.
-fn check_base_url(url: &str) -> Result<(), String> {
+pub(crate) fn check_base_url(url: &str) -> Result<(), String> {
     let uri: http::Uri = url
         .parse()
         .map_err(|e| format!("`{url}` is not a URL: {e}"))?;

@@ -43,7 +43,7 @@ fn a_file_of_only_edge_tables_is_valid_with_defaults() {
 #[test]
 fn other_services_tables_are_ignored() {
     let text =
-        format!("{EDGES}\n[origin]\nroot = \"x\"\n[[shield]]\nname = \"s\"\n[cluster]\nfoo = 1\n");
+        format!("{EDGES}\n[origin]\nroot = \"x\"\n[[shield]]\nname = \"s\"\nurl = \"http://127.0.0.1:8500\"\nadmin = \"http://127.0.0.1:9500\"\n[cluster]\nfoo = 1\n");
     assert!(Config::parse("t.toml", &text).is_ok());
 }
 
@@ -186,4 +186,66 @@ fn forwarding_defaults_to_x_forwarded_for_read_32_hops_from_the_right() {
         msg.contains("t.toml") && msg.contains("forwarded-header"),
         "{msg}"
     );
+}
+
+const SHIELD: &str = r#"
+[[shield]]
+name = "shield-1"
+url = "http://127.0.0.1:8500"
+admin = "http://127.0.0.1:9500"
+"#;
+
+#[test]
+fn purge_log_short_form_and_table() {
+    let c = Config::parse(
+        "t.toml",
+        &format!("purge-log = \"nats://127.0.0.1:4222\"\n{EDGES}{SHIELD}"),
+    )
+    .expect("valid");
+    assert_eq!(c.purge_log.url.as_deref(), Some("nats://127.0.0.1:4222"));
+    assert_eq!(c.purge_log.state_dir, None);
+    let nodes = crate::purge_log::nodes(&c);
+    assert_eq!(nodes[0].name, "shield-1", "shields first");
+    assert_eq!(nodes.len(), 3);
+    let text = format!(
+        "{EDGES}{SHIELD}\n[purge-log]\nstate-dir = \"/tmp/x\"\nmax-lag = \"1s\"\npoll-wait = \"200ms\"\nconfirm-timeout = \"3s\"\nretain = 10\n"
+    );
+    let c = Config::parse("t.toml", &text).expect("valid");
+    let p = &c.purge_log;
+    assert_eq!(p.state_dir.as_deref(), Some(Path::new("/tmp/x")));
+    assert_eq!(
+        (p.max_lag, p.poll_wait, p.confirm_timeout, p.retain),
+        (
+            Duration::from_secs(1),
+            Duration::from_millis(200),
+            Duration::from_secs(3),
+            10
+        )
+    );
+}
+
+#[test]
+fn purge_log_mistakes_name_the_key() {
+    let cases = [
+        ("[purge-log]\nmax-lag = \"1s\"\n", "purge-log.poll-wait"),
+        ("[purge-log]\nurl = \"ftp://x\"\n", "purge-log.url"),
+        (
+            "[purge-log]\nurl = \"nats://x:4222\"\nstate-dir = \"d\"\n",
+            "purge-log.state-dir",
+        ),
+        ("[purge-log]\nretain = 0\n", "purge-log.retain"),
+        ("[purge-log]\nstate-dirr = \"d\"\n", "state-dirr"),
+        (
+            "[[shield]]\nname = \"eu-west\"\nurl = \"http://a:1\"\nadmin = \"http://a:2\"\n",
+            "shield[0].name",
+        ),
+        (
+            "[[shield]]\nname = \"s\"\nurl = \"a:1\"\nadmin = \"http://a:2\"\n",
+            "shield[0].url",
+        ),
+    ];
+    for (extra, key) in cases {
+        let msg = err(&format!("{EDGES}{extra}"));
+        assert!(msg.contains("t.toml") && msg.contains(key), "{key}: {msg}");
+    }
 }

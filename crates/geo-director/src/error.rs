@@ -13,6 +13,9 @@ pub enum Error {
     Database { path: PathBuf, reason: String },
     #[error("cannot build the health-check client: {0}")]
     HttpClient(#[source] reqwest::Error),
+    /// The purge log could not be opened, or has nowhere to serve.
+    #[error("purge log: {0}")]
+    PurgeLog(String),
     #[error("{what} listener failed: {source}")]
     Serve {
         what: &'static str,

@@ -22,6 +22,7 @@ mod error;
 mod explain;
 mod http;
 mod lookup;
+pub mod purge_log;
 mod zones;
 
 use std::net::SocketAddr;
@@ -37,6 +38,7 @@ pub use crate::config::{Config, CoverageZone, DEFAULT_GEOIP, EdgeConfig, HealthS
 pub use crate::director::{Decision, Director, Edge, Placement, Reason, Target};
 pub use crate::error::Error;
 pub use crate::explain::{Explanation, explain};
+pub use crate::purge_log::{PurgeLogSettings, ShieldConfig};
 pub use crate::lookup::{
     CountryCode, Geo, GeoLookup, MaxMindDb, MaxMindFiles, Precision, Schema, StaticLookup,
 };
@@ -61,6 +63,14 @@ pub async fn serve(
     shutdown: Shutdown,
 ) -> Result<(), Error> {
     start_health_checks(&director, &shutdown)?;
+    let keeper = purge_log::keeper(&director.config)?;
+    if keeper.is_some() && admin.is_none() {
+        return Err(Error::PurgeLog(
+            "purge-log.state-dir is set but there is no admin listener to serve the log on \
+             (--admin-listen / director.admin-listen)"
+                .into(),
+        ));
+    }
     tracing::info!(
         listen = ?listener.local_addr().ok(),
         database = %director.database(),
@@ -72,9 +82,16 @@ pub async fn serve(
         http::public_router(director.clone()).into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(shutdown.wait());
+    if let Some(addr) = admin.as_ref().and_then(|l| l.local_addr().ok()) {
+        tracing::info!(%addr, purge_log = keeper.is_some(), "admin listening");
+    }
+    let mut admin_router = http::admin_router(director.clone());
+    if let Some(k) = keeper {
+        admin_router = admin_router.merge(meridian_purge::keeper_http::router(k));
+    }
     let admin = async {
         match admin {
-            Some(l) => axum::serve(l, http::admin_router(director.clone()))
+            Some(l) => axum::serve(l, admin_router)
                 .with_graceful_shutdown(shutdown.wait())
                 .await
                 .map_err(|source| Error::Serve {
