@@ -13,6 +13,7 @@ mod failures;
 mod forwarding;
 mod health;
 mod keys_vary;
+mod metrics;
 mod revalidation;
 mod storage;
 mod streaming;

@@ -628,7 +628,7 @@ fn register_state(r: &mut Registry, engine: &Engine) {
     );
     r.register(
         names::CACHE_CAPACITY_BYTES,
-        "The store's capacity (cache-size)",
+        "The store's capacity (cache.size)",
         ConstGauge::new(store.capacity),
     );
     r.register(
