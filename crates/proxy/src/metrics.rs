@@ -15,7 +15,7 @@
 //! handles kept in arrays indexed by the label enums. A `Counter` is an
 //! `Arc<AtomicU64>` that the family shares, so the family encodes the very
 //! atomics the requests bump. A hit therefore adds two or three relaxed
-//! atomic adds to the ones [`crate::outcome::Stats::record`] already makes:
+//! atomic adds to the ones `Stats::record` already makes:
 //! no lock, no allocation, no hash. Its bytes are counted from the
 //! response body's exact size (the entry's length), not by wrapping the
 //! body in a counting stream.
@@ -54,7 +54,7 @@ use crate::outcome::{stale_served, upstream_failed};
 use crate::upstream::FetchError;
 
 /// Every metric name, as a scraper sees it. Counters end in `_total`, the
-/// suffix the encoders add themselves (see [`base`]).
+/// suffix the encoders add themselves (registered without it).
 pub mod names {
     pub const REQUESTS_TOTAL: &str = "meridian_requests_total";
     pub const RESPONSE_BYTES_TOTAL: &str = "meridian_response_bytes_total";
@@ -540,7 +540,7 @@ impl Metrics {
     }
 }
 
-/// A fill in flight; dropping it ends it (see [`Metrics::fill_started`]).
+/// A fill in flight; dropping it ends it (see `Metrics::fill_started`).
 #[derive(Debug)]
 pub(crate) struct FillInFlight(Gauge);
 
