@@ -61,7 +61,7 @@ async fn stats(State(e): State<Arc<Engine>>) -> Json<Value> {
     }))
 }
 
-/// Prometheus metrics; no token needed (they hold no secrets and no URLs).
+/// Prometheus metrics; no token needed (no secrets, nothing a client sent).
 async fn metrics(
     State(e): State<Arc<Engine>>,
     headers: http::HeaderMap,
