@@ -13,6 +13,8 @@ mod failures;
 mod forwarding;
 mod health;
 mod keys_vary;
+mod metrics;
+mod purge_lag;
 mod revalidation;
 mod storage;
 mod streaming;

@@ -17,6 +17,7 @@ pub fn router(engine: Arc<Engine>) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/stats", get(stats))
+        .route("/metrics", get(metrics))
         .with_state(engine)
 }
 
@@ -58,4 +59,12 @@ async fn stats(State(e): State<Arc<Engine>>) -> Json<Value> {
         "balance": e.pool().balance().name(),
         "upstreams": e.pool().stats(),
     }))
+}
+
+/// Prometheus metrics; no token needed (no secrets, nothing a client sent).
+async fn metrics(
+    State(e): State<Arc<Engine>>,
+    headers: http::HeaderMap,
+) -> axum::response::Response {
+    crate::metrics::scrape(&e, &headers)
 }

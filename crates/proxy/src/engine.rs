@@ -42,6 +42,7 @@ use crate::authority::{Authority, HostPattern, Scheme};
 use crate::body::Body;
 use crate::config::Config;
 use crate::headers;
+use crate::metrics::Metrics;
 use crate::outcome::Served;
 pub use crate::outcome::Stats;
 use crate::respond::{self, Stamp};
@@ -77,6 +78,8 @@ pub struct Engine {
     /// Tokens for the admin listener and `PURGE`.
     pub(crate) admin_tokens: Arc<Tokens>,
     pub stats: Stats,
+    /// Prometheus metrics not derived from outcomes: purges, fills.
+    pub(crate) metrics: Metrics,
 }
 
 impl Engine {
@@ -112,6 +115,7 @@ impl Engine {
             }),
             admin_tokens: Arc::clone(&config.admin_tokens),
             stats: Stats::default(),
+            metrics: Metrics::default(),
         }
     }
 
@@ -141,6 +145,11 @@ impl Engine {
         &self.admin_tokens
     }
 
+    /// Where purges and other node events are counted for `/metrics`.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
     /// Handles one request from `peer` on a listener for `scheme`, inside
     /// a `request` span (method, host, path, node, region) that ends with
     /// one event giving the status and `Cache-Status`, when debug logging
@@ -154,7 +163,7 @@ impl Engine {
         if !tracing::enabled!(tracing::Level::DEBUG) {
             // The hit path pays nothing for logging it does not do.
             let (response, outcome) = self.handle_inner(req, peer, scheme).await;
-            self.stats.record(&outcome);
+            self.stats.record(&outcome, &response);
             return response;
         }
         let span = tracing::debug_span!(
@@ -169,7 +178,7 @@ impl Engine {
             .handle_inner(req, peer, scheme)
             .instrument(span.clone())
             .await;
-        self.stats.record(&outcome);
+        self.stats.record(&outcome, &response);
         let mut cache_status = String::new();
         outcome.render(&self.stamp.name, &mut cache_status);
         tracing::debug!(
