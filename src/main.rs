@@ -71,6 +71,8 @@ enum Command {
     Shield(cli::shield::ShieldArgs),
     /// Run the geo director: sends each client to its nearest healthy edge.
     Director(cli::director::DirectorArgs),
+    /// Purge URLs, prefixes, tags or everything on every node of the cluster.
+    Purge(cli::purge::PurgeArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -82,6 +84,7 @@ fn main() -> std::process::ExitCode {
         Command::Origin(a) => cli::origin::main(a),
         Command::Shield(a) => cli::shield::main(a),
         Command::Director(a) => cli::director::main(a),
+        Command::Purge(a) => cli::purge::main(a),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -1,5 +1,7 @@
 //! `meridian director`: the geo director. Flags override the config file's
 //! `[director]` keys; the file's `[[edge]]` tables say where clients go.
+//! With `--purge-state DIR` (or `[purge-log] state-dir`) it also keeps the
+//! cluster purge log on its admin listener.
 //! SIGHUP re-reads the database file(s); Ctrl-C / SIGTERM stop it.
 
 use std::net::SocketAddr;
@@ -37,6 +39,10 @@ pub struct DirectorArgs {
     /// Worker threads [default: one per core].
     #[arg(long)]
     workers: Option<usize>,
+    /// Keep the cluster purge log in this directory, served on the admin
+    /// listener [default: `[purge-log] state-dir`, else no log].
+    #[arg(long, value_name = "DIR")]
+    purge_state: Option<PathBuf>,
 }
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:8000";
@@ -84,6 +90,9 @@ fn load(args: &DirectorArgs) -> anyhow::Result<Config> {
     }
     if let Some(s) = args.health_checks {
         config.health.enabled = s.0;
+    }
+    if let Some(dir) = &args.purge_state {
+        config.purge_log.state_dir = Some(dir.clone());
     }
     // The shipped database is found from the repository root; a binary run
     // from elsewhere (cargo run in a subfolder, the tests) falls back to the

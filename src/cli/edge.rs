@@ -17,6 +17,8 @@ pub struct EdgeArgs {
     #[arg(long)]
     max_object_size: Option<ByteSize>,
     #[command(flatten)]
+    follow: super::purge::FollowFlags,
+    #[command(flatten)]
     node: super::NodeFlags,
 }
 
@@ -32,6 +34,7 @@ pub fn main(args: EdgeArgs) -> anyhow::Result<()> {
         file.cache.max_object_size = args.max_object_size;
     }
     super::apply_node_flags!(file, &args.node);
+    args.follow.apply(&mut file.purge);
     let config = file.validate(&source)?;
     if args.node.check_config {
         println!("{source}: configuration OK");

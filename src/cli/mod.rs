@@ -3,6 +3,7 @@
 pub mod director;
 pub mod edge;
 pub mod origin;
+pub mod purge;
 pub mod shield;
 
 use std::net::SocketAddr;

@@ -31,6 +31,8 @@ pub struct ShieldArgs {
     #[arg(long = "trusted-edge", value_name = "CIDR")]
     trusted_edges: Vec<IpNet>,
     #[command(flatten)]
+    follow: super::purge::FollowFlags,
+    #[command(flatten)]
     node: super::NodeFlags,
 }
 
@@ -74,6 +76,7 @@ fn apply_flags(mut file: FileConfig, args: &ShieldArgs) -> FileConfig {
         file.trusted_edges = Some(args.trusted_edges.clone());
     }
     super::apply_node_flags!(file, &args.node);
+    args.follow.apply(&mut file.purge);
     file
 }
 

@@ -42,8 +42,9 @@ fn a_file_of_only_edge_tables_is_valid_with_defaults() {
 
 #[test]
 fn other_services_tables_are_ignored() {
-    let text =
-        format!("{EDGES}\n[origin]\nroot = \"x\"\n[[shield]]\nname = \"s\"\nurl = \"http://127.0.0.1:8500\"\nadmin = \"http://127.0.0.1:9500\"\n[cluster]\nfoo = 1\n");
+    let text = format!(
+        "{EDGES}\n[origin]\nroot = \"x\"\n[[shield]]\nname = \"s\"\nurl = \"http://127.0.0.1:8500\"\nadmin = \"http://127.0.0.1:9500\"\n[cluster]\nfoo = 1\n"
+    );
     assert!(Config::parse("t.toml", &text).is_ok());
 }
 

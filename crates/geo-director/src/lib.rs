@@ -38,10 +38,10 @@ pub use crate::config::{Config, CoverageZone, DEFAULT_GEOIP, EdgeConfig, HealthS
 pub use crate::director::{Decision, Director, Edge, Placement, Reason, Target};
 pub use crate::error::Error;
 pub use crate::explain::{Explanation, explain};
-pub use crate::purge_log::{PurgeLogSettings, ShieldConfig};
 pub use crate::lookup::{
     CountryCode, Geo, GeoLookup, MaxMindDb, MaxMindFiles, Precision, Schema, StaticLookup,
 };
+pub use crate::purge_log::{PurgeLogSettings, ShieldConfig};
 
 /// Opens the database, starts health checks and serves until `shutdown`.
 pub async fn run(

@@ -59,7 +59,10 @@ impl<'de> Deserialize<'de> for PurgeLogFile {
             fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
                 Ok(PurgeLogFile::Url(v.to_owned()))
             }
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<Self::Value, A::Error> {
                 PurgeLogTable::deserialize(serde::de::value::MapAccessDeserializer::new(map))
                     .map(PurgeLogFile::Table)
             }
@@ -135,7 +138,9 @@ impl PurgeLogSettings {
             url: t.url,
             state_dir: t.state_dir,
             max_lag: t.max_lag.map_or(d.max_lag, HumanDuration::get),
-            confirm_timeout: t.confirm_timeout.map_or(d.confirm_timeout, HumanDuration::get),
+            confirm_timeout: t
+                .confirm_timeout
+                .map_or(d.confirm_timeout, HumanDuration::get),
             retain: t.retain.unwrap_or(d.retain),
             retain_bytes: t.retain_bytes.map_or(d.retain_bytes, |b| b.bytes()),
             poll_wait: t.poll_wait.map_or(d.poll_wait, HumanDuration::get),
@@ -246,5 +251,7 @@ pub(crate) fn keeper(c: &Config) -> Result<Option<Keeper>, crate::Error> {
         max_batch: p.max_batch,
         ..KeeperConfig::new(dir.clone(), nodes(c), Arc::new(tokens))
     };
-    Ok(Some(Keeper::open(config).map_err(|e| crate::Error::PurgeLog(e.to_string()))?))
+    Ok(Some(
+        Keeper::open(config).map_err(|e| crate::Error::PurgeLog(e.to_string()))?,
+    ))
 }

@@ -73,6 +73,8 @@ pub struct Engine {
     /// `site-host` as an authority for plain and for TLS listeners.
     pub(crate) site: Option<[Authority; 2]>,
     pub(crate) accept_hosts: Option<Vec<HostPattern>>,
+    /// The purge log this node follows, if any (started by `serve_all`).
+    pub(crate) follow: Option<meridian_purge::FollowConfig>,
     /// How current this node is with the purge log (the max-lag guarantee).
     pub(crate) sync: Arc<SyncState>,
     /// Tokens for the admin listener and `PURGE`.
@@ -109,6 +111,15 @@ impl Engine {
             trusted_forwarders: config.trusted_forwarders.clone(),
             site,
             accept_hosts: config.accept_hosts.clone(),
+            follow: config
+                .purge_log
+                .as_ref()
+                .map(|log| meridian_purge::FollowConfig {
+                    log: log.clone(),
+                    node: config.name.clone(),
+                    tier: config.tier,
+                    token: config.purge_token.clone(),
+                }),
             sync: Arc::new(match config.purge_log {
                 Some(_) => SyncState::following(config.purge_max_lag),
                 None => SyncState::unfollowed(),
@@ -138,6 +149,11 @@ impl Engine {
     /// This node's sync state with the purge log.
     pub fn sync(&self) -> &Arc<SyncState> {
         &self.sync
+    }
+
+    /// How this node follows the purge log (`None`: it follows none).
+    pub fn follow_config(&self) -> Option<&meridian_purge::FollowConfig> {
+        self.follow.as_ref()
     }
 
     /// The tokens the admin listener and `PURGE` accept.

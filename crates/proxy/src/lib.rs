@@ -42,7 +42,8 @@ pub enum Error {
     Io(#[from] std::io::Error),
 }
 
-/// Serves the proxy and admin listeners for an engine until shutdown.
+/// Serves the proxy and admin listeners for an engine until shutdown, and
+/// follows the purge log when the engine's config names one.
 pub async fn serve_all(
     listener: TcpListener,
     admin: Option<TcpListener>,
@@ -59,6 +60,16 @@ pub async fn serve_all(
         tokio::spawn(admin::serve(l, Arc::clone(&engine), shutdown.clone()))
     });
     tokio::spawn(maintain(Arc::clone(engine.store()), shutdown.clone()));
+    if let Some(follow) = engine.follow_config().cloned() {
+        // Entries from the log are applied like any purge on this node.
+        let applier: Arc<dyn meridian_purge::Applier> = Arc::clone(&engine) as _;
+        tokio::spawn(meridian_purge::follow(
+            follow,
+            applier,
+            Arc::clone(engine.sync()),
+            shutdown.clone(),
+        ));
+    }
     server::serve(listener, engine, Scheme::Http, shutdown).await;
     if let Some(t) = admin_task
         && let Ok(Err(e)) = t.await

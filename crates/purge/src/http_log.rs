@@ -20,8 +20,8 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    Applier, FollowConfig, LogEntry, LogError, NodeOutcome, NodeRef, NodeResult, NodeStatus,
-    Purge, Report, Status, SyncState, Tier,
+    Applier, FollowConfig, LogEntry, LogError, NodeOutcome, NodeRef, NodeResult, NodeStatus, Purge,
+    Report, Status, SyncState, Tier,
 };
 
 /// The answer to a follower's poll.
@@ -103,7 +103,11 @@ async fn call<T: serde::de::DeserializeOwned>(
     let mut resp = req.send().await.map_err(|e| unreachable(error_chain(&e)))?;
     let status = resp.status();
     let mut body = Vec::new();
-    while let Some(chunk) = resp.chunk().await.map_err(|e| unreachable(error_chain(&e)))? {
+    while let Some(chunk) = resp
+        .chunk()
+        .await
+        .map_err(|e| unreachable(error_chain(&e)))?
+    {
         if body.len() + chunk.len() > MAX_ANSWER {
             return Err(LogError::Other(format!(
                 "{log}: answer larger than {MAX_ANSWER} bytes"
@@ -242,8 +246,11 @@ impl Follower {
             .get(with_query(&url, &query))
             .timeout(wait + ANSWER_MARGIN);
         let sent = Instant::now();
-        let answer: PollAnswer =
-            call(&self.config.log, authorized(req, self.config.token.as_deref())).await?;
+        let answer: PollAnswer = call(
+            &self.config.log,
+            authorized(req, self.config.token.as_deref()),
+        )
+        .await?;
         if self.log_id.as_deref() != Some(answer.log_id.as_str()) {
             if self.log_id.is_some() {
                 tracing::warn!(log_id = %answer.log_id, "the purge log was reset; starting over");
@@ -299,9 +306,7 @@ impl Follower {
     async fn apply(&self, purge: Purge) -> Result<crate::Applied, String> {
         let applier = Arc::clone(&self.applier);
         let r = tokio::task::spawn_blocking(move || {
-            if let Err(e) = purge.validate() {
-                return Err(e);
-            }
+            purge.validate()?;
             applier.apply(&purge)
         })
         .await
@@ -332,11 +337,7 @@ impl Follower {
             log_id: self.log_id.clone(),
         };
         let url = format!("{}/v1/purges/ack", base(&self.config.log));
-        let req = self
-            .client
-            .post(url)
-            .json(&ack)
-            .timeout(ANSWER_MARGIN);
+        let req = self.client.post(url).json(&ack).timeout(ANSWER_MARGIN);
         match authorized(req, self.config.token.as_deref()).send().await {
             Ok(r) if r.status().is_success() => {}
             Ok(r) => tracing::warn!(status = %r.status(), "the purge log refused a confirmation"),
@@ -404,9 +405,15 @@ mod tests {
 
     #[test]
     fn polls_hold_for_half_the_max_lag_within_bounds() {
-        assert_eq!(poll_wait(Duration::from_secs(1)), Duration::from_millis(500));
+        assert_eq!(
+            poll_wait(Duration::from_secs(1)),
+            Duration::from_millis(500)
+        );
         assert_eq!(poll_wait(Duration::from_secs(60)), POLL_WAIT_MAX);
-        assert_eq!(poll_wait(Duration::from_millis(1)), Duration::from_millis(10));
+        assert_eq!(
+            poll_wait(Duration::from_millis(1)),
+            Duration::from_millis(10)
+        );
     }
 
     #[test]
@@ -419,10 +426,9 @@ mod tests {
 
     #[test]
     fn an_ack_without_from_reads() {
-        let a: Ack = serde_json::from_str(
-            r#"{"node":"e1","tier":"edge","seq":4,"entries":2,"micros":10}"#,
-        )
-        .expect("test");
+        let a: Ack =
+            serde_json::from_str(r#"{"node":"e1","tier":"edge","seq":4,"entries":2,"micros":10}"#)
+                .expect("test");
         assert_eq!((a.from, a.seq, a.error), (0, 4, None));
     }
 }

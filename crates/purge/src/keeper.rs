@@ -147,10 +147,14 @@ impl State {
             i => self.entries[i - 1].0.seq,
         };
         let released = shields.max(by_time).min(self.head);
-        let next = self.entries.iter().find(|(e, _)| e.seq > released).map(|(e, _)| {
-            let due_at = e.at_ms.saturating_add(lag_ms);
-            Duration::from_millis(due_at.saturating_sub(now_ms))
-        });
+        let next = self
+            .entries
+            .iter()
+            .find(|(e, _)| e.seq > released)
+            .map(|(e, _)| {
+                let due_at = e.at_ms.saturating_add(lag_ms);
+                Duration::from_millis(due_at.saturating_sub(now_ms))
+            });
         (released, next)
     }
 
@@ -201,7 +205,11 @@ impl State {
             if unconfigured >= MAX_UNCONFIGURED {
                 return None;
             }
-            tracing::info!(node, tier = tier.as_str(), "a node not in the cluster file follows the purge log");
+            tracing::info!(
+                node,
+                tier = tier.as_str(),
+                "a node not in the cluster file follows the purge log"
+            );
             self.nodes.insert(
                 node.to_owned(),
                 Track {
@@ -215,7 +223,10 @@ impl State {
         }
         let t = self.nodes.get_mut(node)?;
         if t.tier != tier {
-            tracing::warn!(node, "two nodes of different tiers use this name; names must be unique");
+            tracing::warn!(
+                node,
+                "two nodes of different tiers use this name; names must be unique"
+            );
         }
         t.last_seen = Some(Instant::now());
         Some(t)
@@ -373,7 +384,12 @@ impl Keeper {
             store.wants_compaction(s.entries.len())
         };
         if compact {
-            let keep: Vec<LogEntry> = self.state().entries.iter().map(|(e, _)| e.clone()).collect();
+            let keep: Vec<LogEntry> = self
+                .state()
+                .entries
+                .iter()
+                .map(|(e, _)| e.clone())
+                .collect();
             store.compact(keep.iter())?;
         }
         Ok(entry)
@@ -382,7 +398,11 @@ impl Keeper {
     /// Appends `purge`, waits (at most `timeout`, capped by
     /// [`MAX_CONFIRM_TIMEOUT`]; default `confirm-timeout`) until every
     /// configured node confirmed it, and reports.
-    pub async fn publish(&self, purge: Purge, timeout: Option<Duration>) -> Result<Report, KeeperError> {
+    pub async fn publish(
+        &self,
+        purge: Purge,
+        timeout: Option<Duration>,
+    ) -> Result<Report, KeeperError> {
         purge.validate().map_err(KeeperError::BadRequest)?;
         if self.state().pending.len() >= MAX_PENDING {
             return Err(KeeperError::Busy);
@@ -433,14 +453,17 @@ impl Keeper {
             .nodes
             .iter()
             .map(|n| {
-                results.and_then(|r| r.get(&n.name)).cloned().unwrap_or_else(|| NodeResult {
-                    node: n.name.clone(),
-                    tier: n.tier,
-                    result: NodeOutcome::Timeout,
-                    entries: 0,
-                    ms: started.elapsed().as_secs_f64() * 1000.0,
-                    error: Some("did not confirm before the deadline".into()),
-                })
+                results
+                    .and_then(|r| r.get(&n.name))
+                    .cloned()
+                    .unwrap_or_else(|| NodeResult {
+                        node: n.name.clone(),
+                        tier: n.tier,
+                        result: NodeOutcome::Timeout,
+                        entries: 0,
+                        ms: started.elapsed().as_secs_f64() * 1000.0,
+                        error: Some("did not confirm before the deadline".into()),
+                    })
             })
             .collect();
         nodes.sort_by_key(|n| n.tier);

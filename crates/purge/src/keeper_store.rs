@@ -80,10 +80,7 @@ impl Store {
             file,
             lines,
         };
-        Ok((
-            store,
-            Loaded { log_id, entries },
-        ))
+        Ok((store, Loaded { log_id, entries }))
     }
 
     /// Appends one entry and syncs it to disk.
@@ -252,7 +249,10 @@ mod tests {
         s.append(&entry(3)).expect("test");
         drop(s);
         let (_, l) = Store::open(dir.path()).expect("test");
-        assert_eq!(l.entries.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2, 3]);
+        assert_eq!(
+            l.entries.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            [1, 2, 3]
+        );
     }
 
     #[test]
@@ -260,8 +260,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("test");
         let path = dir.path().join(LOG_FILE);
         let line = |e: &LogEntry| serde_json::to_string(e).expect("test");
-        std::fs::write(&path, format!("{}\n{}\n", line(&entry(1)), line(&entry(3))))
-            .expect("test");
+        std::fs::write(&path, format!("{}\n{}\n", line(&entry(1)), line(&entry(3)))).expect("test");
         let e = Store::open(dir.path()).err().expect("gap").to_string();
         assert!(e.contains("line 2") && e.contains("log.jsonl"), "{e}");
         std::fs::write(&path, format!("garbage\n{}\n", line(&entry(1)))).expect("test");

@@ -80,7 +80,10 @@ async fn edges_get_an_entry_max_lag_after_the_append_without_the_shield() {
     let mut p = poll(&k, "e1", Tier::Edge, 0);
     p.wait = Duration::from_millis(20);
     let report = k
-        .publish(Purge::url("http://a.example/x"), Some(Duration::from_millis(10)))
+        .publish(
+            Purge::url("http://a.example/x"),
+            Some(Duration::from_millis(10)),
+        )
         .await
         .expect("published");
     assert_eq!(report.unconfirmed(), ["s1", "e1"]);
@@ -106,9 +109,12 @@ async fn a_node_from_another_log_or_before_the_window_purges_everything() {
     let fresh = fresh.await.expect("poll");
     assert_eq!(fresh.reset_to, None, "an empty log has nothing to purge");
     for i in 0..3 {
-        k.publish(Purge::url(format!("http://a.example/{i}")), Some(Duration::ZERO))
-            .await
-            .expect("published");
+        k.publish(
+            Purge::url(format!("http://a.example/{i}")),
+            Some(Duration::ZERO),
+        )
+        .await
+        .expect("published");
     }
     let other = Poll {
         log_id: Some("another".into()),
@@ -143,12 +149,21 @@ async fn status_shows_what_each_node_applied() {
         .await
         .expect("published");
     k.ack(&ack(&k, "s1", Tier::Shield, 1)).expect("ack");
-    k.poll(poll(&k, "extra", Tier::Edge, 0)).await.expect("poll");
+    k.poll(poll(&k, "extra", Tier::Edge, 0))
+        .await
+        .expect("poll");
     let s = k.status();
     assert_eq!(s.head, 1);
     let line = |n: &str| s.nodes.iter().find(|x| x.node == n).cloned().expect(n);
     assert_eq!((line("s1").applied, line("s1").behind), (1, 0));
     assert_eq!((line("e1").applied, line("e1").last_seen_ms), (0, None));
-    assert_eq!(line("extra").tier, Tier::Edge, "unconfigured followers are listed");
-    assert!(k.ack(&ack(&k, "s1", Tier::Shield, 7)).is_err(), "past the head");
+    assert_eq!(
+        line("extra").tier,
+        Tier::Edge,
+        "unconfigured followers are listed"
+    );
+    assert!(
+        k.ack(&ack(&k, "s1", Tier::Shield, 7)).is_err(),
+        "past the head"
+    );
 }
