@@ -262,11 +262,15 @@ impl Cluster {
 
     /// Every node has polled the log and is not lagging.
     async fn wait_until_all_follow(&self) {
-        eventually("every node follows the log", Duration::from_secs(10), || async {
-            self.status().await.is_some_and(|s| {
-                s.nodes.len() == 3 && s.nodes.iter().all(|n| !n.lagging && n.behind == 0)
-            })
-        })
+        eventually(
+            "every node follows the log",
+            Duration::from_secs(10),
+            || async {
+                self.status().await.is_some_and(|s| {
+                    s.nodes.len() == 3 && s.nodes.iter().all(|n| !n.lagging && n.behind == 0)
+                })
+            },
+        )
         .await;
     }
 
@@ -326,6 +330,55 @@ impl Cluster {
             .expect("run meridian purge")
     }
 
+    /// Stops e2 once its last poll has been answered (the keeper holds a
+    /// poll at most `poll-wait`, 400ms), so no entry sent later waits in
+    /// its socket for the moment it resumes.
+    async fn stop_e2(&self) -> Instant {
+        self.edges[1].0.signal("-STOP");
+        let stopped = Instant::now();
+        eventually(
+            "e2's last poll was answered",
+            Duration::from_secs(5),
+            || async {
+                self.status().await.is_some_and(|s| {
+                    s.nodes
+                        .iter()
+                        .any(|n| n.node == "e2" && n.last_seen_ms.is_some_and(|ms| ms > 600))
+                })
+            },
+        )
+        .await;
+        stopped
+    }
+
+    /// Kills the keeper and starts it again on its state dir and port;
+    /// waits until it answers with the log's `head`.
+    async fn restart_keeper(&mut self, head: u64) {
+        let admin = self.director_admin.trim_start_matches("http://").to_owned();
+        drop(self.director.take());
+        self.director = Some(start_director(self.dir.path(), &admin));
+        eventually(
+            "the keeper is back with its log",
+            Duration::from_secs(10),
+            || async { self.status().await.is_some_and(|s| s.head == head) },
+        )
+        .await;
+    }
+
+    /// Every node has applied entry `seq`.
+    async fn wait_applied(&self, seq: u64) {
+        eventually(
+            &format!("every node applied {seq}"),
+            Duration::from_secs(5),
+            || async {
+                self.status()
+                    .await
+                    .is_some_and(|s| s.nodes.len() == 3 && s.nodes.iter().all(|n| n.applied == seq))
+            },
+        )
+        .await;
+    }
+
     /// Both edges and the shield hold `body` (the edges hit).
     async fn warm(&self, body: &str) {
         for i in 0..2 {
@@ -336,7 +389,11 @@ impl Cluster {
             assert!(last_hop(&cs).contains("; hit"), "edge {i} warm: {cs}");
         }
         let (b, cs) = self.get(&self.shield_url).await;
-        assert_eq!((b.as_str(), last_hop(&cs).contains("; hit")), (body, true), "{cs}");
+        assert_eq!(
+            (b.as_str(), last_hop(&cs).contains("; hit")),
+            (body, true),
+            "{cs}"
+        );
     }
 }
 
@@ -355,6 +412,12 @@ fn start_director(dir: &Path, admin: &str) -> Proc {
             dir.join("purge-state").display().to_string(),
         ],
     )
+}
+
+/// Waits until `max-lag` (and a margin) has passed since `since`: the
+/// guarantee is about time, so this wait is what is tested, not a sync.
+async fn past_max_lag(since: Instant) {
+    tokio::time::sleep_until((since + MAX_LAG + Duration::from_millis(300)).into()).await;
 }
 
 /// This node's own part of a `Cache-Status` (the last member).
@@ -409,64 +472,88 @@ async fn a_cluster_purge_reaches_every_node_even_one_stopped_or_a_restarted_keep
     // An edge stopped during a purge: the CLI names it; after SIGCONT its
     // very first answer is not the purged copy.
     c.warm("v3").await;
-    c.edges[1].0.signal("-STOP");
-    let stopped = Instant::now();
+    let stopped = c.stop_e2().await;
     c.set_page("v4");
     let out = c.purge(&["--url", URL]);
     assert!(!out.status.success(), "{}", text(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("e2") && !stderr.contains("e1"), "{}", text(&out));
-    assert!(applied_line(&out, "e1") && applied_line(&out, "s1"), "{}", text(&out));
-    tokio::time::sleep_until((stopped + MAX_LAG + Duration::from_millis(300)).into()).await;
+    assert!(
+        stderr.contains("e2") && !stderr.contains("e1"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        applied_line(&out, "e1") && applied_line(&out, "s1"),
+        "{}",
+        text(&out)
+    );
+    past_max_lag(stopped).await;
     c.edges[1].0.signal("-CONT");
     let (b, cs) = c.get(c.edge(1)).await;
-    assert_eq!(b, "v4", "the stopped edge's first answer: {cs}\n{}", c.edges[1].0.log());
+    assert_eq!(b, "v4", "the stopped edge's first answer: {cs}");
     let head = c.status().await.expect("status").head;
-    eventually("e2 catches up", Duration::from_secs(5), || async {
-        c.status().await.is_some_and(|s| {
-            s.nodes.iter().any(|n| n.node == "e2" && n.applied == head)
-        })
-    })
-    .await;
+    c.wait_applied(head).await;
 
     // The same with the keeper restarted (same state dir, same port)
-    // between the purge and SIGCONT.
+    // between the purge and SIGCONT: the log survives, the edge catches up.
     c.warm("v4").await;
-    c.edges[1].0.signal("-STOP");
-    let stopped = Instant::now();
+    let stopped = c.stop_e2().await;
     c.set_page("v5");
     let out = c.purge(&["--url", URL]);
     assert!(!out.status.success(), "{}", text(&out));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("e2"), "{}", text(&out));
-    let admin = c.director_admin.trim_start_matches("http://").to_owned();
-    drop(c.director.take());
-    c.director = Some(start_director(c.dir.path(), &admin));
-    eventually("the keeper is back with its log", Duration::from_secs(10), || async {
-        c.status().await.is_some_and(|s| s.head == head + 1)
-    })
-    .await;
-    tokio::time::sleep_until((stopped + MAX_LAG + Duration::from_millis(300)).into()).await;
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("e2"),
+        "{}",
+        text(&out)
+    );
+    c.restart_keeper(head + 1).await;
+    past_max_lag(stopped).await;
     c.edges[1].0.signal("-CONT");
     let (b, cs) = c.get(c.edge(1)).await;
     assert_eq!(b, "v5", "first answer after the keeper restarted: {cs}");
+    c.wait_applied(head + 1).await;
+
+    // And with the keeper still down at SIGCONT (the edge is cut off): the
+    // first answer can only be right through the max-lag guarantee.
+    c.warm("v5").await;
+    let stopped = c.stop_e2().await;
+    c.set_page("v6");
+    let out = c.purge(&["--url", URL]);
+    assert!(!out.status.success(), "{}", text(&out));
+    drop(c.director.take());
+    past_max_lag(stopped).await;
+    c.edges[1].0.signal("-CONT");
+    let (b, cs) = c.get(c.edge(1)).await;
+    assert_eq!(
+        b,
+        "v6",
+        "first answer while cut off from the log: {cs}\n{}",
+        c.edges[1].0.log()
+    );
+    assert!(cs.contains("purge-lag"), "Cache-Status says why: {cs}");
+    c.restart_keeper(head + 2).await;
+    let head = head + 2;
 
     // Status: every node at the head.
-    eventually("every node applied the last purge", Duration::from_secs(5), || async {
-        c.status().await.is_some_and(|s| {
-            s.nodes.len() == 3 && s.nodes.iter().all(|n| n.applied == head + 1)
-        })
-    })
-    .await;
+    c.wait_applied(head).await;
     let out = c.purge(&["--status"]);
     assert!(out.status.success(), "{}", text(&out));
     let table = String::from_utf8_lossy(&out.stdout);
-    assert!(table.contains(&format!("log head: {}", head + 1)), "{table}");
+    assert!(table.contains(&format!("log head: {head}")), "{table}");
+    for node in ["s1", "e1", "e2"] {
+        let line = table.lines().find(|l| l.starts_with(node)).unwrap_or("");
+        assert!(line.contains(&format!(" {head} ")), "{node}: {table}");
+    }
 }
 
 #[tokio::test]
 async fn the_log_refuses_missing_wrong_and_under_scoped_tokens() {
     let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::write(dir.path().join("reader.token"), "reader-secret-0123456789\n").expect("write");
+    std::fs::write(
+        dir.path().join("reader.token"),
+        "reader-secret-0123456789\n",
+    )
+    .expect("write");
     let file = format!(
         "{}\n[[purge-log.token]]\nname = \"reader\"\nsecret-file = \"reader.token\"\nscopes = [\"read\"]\n",
         cluster_file(None)
@@ -474,7 +561,10 @@ async fn the_log_refuses_missing_wrong_and_under_scoped_tokens() {
     std::fs::write(dir.path().join("director.toml"), file).expect("write");
     let director = start_director(dir.path(), "127.0.0.1:0");
     let admin = format!("http://{}", director.addr("admin listening").await);
-    let http = reqwest::Client::builder().no_proxy().build().expect("client");
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client");
     let purge = |token: Option<&'static str>| {
         let mut r = http
             .post(format!("{admin}/v1/purge?timeout_ms=0"))
