@@ -578,6 +578,27 @@ async fn the_log_refuses_missing_wrong_and_under_scoped_tokens() {
     assert_eq!(purge(Some("wrong-token-0123456789")).await, 401);
     assert_eq!(purge(Some("reader-secret-0123456789")).await, 403);
     assert_eq!(purge(Some(TOKEN)).await, 200);
+    // As `curl -d` sends it: no JSON content type.
+    let raw = |body: &'static str| {
+        let r = http
+            .post(format!("{admin}/v1/purge?timeout_ms=0"))
+            .bearer_auth(TOKEN)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body);
+        async move {
+            let r = r.send().await.expect("send");
+            (r.status().as_u16(), r.text().await.unwrap_or_default())
+        }
+    };
+    let (status, body) = raw(r#"{"tags": ["product-42"]}"#).await;
+    assert_eq!(status, 200, "{body}");
+    let report: meridian_purge::Report = serde_json::from_str(&body).expect("a report");
+    assert_eq!(report.seq, 2);
+    assert_eq!(report.unconfirmed(), ["s1", "e1", "e2"], "nobody follows");
+    let (status, body) = raw(r#"{"tagz": ["x"]}"#).await;
+    assert!(status == 400 && body.contains("tagz"), "{status} {body}");
+    let (status, _) = raw(r#"{}"#).await;
+    assert_eq!(status, 400, "a purge must name something");
     let status = http
         .get(format!("{admin}/v1/purges/status"))
         .bearer_auth("reader-secret-0123456789")

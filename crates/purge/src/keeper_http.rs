@@ -4,7 +4,8 @@
 
 use std::time::Duration;
 
-use axum::extract::rejection::JsonRejection;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -34,6 +35,8 @@ pub fn router(keeper: Keeper) -> Router {
 enum Failure {
     Denied(meridian_common::auth::Denied, Scope),
     Bad(String),
+    /// The body could not be read (too large: 413).
+    Body(StatusCode, String),
     Keeper(KeeperError),
 }
 
@@ -50,6 +53,7 @@ impl IntoResponse for Failure {
                 StatusCode::from_u16(d.status()).unwrap_or(StatusCode::FORBIDDEN),
                 d.message(scope),
             ),
+            Failure::Body(status, m) => (status, m),
             Failure::Bad(m) | Failure::Keeper(KeeperError::BadRequest(m)) => {
                 (StatusCode::BAD_REQUEST, m)
             }
@@ -92,6 +96,13 @@ fn authorize(keeper: &Keeper, headers: &HeaderMap, scope: Scope) -> Result<(), F
         .map_err(|d| Failure::Denied(d, scope))
 }
 
+/// A JSON body, whatever its content type (as `curl -d` sends it). Too
+/// large: 413; not the expected shape: 400 saying why.
+fn json<T: serde::de::DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> Result<T, Failure> {
+    let bytes = body.map_err(|e| Failure::Body(e.status(), e.body_text()))?;
+    serde_json::from_slice(&bytes).map_err(|e| Failure::Bad(format!("bad JSON body: {e}")))
+}
+
 #[derive(Deserialize)]
 struct PublishQuery {
     timeout_ms: Option<u64>,
@@ -101,10 +112,10 @@ async fn publish(
     State(k): State<Keeper>,
     headers: HeaderMap,
     Query(q): Query<PublishQuery>,
-    body: Result<Json<Purge>, JsonRejection>,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, Failure> {
     authorize(&k, &headers, Scope::Purge)?;
-    let Json(purge) = body.map_err(|e| Failure::Bad(e.body_text()))?;
+    let purge: Purge = json(body)?;
     let report = k
         .publish(purge, q.timeout_ms.map(Duration::from_millis))
         .await?;
@@ -156,10 +167,10 @@ async fn poll(
 async fn ack(
     State(k): State<Keeper>,
     headers: HeaderMap,
-    body: Result<Json<Ack>, JsonRejection>,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, Failure> {
     authorize(&k, &headers, Scope::Follow)?;
-    let Json(ack) = body.map_err(|e| Failure::Bad(e.body_text()))?;
+    let ack: Ack = json(body)?;
     check_node(&ack.node)?;
     if ack.error.as_ref().is_some_and(|e| e.len() > 4096) {
         return Err(Failure::Bad("an error text longer than 4096 bytes".into()));
