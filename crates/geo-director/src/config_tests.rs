@@ -250,3 +250,17 @@ fn purge_log_mistakes_name_the_key() {
         assert!(msg.contains("t.toml") && msg.contains(key), "{key}: {msg}");
     }
 }
+
+#[test]
+fn the_example_cluster_file_has_the_shield_and_the_log() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/cluster.toml");
+    let c = Config::load(&path).expect("config/cluster.toml is valid");
+    assert_eq!(c.shields.len(), 1);
+    assert_eq!(c.shields[0].name, "shield-1");
+    assert_eq!(
+        c.purge_log.url.as_deref(),
+        Some("http://127.0.0.1:9000"),
+        "the director's admin listener"
+    );
+    assert_eq!(c.purge_log.state_dir, None, "kept only with --purge-state");
+}

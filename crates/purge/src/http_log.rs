@@ -283,8 +283,8 @@ impl Follower {
                 self.sync.applied(entry.seq);
                 total = match (total, r) {
                     (Ok(a), Ok(b)) => Ok(crate::Applied {
-                        entries: a.entries + b.entries,
-                        micros: a.micros + b.micros,
+                        entries: a.entries.saturating_add(b.entries),
+                        micros: a.micros.saturating_add(b.micros),
                     }),
                     (Err(e), _) | (_, Err(e)) => Err(e),
                 };

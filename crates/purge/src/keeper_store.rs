@@ -83,13 +83,22 @@ impl Store {
         Ok((store, Loaded { log_id, entries }))
     }
 
-    /// Appends one entry and syncs it to disk.
+    /// Appends one entry and syncs it to disk. On failure (a full disk)
+    /// the file is cut back to where it was, so no partial line is left
+    /// for the next append to follow.
     pub fn append(&mut self, entry: &LogEntry) -> Result<(), StoreError> {
         let path = self.dir.join(LOG_FILE);
         let mut line = serde_json::to_vec(entry).map_err(|e| err(&path, e))?;
         line.push(b'\n');
-        self.file.write_all(&line).map_err(|e| err(&path, e))?;
-        self.file.sync_data().map_err(|e| err(&path, e))?;
+        let before = self.file.metadata().map_err(|e| err(&path, e))?.len();
+        let written = self
+            .file
+            .write_all(&line)
+            .and_then(|()| self.file.sync_data());
+        if let Err(e) = written {
+            let _ = self.file.set_len(before);
+            return Err(err(&path, e));
+        }
         self.lines += 1;
         Ok(())
     }
@@ -115,13 +124,16 @@ impl Store {
         }
         let f = out.into_inner().map_err(|e| err(&tmp, e.error()))?;
         f.sync_all().map_err(|e| err(&tmp, e))?;
-        std::fs::rename(&tmp, &path).map_err(|e| err(&path, e))?;
-        sync_dir(&self.dir)?;
-        self.file = OpenOptions::new()
+        // The append handle is opened before the rename, so it is never
+        // left pointing at the replaced file.
+        let file = OpenOptions::new()
             .append(true)
-            .open(&path)
-            .map_err(|e| err(&path, e))?;
+            .open(&tmp)
+            .map_err(|e| err(&tmp, e))?;
+        std::fs::rename(&tmp, &path).map_err(|e| err(&path, e))?;
+        self.file = file;
         self.lines = lines;
+        sync_dir(&self.dir)?;
         Ok(())
     }
 }
