@@ -3,8 +3,12 @@
 # node's confirmation, on a local cluster of separate processes: an origin,
 # SHIELDS shields and EDGES edges (10 nodes by default), all following the
 # purge log, plus the director keeping it (http) or a JetStream server (nats).
-# `meridian purge --repeat N` sends N purges one after the other and prints
-# median, p99, min and max; every node must confirm each one.
+# Two figures, each over REPEAT purges, median, p99, min and max; every node
+# must confirm every purge:
+#   - in one process: `meridian purge --repeat N` times each publish call;
+#   - per command: N separate `meridian purge` runs, timed from the start of
+#     the process to its exit (so including process start and reading the
+#     cluster file).
 #
 # Usage: scripts/purge-latency.sh [http|nats]     (default http)
 #
@@ -121,5 +125,18 @@ for _ in $(seq 1 100); do
 done
 
 echo "backend $BACKEND: $SHIELDS shields + $EDGES edges, $REPEAT purges, $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo -n "in one process: "
 "$BIN" purge --config "$TMP/cluster.toml" --url http://cdn.test/page.txt --repeat "$REPEAT" --deadline 5s | tail -n 1
+: >"$TMP/times"
+for _ in $(seq 1 "$REPEAT"); do
+  t0=$(date +%s%N)
+  "$BIN" purge --config "$TMP/cluster.toml" --url http://cdn.test/page.txt --deadline 5s >/dev/null
+  t1=$(date +%s%N)
+  echo $(((t1 - t0) / 1000)) >>"$TMP/times"
+done
+echo -n "per command:    "
+sort -n "$TMP/times" | awk '{ t[NR] = $1 } END {
+  p = int(0.99 * NR); if (p < 0.99 * NR) p++; m = int(0.5 * NR); if (m < 0.5 * NR) m++
+  printf "%d purges: median %.1f ms, p99 %.1f ms, min %.1f ms, max %.1f ms\n", NR, t[m] / 1000, t[p] / 1000, t[1] / 1000, t[NR] / 1000
+}'
 }

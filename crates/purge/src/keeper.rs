@@ -372,6 +372,10 @@ impl Keeper {
             s.bytes += size as u64;
             s.entries.push_back((entry.clone(), size));
             if wait_for {
+                // A publisher dropped while its append was being written
+                // never made its guard; its record goes here.
+                let stale = MAX_CONFIRM_TIMEOUT + Duration::from_secs(10);
+                s.pending.retain(|_, p| p.appended.elapsed() < stale);
                 s.pending.insert(
                     seq,
                     Pending {
