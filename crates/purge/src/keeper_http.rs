@@ -1,6 +1,6 @@
 //! The keeper's routes, merged into the director's admin router (see
 //! [`crate::http_log`] for the table). Errors become responses only in
-//! [`Failure::into_response`].
+//! `Failure::into_response`.
 
 use std::time::Duration;
 
