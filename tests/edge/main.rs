@@ -6,6 +6,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod admin;
 mod authority;
 mod collapsing;
 mod conditional_range;
@@ -13,6 +14,7 @@ mod failures;
 mod forwarding;
 mod health;
 mod keys_vary;
+mod purge;
 mod revalidation;
 mod storage;
 mod streaming;

@@ -157,10 +157,7 @@ pub fn refusal(denied: Denied, scope: Scope) -> (StatusCode, Value, HeaderMap) {
     let code = StatusCode::from_u16(denied.status()).unwrap_or(StatusCode::FORBIDDEN);
     let mut headers = HeaderMap::new();
     if code == StatusCode::UNAUTHORIZED {
-        headers.insert(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_static("Bearer"),
-        );
+        headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
     }
     (code, json!({ "error": denied.message(scope) }), headers)
 }
