@@ -41,9 +41,9 @@ pub const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 pub fn router(engine: Arc<Engine>) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
-        .route("/stats", get(stats))
         .route("/purge", post(purge))
         .route("/purge/status", get(purge_status))
+        .route("/stats", get(stats))
         .with_state(engine)
 }
 
