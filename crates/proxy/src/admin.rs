@@ -44,6 +44,7 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/purge", post(purge))
         .route("/purge/status", get(purge_status))
         .route("/stats", get(stats))
+        .route("/metrics", get(metrics))
         .with_state(engine)
 }
 
@@ -153,6 +154,14 @@ async fn stats(State(e): State<Arc<Engine>>) -> Json<Value> {
         "balance": e.pool().balance().name(),
         "upstreams": e.pool().stats(),
     }))
+}
+
+/// Prometheus metrics; no token needed (no secrets, nothing a client sent).
+async fn metrics(
+    State(e): State<Arc<Engine>>,
+    headers: http::HeaderMap,
+) -> axum::response::Response {
+    crate::metrics::scrape(&e, &headers)
 }
 
 /// `POST /purge`: the token first (an unauthenticated body is never

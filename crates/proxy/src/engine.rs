@@ -43,6 +43,7 @@ use crate::authority::{Authority, HostPattern, Scheme};
 use crate::body::Body;
 use crate::config::Config;
 use crate::headers;
+use crate::metrics::Metrics;
 use crate::outcome::Served;
 pub use crate::outcome::Stats;
 use crate::respond::{self, Stamp};
@@ -83,6 +84,8 @@ pub struct Engine {
     /// its own address and loopback.
     pub(crate) admin_hosts: Vec<HostPattern>,
     pub stats: Stats,
+    /// Prometheus metrics not derived from outcomes: purges, fills.
+    pub(crate) metrics: Metrics,
 }
 
 impl Engine {
@@ -124,6 +127,7 @@ impl Engine {
                 .filter_map(|h| HostPattern::parse(h).ok())
                 .collect(),
             stats: Stats::default(),
+            metrics: Metrics::default(),
         }
     }
 
@@ -158,6 +162,11 @@ impl Engine {
         self.tier
     }
 
+    /// Where purges and other node events are counted for `/metrics`.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
     /// Handles one request from `peer` on a listener for `scheme`, inside
     /// a `request` span (method, host, path, node, region) that ends with
     /// one event giving the status and `Cache-Status`, when debug logging
@@ -171,7 +180,7 @@ impl Engine {
         if !tracing::enabled!(tracing::Level::DEBUG) {
             // The hit path pays nothing for logging it does not do.
             let (response, outcome) = self.handle_inner(req, peer, scheme).await;
-            self.stats.record(&outcome);
+            self.stats.record(&outcome, &response);
             return response;
         }
         let span = tracing::debug_span!(
@@ -186,7 +195,7 @@ impl Engine {
             .handle_inner(req, peer, scheme)
             .instrument(span.clone())
             .await;
-        self.stats.record(&outcome);
+        self.stats.record(&outcome, &response);
         let mut cache_status = String::new();
         outcome.render(&self.stamp.name, &mut cache_status);
         tracing::debug!(

@@ -433,6 +433,7 @@ impl Engine {
         mut guard: InFlight,
         mut leader: Option<Leader>,
     ) {
+        let _in_flight = self.metrics.fill_started();
         let idle = self.upstreams.response_timeout();
         let fill = Arc::clone(writer.fill());
         let declared = fill.head.declared_len;

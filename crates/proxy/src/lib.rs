@@ -16,6 +16,7 @@ pub mod config;
 pub mod engine;
 mod fill;
 pub mod headers;
+pub mod metrics;
 pub mod outcome;
 pub mod purge;
 pub mod respond;

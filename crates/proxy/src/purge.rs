@@ -22,6 +22,7 @@ use serde_json::{Value, json};
 use crate::authority::{Authority, Scheme};
 use crate::body::Body;
 use crate::engine::{Engine, Req};
+use crate::metrics::PurgeKind;
 use crate::outcome::Served;
 use crate::respond;
 
@@ -227,10 +228,21 @@ impl Applier for Engine {
     fn apply(&self, purge: &Purge) -> Result<Applied, String> {
         let started = Instant::now();
         let selectors = self.selectors(purge)?;
-        let entries = selectors
-            .iter()
-            .map(|s| self.store.purge(s, purge.soft) as u64)
-            .sum();
+        // One purge request counts once per kind it contains, whatever
+        // number of keys (both schemes, several URLs) it expands to.
+        let mut by_kind = [None::<usize>; 4];
+        for s in &selectors {
+            let kind = PurgeKind::of(s);
+            let n = self.store.purge(s, purge.soft);
+            *by_kind[kind as usize].get_or_insert(0) += n;
+        }
+        let mut entries = 0u64;
+        for kind in PurgeKind::ALL {
+            if let Some(n) = by_kind[kind as usize] {
+                self.metrics.purged(kind, purge.soft, n);
+                entries += n as u64;
+            }
+        }
         Ok(Applied {
             entries,
             micros: u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),

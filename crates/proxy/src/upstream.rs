@@ -40,6 +40,7 @@ use reuse::{TrackingConnector, Usage};
 
 use crate::body::Body;
 use crate::config::Config;
+use crate::metrics::UpstreamMetrics;
 
 /// Why no upstream response could be had. Mapped to a status in one place
 /// ([`FetchError::status`]).
@@ -110,6 +111,8 @@ pub struct Upstreams {
     fresh: HttpClient,
     response_timeout: Duration,
     client_body_timeout: Duration,
+    /// Latency and errors, by the pool's upstream index.
+    metrics: UpstreamMetrics,
 }
 
 /// What every attempt of one request asks for.
@@ -144,6 +147,7 @@ impl Upstreams {
             .set_host(false)
             .build(connector);
         Upstreams {
+            metrics: UpstreamMetrics::new(pool.backends()),
             pool,
             client,
             fresh,
@@ -158,6 +162,10 @@ impl Upstreams {
 
     pub fn response_timeout(&self) -> Duration {
         self.response_timeout
+    }
+
+    pub fn metrics(&self) -> &UpstreamMetrics {
+        &self.metrics
     }
 
     /// Sends the request to the chosen upstream, retrying (at most once
@@ -195,6 +203,7 @@ impl Upstreams {
                 headers.take().unwrap_or_default()
             };
             let b = body.take().unwrap_or_default();
+            let mut started = std::time::Instant::now();
             let mut result = self
                 .attempt(
                     &self.client,
@@ -210,10 +219,18 @@ impl Upstreams {
             {
                 tracing::debug!(upstream = %backend.base(), "pooled connection closed under the request, retrying on a new one: {error}");
                 let h = headers.clone().unwrap_or_default();
+                // The dead pooled connection says nothing of the upstream's
+                // latency: only the retry is measured.
+                started = std::time::Instant::now();
                 result = self
                     .attempt(&self.fresh, &backend, &target, h, Body::Empty, None)
                     .await;
             }
+            self.metrics.observe(
+                idx,
+                started.elapsed(),
+                result.as_ref().map(|_| ()).map_err(|f| &f.error),
+            );
             match result {
                 Ok(f) => return Ok(f),
                 Err(Failed {
