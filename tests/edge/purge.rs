@@ -307,6 +307,38 @@ async fn soft_purge_revalidates_and_keeps_a_copy_for_stale_if_error() {
     assert_ne!(r.text().await.expect("body"), "body of /hard");
 }
 
+#[tokio::test]
+async fn a_soft_purged_copy_without_stale_if_error_is_not_served_on_error() {
+    // Fresh for a minute, no stale-if-error, no grace: once soft-purged it
+    // is stale, and a stale copy with no allowance is not an error answer.
+    let mut origin = Origin::start(|s| {
+        Reply::ok(format!("body of {}", s.path))
+            .header("cache-control", "max-age=60")
+            .header("etag", "\"v1\"")
+    })
+    .await;
+    let edge = guarded_edge(&origin).await;
+    let c = client();
+    fetch(&c, &edge, HOST, "/plain").await;
+    fetch(&c, &edge, HOST, "/kept").await;
+    purge(
+        &c,
+        &edge,
+        json!({"urls": ["http://cdn.example/plain"], "soft": true}),
+    )
+    .await;
+    origin.stop().await;
+    let r = c
+        .get(edge.url("/plain"))
+        .header("host", HOST)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status(), 502, "{}", cache_status(&r));
+    // The control: a copy that was not purged is still fresh and served.
+    assert!(is_hit(&fetch(&c, &edge, HOST, "/kept").await.0));
+}
+
 /// Starts a fill of `/f` (the origin holds back the body), purges with
 /// `body` while it runs, lets the fill finish, and checks that what it
 /// fetched was not kept: the next request fetches again.
