@@ -180,7 +180,7 @@ impl Follower {
                     && info.config.ack_policy == AckPolicy::Explicit =>
             {
                 self.had_consumer = true;
-                return Ok(stream.get_consumer(&self.name).await?);
+                return stream.get_consumer(&self.name).await;
             }
             Ok(_) => {
                 tracing::warn!(consumer = %self.name,

@@ -288,7 +288,12 @@ fn url_purge(path: &str) -> Purge {
 async fn a_purge_reaches_every_shield_before_any_edge() {
     let server = NatsServer::start().await;
     let log = server.url();
-    let shield = Node::start(&log, "shield-1", Tier::Shield, LAG);
+    // A slow shield: edges must still wait for it.
+    let slow = Recorder {
+        slow: Some(Duration::from_millis(300)),
+        ..Recorder::default()
+    };
+    let shield = Node::start_with(&log, "shield-1", Tier::Shield, LAG, None, slow);
     let edges = [
         Node::start(&log, "edge-1", Tier::Edge, LAG),
         Node::start(&log, "edge.2", Tier::Edge, LAG),
@@ -320,7 +325,12 @@ async fn a_purge_reaches_every_shield_before_any_edge() {
     );
     assert!(report.nodes.iter().all(|n| n.entries == 1));
     for node in [&shield, &edges[0], &edges[1]] {
-        assert_eq!(node.recorder.purges(), [purge.clone()], "{}", node.name);
+        assert_eq!(
+            node.recorder.purges(),
+            std::slice::from_ref(&purge),
+            "{}",
+            node.name
+        );
     }
     let shield_at = shield.recorder.instants()[0];
     for edge in &edges {
