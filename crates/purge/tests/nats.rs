@@ -463,7 +463,16 @@ async fn a_node_that_stopped_following_is_behind_and_times_out() {
     for node in [&shield, &edge, &stopped] {
         node.synced().await;
     }
-    let nodes = [shield.node_ref(), edge.node_ref(), stopped.node_ref()];
+    let never = NodeRef {
+        name: "edge-never".to_string(),
+        tier: Tier::Edge,
+    };
+    let nodes = [
+        shield.node_ref(),
+        edge.node_ref(),
+        stopped.node_ref(),
+        never.clone(),
+    ];
     stopped.task.abort();
 
     let report = nats_log::publish_with_max_lag(
@@ -476,7 +485,7 @@ async fn a_node_that_stopped_following_is_behind_and_times_out() {
     )
     .await
     .expect("publish");
-    assert_eq!(report.unconfirmed(), ["edge-gone"]);
+    assert_eq!(report.unconfirmed(), ["edge-gone", "edge-never"]);
     let gone = report
         .nodes
         .iter()
@@ -513,6 +522,10 @@ async fn a_node_that_stopped_following_is_behind_and_times_out() {
     assert!(gone_status.lagging);
     assert_eq!(gone_status.last_seen_ms, None);
     assert!(stopped.recorder.purges().is_empty());
+    // Never started: no consumer yet, so behind by every edge entry.
+    let never_status = by_name("edge-never");
+    assert_eq!((never_status.applied, never_status.behind), (0, 1));
+    assert!(never_status.lagging);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -615,6 +628,33 @@ async fn the_token_is_required_when_the_server_has_one() {
             .expect("publish with the token");
     assert!(report.unconfirmed().is_empty());
     assert_eq!(edge.recorder.purges(), [purge]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_is_harmless_when_the_server_has_none() {
+    // `purge.token-file` defaults to MERIDIAN_ADMIN_TOKEN, which an
+    // operator may set for the admin API while NATS runs without auth.
+    let server = NatsServer::start().await;
+    let log = server.url();
+    let edge = Node::start_with(
+        &log,
+        "edge-n",
+        Tier::Edge,
+        LAG,
+        Some("admin"),
+        Recorder::default(),
+    );
+    edge.synced().await;
+    let report = meridian_purge::publish(
+        &log,
+        Some("admin"),
+        &url_purge("/n"),
+        &[edge.node_ref()],
+        DEADLINE,
+    )
+    .await
+    .expect("publish with a token the server does not ask for");
+    assert!(report.unconfirmed().is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
