@@ -322,10 +322,26 @@ pub async fn publish_with_max_lag(
     )
     .await;
 
+    let (nodes, ms) = results(nodes, &confirmed, start);
+    Ok(Report {
+        seq,
+        purge: purge.clone(),
+        nodes,
+        ms,
+    })
+}
+
+/// Each node's line, shields first, and the time to the last confirmation
+/// (or until now, when some node did not confirm).
+fn results(
+    nodes: &[NodeRef],
+    confirmed: &HashMap<&str, (Duration, WireAck)>,
+    start: Instant,
+) -> (Vec<NodeResult>, f64) {
     let mut results = Vec::with_capacity(nodes.len());
-    let ordered = shields
+    let ordered = nodes
         .iter()
-        .copied()
+        .filter(|n| n.tier == Tier::Shield)
         .chain(nodes.iter().filter(|n| n.tier == Tier::Edge));
     let mut last = Duration::ZERO;
     for node in ordered {
@@ -361,12 +377,7 @@ pub async fn publish_with_max_lag(
     } else {
         millis(start.elapsed())
     };
-    Ok(Report {
-        seq,
-        purge: purge.clone(),
-        nodes: results,
-        ms,
-    })
+    (results, ms)
 }
 
 fn millis(d: Duration) -> f64 {
