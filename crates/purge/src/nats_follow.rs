@@ -15,10 +15,10 @@ use async_nats::jetstream::{self, stream};
 use futures_util::StreamExt;
 
 use super::{
-    ACK_PREFIX, HEARTBEAT_EVERY, STATUS_PREFIX, WireAck, WireEntry, WireHeartbeat, consumer_name,
-    context, ensure_stream, options, tier_subject, valid_id,
+    ACK_PREFIX, EDGE_SUBJECT, HEARTBEAT_EVERY, STATUS_PREFIX, WireAck, WireEntry, WireHeartbeat,
+    consumer_name, context, ensure_stream, options, tier_subject, valid_id,
 };
-use crate::{Applied, Applier, FollowConfig, Purge, SyncState};
+use crate::{Applied, Applier, FollowConfig, Purge, SyncState, Tier};
 
 /// Entries pulled per request (the server still hands them over one at a
 /// time: at most one unacknowledged).
@@ -35,6 +35,12 @@ const RECONNECT_MAX: Duration = Duration::from_secs(1);
 const PING_EVERY: Duration = Duration::from_secs(5);
 /// Longest a confirmation or heartbeat may wait to be sent.
 const SEND_TIMEOUT: Duration = Duration::from_secs(1);
+/// A shield's edge-phase backstop waits this much past `max-lag`, so a
+/// live publisher normally appends first.
+const BACKSTOP_MARGIN: Duration = Duration::from_millis(500);
+/// Most backstops one shield keeps waiting (one per purge in the last
+/// `max-lag`).
+const MAX_BACKSTOPS: usize = 10_000;
 
 pub(super) async fn run(
     config: FollowConfig,
@@ -71,6 +77,7 @@ pub(super) async fn run(
         sync: Arc::clone(&sync),
         had_consumer: false,
         progressed: false,
+        backstops: tokio::task::JoinSet::new(),
     };
     tracing::info!(log = %config.log, node = %config.node, consumer = %follower.name,
         "following the purge log in NATS JetStream");
@@ -94,6 +101,9 @@ struct Follower {
     had_consumer: bool,
     /// Whether the current session got an answer from the server.
     progressed: bool,
+    /// Shield only: edge phases to append if their publisher does not (see
+    /// [`Follower::backstop`]); dropped, and so aborted, with the follower.
+    backstops: tokio::task::JoinSet<()>,
 }
 
 impl Follower {
@@ -211,13 +221,21 @@ impl Follower {
             let info = message.info()?;
             (info.stream_sequence, info.pending)
         };
-        let (id, outcome) = self.apply(&message.payload);
+        // Current when it arrived: then it arrived about when appended.
+        let live = !self.sync.is_lagging();
+        let entry = serde_json::from_slice::<WireEntry>(&message.payload)
+            .ok()
+            .filter(|e| valid_id(&e.id));
+        let outcome = self.apply(entry.as_ref());
         // Acked only once applied; a double ack, so the server has it before
         // the confirmation says so.
         message.double_ack().await?;
         self.sync.applied(seq);
-        if let Some(id) = id {
-            self.confirm(&id, outcome).await;
+        if let Some(entry) = entry {
+            self.confirm(&entry.id, outcome).await;
+            if self.config.tier == Tier::Shield && live && entry.purge.validate().is_ok() {
+                self.backstop(entry, seq);
+            }
         }
         if pending == 0 {
             self.sync.synced_at(asked);
@@ -227,21 +245,39 @@ impl Follower {
 
     /// Applies an entry's purge; an entry that cannot be read (garbage, or
     /// a newer format) purges everything, since what it meant is unknown.
-    fn apply(&self, payload: &[u8]) -> (Option<String>, Result<Applied, String>) {
-        let entry = serde_json::from_slice::<WireEntry>(payload);
-        let id = entry
-            .as_ref()
-            .ok()
-            .map(|e| e.id.clone())
-            .filter(|id| valid_id(id));
+    fn apply(&self, entry: Option<&WireEntry>) -> Result<Applied, String> {
         match entry {
-            Ok(entry) if entry.purge.validate().is_ok() => (id, self.applier.apply(&entry.purge)),
+            Some(entry) if entry.purge.validate().is_ok() => self.applier.apply(&entry.purge),
             _ => {
                 tracing::warn!(node = %self.config.node,
                     "purge log: an entry that cannot be read; purging everything");
-                (id, self.applier.apply(&purge_all()))
+                self.applier.apply(&purge_all())
             }
         }
+    }
+
+    /// Makes sure the edges get a shield-phase entry even when its
+    /// publisher died before appending the edge phase: `max-lag` after the
+    /// entry reached this shield (so after every shield applied it or went
+    /// lagging, the publisher's own condition), the shield appends the edge
+    /// phase itself, under the message id the publisher uses, so the server
+    /// keeps one of them (within the stream's duplicate window).
+    fn backstop(&mut self, mut entry: WireEntry, seq: u64) {
+        while self.backstops.try_join_next().is_some() {}
+        if self.backstops.len() >= MAX_BACKSTOPS {
+            tracing::debug!(id = %entry.id, "purge log: too many edge-phase backstops pending");
+            return;
+        }
+        let js = self.js.clone();
+        let wait = self.sync.max_lag().saturating_add(BACKSTOP_MARGIN);
+        self.backstops.spawn(async move {
+            tokio::time::sleep(wait).await;
+            entry.shield_seq = seq;
+            let msg_id = format!("{}.edge", entry.id);
+            if let Err(e) = super::append(&js, EDGE_SUBJECT, &entry, &msg_id).await {
+                tracing::warn!(id = %entry.id, error = %e, "purge log: edge-phase backstop failed");
+            }
+        });
     }
 
     async fn confirm(&self, id: &str, outcome: Result<Applied, String>) {

@@ -9,7 +9,10 @@
 //!   first on the shield subject (its stream sequence is the purge's `seq`),
 //!   then, once every shield confirmed it or `max-lag` passed, on the edge
 //!   subject. So no edge hears of a purge while a shield that has not
-//!   applied it could still serve it without revalidation.
+//!   applied it could still serve it without revalidation. Should the
+//!   publisher die between the two, each shield appends the edge phase
+//!   itself `max-lag` after the entry reached it, under the same message
+//!   id, which the stream keeps once ([`DUPLICATE_WINDOW`]).
 //! - Every node has a durable pull consumer named after it (see
 //!   [`consumer_name`]), filtered to its tier's subject, explicit acks, at
 //!   most one unacknowledged message (strict order). It acks an entry only
@@ -68,6 +71,9 @@ pub const STATUS_PREFIX: &str = "meridian.purge.status";
 /// Most entries the stream keeps; older ones are discarded. A node away
 /// for longer than that many purges purges everything when it returns.
 pub const MAX_ENTRIES: i64 = 100_000;
+
+/// How long the stream remembers message ids to drop duplicate appends.
+pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
 
 /// How long connecting may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -219,6 +225,9 @@ pub(crate) async fn ensure_stream(
         storage: stream::StorageType::File,
         max_messages: MAX_ENTRIES,
         discard: stream::DiscardPolicy::Old,
+        // Appends under one message id within this window are kept once:
+        // retried edge phases, and the shields' backstops for them.
+        duplicate_window: DUPLICATE_WINDOW,
         ..Default::default()
     };
     Ok(js.get_or_create_stream(config).await?)

@@ -420,6 +420,70 @@ async fn a_node_is_lagging_until_it_has_caught_up() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edges_get_a_purge_whose_publisher_died_between_the_phases() {
+    let server = NatsServer::start().await;
+    let log = server.url();
+    let max_lag = Duration::from_secs(1);
+    let shield = Node::start(&log, "shield-b", Tier::Shield, max_lag);
+    let edge = Node::start(&log, "edge-b", Tier::Edge, max_lag);
+    for node in [&shield, &edge] {
+        node.synced().await;
+    }
+    // What a publisher leaves when it dies right after the shield phase.
+    let client = async_nats::connect(log.as_str()).await.expect("connect");
+    let js = async_nats::jetstream::new(client);
+    let entry = serde_json::json!({"id": "orphan1", "at_ms": 0, "purge": url_purge("/orphan")});
+    js.publish(nats_log::SHIELD_SUBJECT, entry.to_string().into())
+        .await
+        .expect("append")
+        .await
+        .expect("acked");
+
+    let recorder = edge.recorder.clone();
+    eventually(
+        "the edge gets it after max-lag",
+        Duration::from_secs(10),
+        || {
+            let n = recorder.purges().len();
+            async move { n >= 1 }
+        },
+    )
+    .await;
+    assert_eq!(shield.recorder.purges(), [url_purge("/orphan")]);
+    assert_eq!(edge.recorder.purges(), [url_purge("/orphan")]);
+    assert!(shield.recorder.instants()[0] + max_lag < edge.recorder.instants()[0]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_backstop_does_not_repeat_an_edge_phase_already_appended() {
+    let server = NatsServer::start().await;
+    let log = server.url();
+    let max_lag = Duration::from_millis(500);
+    let shields = [
+        Node::start(&log, "shield-d1", Tier::Shield, max_lag),
+        Node::start(&log, "shield-d2", Tier::Shield, max_lag),
+    ];
+    let edge = Node::start(&log, "edge-d", Tier::Edge, max_lag);
+    for node in [&shields[0], &shields[1], &edge] {
+        node.synced().await;
+    }
+    let nodes: Vec<NodeRef> = [&shields[0], &shields[1], &edge]
+        .map(Node::node_ref)
+        .to_vec();
+    let report = meridian_purge::publish(&log, None, &url_purge("/once"), &nodes, DEADLINE)
+        .await
+        .expect("publish");
+    assert!(report.unconfirmed().is_empty());
+    // Waiting out both backstops (an absence: nothing to poll for).
+    tokio::time::sleep(max_lag * 3).await;
+    let status = meridian_purge::status(&log, None, &nodes)
+        .await
+        .expect("status");
+    assert_eq!(status.head, report.seq + 1, "one edge phase, not three");
+    assert_eq!(edge.recorder.purges(), [url_purge("/once")]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_recreated_stream_makes_followers_purge_everything() {
     let server = NatsServer::start().await;
     let log = server.url();
