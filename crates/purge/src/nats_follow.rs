@@ -78,6 +78,7 @@ pub(super) async fn run(
         had_consumer: false,
         progressed: false,
         backstops: tokio::task::JoinSet::new(),
+        live_after: u64::MAX,
     };
     tracing::info!(log = %config.log, node = %config.node, consumer = %follower.name,
         "following the purge log in NATS JetStream");
@@ -104,6 +105,9 @@ struct Follower {
     /// Shield only: edge phases to append if their publisher does not (see
     /// [`Follower::backstop`]); dropped, and so aborted, with the follower.
     backstops: tokio::task::JoinSet<()>,
+    /// The log's last entry when the session started: later ones arrived
+    /// live, earlier ones are a catch-up (never backstopped).
+    live_after: u64,
 }
 
 impl Follower {
@@ -132,6 +136,7 @@ impl Follower {
     async fn session(&mut self) -> Result<std::convert::Infallible, async_nats::Error> {
         let mut stream = ensure_stream(&self.js).await?;
         let state = stream.info().await?.state.clone();
+        self.live_after = state.last_sequence;
         let mut consumer = self.consumer(&stream).await?;
         let applied = self.sync.applied_seq();
         if applied > 0 && (state.last_sequence < applied || state.first_sequence > applied + 1) {
@@ -221,8 +226,9 @@ impl Follower {
             let info = message.info()?;
             (info.stream_sequence, info.pending)
         };
-        // Current when it arrived: then it arrived about when appended.
-        let live = !self.sync.is_lagging();
+        // Appended while this session followed, and the node current: it
+        // arrived about when it was appended (not a replay of history).
+        let live = seq > self.live_after && !self.sync.is_lagging();
         let entry = serde_json::from_slice::<WireEntry>(&message.payload)
             .ok()
             .filter(|e| valid_id(&e.id));

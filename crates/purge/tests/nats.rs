@@ -484,6 +484,47 @@ async fn the_backstop_does_not_repeat_an_edge_phase_already_appended() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shield_catching_up_does_not_append_old_edge_phases_again() {
+    let server = NatsServer::start().await;
+    let log = server.url();
+    // A stream that forgets message ids at once, so a repeat would show.
+    let client = async_nats::connect(log.as_str()).await.expect("connect");
+    async_nats::jetstream::new(client)
+        .create_stream(async_nats::jetstream::stream::Config {
+            name: nats_log::STREAM.to_string(),
+            subjects: vec![
+                nats_log::SHIELD_SUBJECT.to_string(),
+                nats_log::EDGE_SUBJECT.to_string(),
+            ],
+            duplicate_window: Duration::from_millis(100),
+            ..Default::default()
+        })
+        .await
+        .expect("create the stream");
+    for path in ["/h1", "/h2"] {
+        meridian_purge::publish(&log, None, &url_purge(path), &[], DEADLINE)
+            .await
+            .expect("publish");
+    }
+    // Past the duplicate window: the history is old.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let max_lag = Duration::from_millis(500);
+    let shield = Node::start(&log, "shield-h", Tier::Shield, max_lag);
+    let recorder = shield.recorder.clone();
+    eventually("the shield catches up", Duration::from_secs(10), || {
+        let n = recorder.purges().len();
+        async move { n >= 2 }
+    })
+    .await;
+    // Waiting out any backstop (an absence: nothing to poll for).
+    tokio::time::sleep(max_lag * 3).await;
+    let status = meridian_purge::status(&log, None, &[shield.node_ref()])
+        .await
+        .expect("status");
+    assert_eq!(status.head, 4, "history is not appended again");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_recreated_stream_makes_followers_purge_everything() {
     let server = NatsServer::start().await;
     let log = server.url();
