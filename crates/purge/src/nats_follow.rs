@@ -161,9 +161,11 @@ impl Follower {
                 .messages()
                 .await?;
             // The client's own timer on a batch is long; a lost pull request
-            // (server restarted) should not hold the session that long.
-            let give_up = tokio::time::Instant::from_std(asked + expiry + Duration::from_secs(1));
-            while let Ok(Some(message)) = tokio::time::timeout_at(give_up, batch.next()).await {
+            // (server restarted) should not hold the session that long. The
+            // server's expiry runs while entries are applied, so the wait
+            // restarts after each one.
+            let patience = expiry + Duration::from_secs(1);
+            while let Ok(Some(message)) = tokio::time::timeout(patience, batch.next()).await {
                 self.handle(message?, asked).await?;
             }
         }
