@@ -6,6 +6,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod admin;
 mod authority;
 mod collapsing;
 mod conditional_range;
@@ -14,6 +15,7 @@ mod forwarding;
 mod health;
 mod keys_vary;
 mod metrics;
+mod purge;
 mod purge_lag;
 mod revalidation;
 mod storage;

@@ -5,6 +5,10 @@
 //! let shield = Node::shield(&[a.url(), b.url()]).name("s").balance("round-robin").await;
 //! let edge = Node::edge(&[shield.base_url()]).await;
 //! let tuned = Node::edge_with(meridian_edge::FileConfig { .. }).await;
+//! let guarded = Node::edge(&[origin.url()])
+//!     .admin_token("ops", "secret-of-16-chars+", &[Scope::Purge])
+//!     .config(|c| c.cache.sort_query = Some(true))
+//!     .await;
 //! ```
 
 use std::future::{Future, IntoFuture};
@@ -12,8 +16,9 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::time::Duration;
 
+use meridian_common::auth::{Scope, TokenConfig};
 use meridian_common::{HumanDuration, Shutdown};
-use meridian_edge::config::HealthSection;
+use meridian_edge::config::{AdminSection, HealthSection};
 use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -43,6 +48,7 @@ pub struct Node {
 /// A file config a test node can start from: the edge's or the shield's.
 pub trait NodeConfig: Send + 'static {
     fn name_mut(&mut self) -> &mut Option<String>;
+    fn admin_mut(&mut self) -> &mut AdminSection;
     /// Validates the config and runs the node on the listeners until
     /// `shutdown`; the task panics if the node fails.
     fn spawn(self, listener: TcpListener, admin: TcpListener, shutdown: Shutdown)
@@ -52,6 +58,10 @@ pub trait NodeConfig: Send + 'static {
 impl NodeConfig for meridian_edge::FileConfig {
     fn name_mut(&mut self) -> &mut Option<String> {
         &mut self.name
+    }
+
+    fn admin_mut(&mut self) -> &mut AdminSection {
+        &mut self.admin
     }
 
     fn spawn(
@@ -74,6 +84,10 @@ impl NodeConfig for meridian_origin_shield::FileConfig {
         &mut self.name
     }
 
+    fn admin_mut(&mut self) -> &mut AdminSection {
+        &mut self.admin
+    }
+
     fn spawn(
         self,
         listener: TcpListener,
@@ -93,6 +107,8 @@ impl NodeConfig for meridian_origin_shield::FileConfig {
 #[must_use = "a node starts when awaited"]
 pub struct NodeBuilder<C> {
     config: C,
+    /// Secret files of `admin_token`, kept until the node has read them.
+    secrets: Vec<tempfile::NamedTempFile>,
 }
 
 impl Node {
@@ -109,7 +125,10 @@ impl Node {
 
     /// An edge from exactly this file config.
     pub fn edge_with(config: meridian_edge::FileConfig) -> NodeBuilder<meridian_edge::FileConfig> {
-        NodeBuilder { config }
+        NodeBuilder {
+            config,
+            secrets: Vec::new(),
+        }
     }
 
     /// A shield named "shield-1" over `origins` (`URL[;weight=N]`), with
@@ -127,7 +146,10 @@ impl Node {
     pub fn shield_with(
         config: meridian_origin_shield::FileConfig,
     ) -> NodeBuilder<meridian_origin_shield::FileConfig> {
-        NodeBuilder { config }
+        NodeBuilder {
+            config,
+            secrets: Vec::new(),
+        }
     }
 
     /// This node's base URL, to list it as an upstream.
@@ -190,6 +212,26 @@ impl<C: NodeConfig> NodeBuilder<C> {
     /// The name in `Cache-Status` and `Via`.
     pub fn name(mut self, name: &str) -> Self {
         *self.config.name_mut() = Some(name.into());
+        self
+    }
+
+    /// Changes the file config before the node starts.
+    pub fn config(mut self, f: impl FnOnce(&mut C)) -> Self {
+        f(&mut self.config);
+        self
+    }
+
+    /// An `[[admin.token]]` table, as an operator writes one: `name`,
+    /// `scopes`, and a `secret-file` (a temporary file) holding `secret`.
+    pub fn admin_token(mut self, name: &str, secret: &str, scopes: &[Scope]) -> Self {
+        let mut file = tempfile::NamedTempFile::new().expect("secret file");
+        std::io::Write::write_all(&mut file, format!("{secret}\n").as_bytes()).expect("write");
+        self.config.admin_mut().token.push(TokenConfig {
+            name: name.into(),
+            secret_file: file.path().to_owned(),
+            scopes: Some(scopes.to_vec()),
+        });
+        self.secrets.push(file);
         self
     }
 

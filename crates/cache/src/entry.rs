@@ -101,6 +101,17 @@ impl Entry {
         self.invalidated.load(Ordering::Relaxed)
     }
 
+    /// May this copy be served when the upstream fails (RFC 5861 §4 and
+    /// the operator's grace)? A soft-purged copy counts as stale since its
+    /// purge, so it needs an allowance (`stale-if-error` or the grace) even
+    /// while its freshness lifetime runs, as with Fastly's soft purge.
+    pub fn usable_on_error(&self, now: SystemTime, grace: std::time::Duration) -> bool {
+        if self.is_invalidated() && self.freshness.stale_if_error.max(grace).is_zero() {
+            return false;
+        }
+        self.freshness.usable_on_error(now, grace)
+    }
+
     pub fn reuse(&self, now: SystemTime, req: &CacheControl) -> Reuse {
         self.freshness.reuse(now, req, self.is_invalidated())
     }

@@ -334,6 +334,10 @@ impl FileConfig {
                 "must be more than 0s (every request body would fail)".into(),
             ));
         }
+        let admin_hosts = self.admin.hosts.clone().unwrap_or_default();
+        for h in &admin_hosts {
+            HostPattern::parse(h).map_err(|e| bad("admin.hosts", format!("`{h}`: {e}")))?;
+        }
         let base = Path::new(source).parent().unwrap_or(Path::new("."));
         let admin_tokens = meridian_common::auth::Tokens::load(&self.admin.token, base, source)?;
         let purge_max_lag = self
@@ -416,7 +420,7 @@ impl FileConfig {
                 .map_or(Duration::from_secs(10), HumanDuration::get),
             eject_on_5xx: self.health.eject_on_5xx.unwrap_or(false),
             admin_tokens: std::sync::Arc::new(admin_tokens),
-            admin_hosts: self.admin.hosts.clone().unwrap_or_default(),
+            admin_hosts,
             purge_log: self.purge.log.clone(),
             purge_max_lag,
             purge_token,

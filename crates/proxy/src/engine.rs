@@ -15,6 +15,7 @@
 //!                                                 └─ follower: wait ► serve leader's entry,
 //!                                                                     or fetch alone
 //! unsafe method ─► forward ─► on success invalidate URI, Location, Content-Location
+//! PURGE (with a token) ─► purge the URL here, never forwarded
 //! other methods ─► forward (bypass)
 //! ```
 
@@ -36,7 +37,7 @@ use meridian_cache::{
 use tracing::Instrument;
 
 use meridian_common::auth::Tokens;
-use meridian_purge::SyncState;
+use meridian_purge::{SyncState, Tier};
 
 use crate::authority::{Authority, HostPattern, Scheme};
 use crate::body::Body;
@@ -79,6 +80,11 @@ pub struct Engine {
     pub(crate) sync: Arc<SyncState>,
     /// Tokens for the admin listener and `PURGE`.
     pub(crate) admin_tokens: Arc<Tokens>,
+    /// This node's tier, as purge answers name it.
+    pub(crate) tier: Tier,
+    /// `admin.hosts`: `Host` values the admin listener answers besides
+    /// its own address and loopback.
+    pub(crate) admin_hosts: Vec<HostPattern>,
     pub stats: Stats,
     /// Prometheus metrics not derived from outcomes: purges, fills.
     pub(crate) metrics: Metrics,
@@ -125,6 +131,12 @@ impl Engine {
                 None => SyncState::unfollowed(),
             }),
             admin_tokens: Arc::clone(&config.admin_tokens),
+            tier: config.tier,
+            admin_hosts: config
+                .admin_hosts
+                .iter()
+                .filter_map(|h| HostPattern::parse(h).ok())
+                .collect(),
             stats: Stats::default(),
             metrics: Metrics::default(),
         }
@@ -159,6 +171,11 @@ impl Engine {
     /// The tokens the admin listener and `PURGE` accept.
     pub fn admin_tokens(&self) -> &Arc<Tokens> {
         &self.admin_tokens
+    }
+
+    /// This node's tier (edge or shield).
+    pub fn tier(&self) -> Tier {
+        self.tier
     }
 
     /// Where purges and other node events are counted for `/metrics`.
@@ -262,6 +279,8 @@ impl Engine {
             purge_lag: false,
         };
         match req.parts.method {
+            // Taken out here, with a token; never forwarded upstream.
+            ref m if m.as_str() == "PURGE" => self.purge_request(&req),
             // A GET with a body is not cacheable: the body is not in the key.
             Method::GET | Method::HEAD if http_body::Body::is_end_stream(&body) => {
                 self.cacheable(req).await

@@ -172,7 +172,7 @@ impl Engine {
             }
             if status.is_server_error()
                 && !req.purge_lag
-                && old.freshness.usable_on_error(SystemTime::now(), self.grace)
+                && old.usable_on_error(SystemTime::now(), self.grace)
             {
                 return self.serve_stale_on_error(req, old, cs);
             }
@@ -605,7 +605,7 @@ impl Engine {
         cs.fwd_status = status.map(|s| s.as_u16());
         if let Some(old) = stale
             && !req.purge_lag
-            && old.freshness.usable_on_error(SystemTime::now(), self.grace)
+            && old.usable_on_error(SystemTime::now(), self.grace)
         {
             return self.serve_stale_on_error(req, old, cs);
         }

@@ -61,8 +61,8 @@ pub async fn serve_all(
     });
     tokio::spawn(maintain(Arc::clone(engine.store()), shutdown.clone()));
     if let Some(follow) = engine.follow_config().cloned() {
-        // Entries from the log are applied like any purge on this node.
-        let applier: Arc<dyn meridian_purge::Applier> = Arc::clone(&engine) as _;
+        // Entries from the log go through `purge_now`, like every purge.
+        let applier: Arc<dyn meridian_purge::Applier> = Arc::new(LogApplier(Arc::clone(&engine)));
         tokio::spawn(meridian_purge::follow(
             follow,
             applier,
@@ -77,6 +77,16 @@ pub async fn serve_all(
         return Err(e.into());
     }
     Ok(())
+}
+
+/// Applies the purge log's entries through [`Engine::purge_now`], the one
+/// way a purge is applied (checked, counted, logged).
+struct LogApplier(Arc<Engine>);
+
+impl meridian_purge::Applier for LogApplier {
+    fn apply(&self, purge: &meridian_purge::Purge) -> Result<meridian_purge::Applied, String> {
+        self.0.purge_now(purge)
+    }
 }
 
 /// Runs the store's housekeeping every second until shutdown: moka drops
