@@ -73,7 +73,7 @@ if [[ $BACKEND == nats ]]; then
   "$NATS_SERVER" -js -sd "$TMP/jetstream" -a 127.0.0.1 -p "$NATS" >"$TMP/nats.log" 2>&1 &
   PIDS+=($!)
   LOG="nats://127.0.0.1:$NATS"
-  PURGE_LOG="purge-log = \"$LOG\""
+  PURGE_LOG=$'[purge-log]\n'"url = \"$LOG\""
 else
   LOG="http://127.0.0.1:$DIRECTOR_ADMIN"
   PURGE_LOG=$'[purge-log]\n'"url = \"$LOG\""$'\nstate-dir = "'"$TMP/purge-state"'"'
