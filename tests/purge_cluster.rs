@@ -614,3 +614,19 @@ async fn the_log_refuses_missing_wrong_and_under_scoped_tokens() {
         .expect("send");
     assert_eq!(poll.status(), 403, "following needs the follow scope");
 }
+
+#[test]
+fn a_director_keeping_the_log_needs_an_admin_listener() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("director.toml"), cluster_file(None)).expect("write");
+    let out = Command::new(env!("CARGO_BIN_EXE_meridian"))
+        .args(["director", "--listen", "127.0.0.1:0", "--config"])
+        .arg(dir.path().join("director.toml"))
+        .arg("--purge-state")
+        .arg(dir.path().join("state"))
+        .output()
+        .expect("run meridian");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--admin-listen"), "{stderr}");
+}

@@ -121,6 +121,10 @@ async fn call<T: serde::de::DeserializeOwned>(
             .to_owned();
         return Err(match status.as_u16() {
             401 | 403 | 400 => LogError::Refused(format!("{status}: {text}")),
+            404 => LogError::Refused(format!(
+                "{status}: no purge log here (is the director started with --purge-state DIR, \
+                 or [purge-log] state-dir, and is this its admin listener?)"
+            )),
             _ => unreachable(format!("{status}: {text}")),
         });
     }
