@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! POST /v1/purge?timeout_ms=T      Purge        -> Report        (scope purge)
-//! GET  /v1/purges?after=N&node=NAME&tier=edge|shield&wait=MS&log_id=ID
+//! GET  /v1/purges?after=N&node=NAME&tier=edge|shield&wait=MS&log_id=ID&max_lag_ms=L
 //!                                               -> PollAnswer    (scope follow)
 //! POST /v1/purges/ack              Ack          -> 204           (scope follow)
 //! GET  /v1/purges/status                        -> Status        (scope read)
@@ -236,11 +236,13 @@ impl Follower {
         let url = format!("{}/v1/purges", base(&self.config.log));
         let wait_ms = wait.as_millis().to_string();
         let after_s = after.to_string();
+        let max_lag_ms = self.sync.max_lag().as_millis().to_string();
         let mut query = vec![
             ("after", after_s.as_str()),
             ("node", self.config.node.as_str()),
             ("tier", self.config.tier.as_str()),
             ("wait", wait_ms.as_str()),
+            ("max_lag_ms", max_lag_ms.as_str()),
         ];
         if let Some(id) = &self.log_id {
             query.push(("log_id", id.as_str()));

@@ -45,6 +45,8 @@ pub const MAX_CONFIRM_TIMEOUT: Duration = Duration::from_secs(120);
 pub const MAX_PENDING: usize = 256;
 /// Nodes followed without being configured that are tracked.
 pub const MAX_UNCONFIGURED: usize = 1024;
+/// Longest node `max-lag` the release to edges waits out.
+pub const MAX_NODE_LAG: Duration = Duration::from_secs(3600);
 /// Longest node name accepted.
 pub const MAX_NODE_NAME: usize = 128;
 
@@ -105,6 +107,8 @@ struct Track {
     last_seen: Option<Instant>,
     /// When an answer last showed it at the head.
     synced: Option<Instant>,
+    /// Its own `max-lag`, as its last poll said.
+    max_lag: Option<Duration>,
 }
 
 /// A purge waiting for confirmations.
@@ -158,10 +162,21 @@ impl State {
         (released, next)
     }
 
+    /// What `tier` may have; edges wait out the longest `max-lag` of the
+    /// configured (`max_lag`) and of any shield's own (as its polls say),
+    /// so a shield with a longer one has started revalidating by then.
     fn released(&self, tier: Tier, max_lag: Duration) -> (u64, Option<Duration>) {
         match tier {
             Tier::Shield => (self.head, None),
-            Tier::Edge => self.edge_release(max_lag, now_ms()),
+            Tier::Edge => {
+                let shields = self
+                    .nodes
+                    .values()
+                    .filter(|t| t.tier == Tier::Shield)
+                    .filter_map(|t| t.max_lag);
+                let lag = shields.fold(max_lag, Duration::max).min(MAX_NODE_LAG);
+                self.edge_release(lag, now_ms())
+            }
         }
     }
 
@@ -218,6 +233,7 @@ impl State {
                     applied: 0,
                     last_seen: None,
                     synced: None,
+                    max_lag: None,
                 },
             );
         }
@@ -261,6 +277,8 @@ pub struct Poll {
     pub after: u64,
     pub log_id: Option<String>,
     pub wait: Duration,
+    /// The node's own `max-lag`, if it says.
+    pub max_lag: Option<Duration>,
 }
 
 impl Keeper {
@@ -287,6 +305,7 @@ impl Keeper {
                         applied: 0,
                         last_seen: None,
                         synced: None,
+                        max_lag: None,
                     },
                 )
             })
@@ -523,10 +542,13 @@ impl Keeper {
             !(fresh && released == 0)
         };
         let log_id = s.log_id.clone();
-        if s.touch(&poll.node, poll.tier).is_none() {
+        let Some(track) = s.touch(&poll.node, poll.tier) else {
             return Err(KeeperError::BadRequest(format!(
                 "more than {MAX_UNCONFIGURED} nodes outside the cluster file follow this log"
             )));
+        };
+        if poll.max_lag.is_some() {
+            track.max_lag = poll.max_lag;
         }
         if reset {
             return Ok((

@@ -130,6 +130,7 @@ struct PollQuery {
     #[serde(default)]
     wait: u64,
     log_id: Option<String>,
+    max_lag_ms: Option<u64>,
 }
 
 fn check_node(name: &str) -> Result<(), Failure> {
@@ -159,6 +160,7 @@ async fn poll(
             after: q.after,
             log_id: q.log_id,
             wait: Duration::from_millis(q.wait),
+            max_lag: q.max_lag_ms.map(Duration::from_millis),
         })
         .await?;
     Ok(([(header::CACHE_CONTROL, "no-store")], Json(answer)).into_response())

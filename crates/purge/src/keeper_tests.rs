@@ -26,6 +26,7 @@ fn poll(k: &Keeper, name: &str, tier: Tier, after: u64) -> Poll {
         after,
         log_id: Some(k.head().0),
         wait: Duration::ZERO,
+        max_lag: None,
     }
 }
 
@@ -165,5 +166,25 @@ async fn status_shows_what_each_node_applied() {
     assert!(
         k.ack(&ack(&k, "s1", Tier::Shield, 7)).is_err(),
         "past the head"
+    );
+}
+
+#[tokio::test]
+async fn edges_wait_out_a_shield_s_own_longer_max_lag() {
+    let dir = tempfile::tempdir().expect("test");
+    let k = keeper(dir.path(), Duration::from_millis(100));
+    let shield = Poll {
+        max_lag: Some(Duration::from_secs(3600)),
+        ..poll(&k, "s1", Tier::Shield, 0)
+    };
+    k.poll(shield).await.expect("poll");
+    k.publish(Purge::url("http://a.example/x"), Some(Duration::ZERO))
+        .await
+        .expect("published");
+    let mut edge = poll(&k, "e1", Tier::Edge, 0);
+    edge.wait = Duration::from_millis(300);
+    assert!(
+        k.poll(edge).await.expect("poll").entries.is_empty(),
+        "the shield revalidates only after its own hour"
     );
 }
