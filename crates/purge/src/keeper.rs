@@ -259,8 +259,11 @@ struct Inner {
     config: KeeperConfig,
     state: Mutex<State>,
     store: Arc<Mutex<Store>>,
-    /// Bumped on every change a waiter may care about.
-    changed: watch::Sender<u64>,
+    /// Bumped when the log grows or what edges may have changes (a
+    /// shield confirmed): wakes held polls.
+    log_changed: watch::Sender<u64>,
+    /// Bumped on every confirmation: wakes publishers.
+    acked: watch::Sender<u64>,
 }
 
 /// The purge log keeper; cheap to clone.
@@ -330,7 +333,8 @@ impl Keeper {
                 config,
                 state: Mutex::new(state),
                 store: Arc::new(Mutex::new(store)),
-                changed: watch::channel(0).0,
+                log_changed: watch::channel(0).0,
+                acked: watch::channel(0).0,
             }),
         })
     }
@@ -348,8 +352,8 @@ impl Keeper {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn notify(&self) {
-        self.inner.changed.send_modify(|v| *v = v.wrapping_add(1));
+    fn bump(tx: &watch::Sender<u64>) {
+        tx.send_modify(|v| *v = v.wrapping_add(1));
     }
 
     /// The log's id and head.
@@ -365,7 +369,7 @@ impl Keeper {
         let entry = tokio::task::spawn_blocking(move || keeper.append_blocking(purge, wait_for))
             .await
             .map_err(|e| KeeperError::Internal(e.to_string()))??;
-        self.notify();
+        Self::bump(&self.inner.log_changed);
         Ok(entry)
     }
 
@@ -437,7 +441,7 @@ impl Keeper {
         let timeout = timeout
             .unwrap_or(self.inner.config.confirm_timeout)
             .min(MAX_CONFIRM_TIMEOUT);
-        let mut rx = self.inner.changed.subscribe();
+        let mut rx = self.inner.acked.subscribe();
         let entry = self.append(purge, true).await?;
         // Dropped with the request (a client that hangs up) or at the end.
         let _guard = PendingGuard {
@@ -509,7 +513,7 @@ impl Keeper {
     pub async fn poll(&self, poll: Poll) -> Result<PollAnswer, KeeperError> {
         let wait = poll.wait.min(self.inner.config.poll_wait);
         let deadline = tokio::time::Instant::now() + wait;
-        let mut rx = self.inner.changed.subscribe();
+        let mut rx = self.inner.log_changed.subscribe();
         loop {
             rx.mark_unchanged();
             let (answer, next) = self.try_answer(&poll)?;
@@ -618,7 +622,10 @@ impl Keeper {
             }
             s.record_applied(&ack.node, ack.seq, Some(ack));
         }
-        self.notify();
+        Self::bump(&self.inner.acked);
+        if ack.tier == Tier::Shield {
+            Self::bump(&self.inner.log_changed);
+        }
         Ok(())
     }
 
