@@ -224,11 +224,17 @@ impl MemoryStore {
             // Runs for every slot that leaves, under moka's lock of its key
             // (so after the slot is gone and before the key can be written
             // again). It must not call back into the cache.
-            .eviction_listener(move |key: Arc<String>, slot: Slot, cause| {
-                if cause == RemovalCause::Size {
+            .eviction_listener(move |key: Arc<String>, slot: Slot, cause| match cause {
+                // Every slot we put was staged first, so the record already
+                // names the slot that replaced this one.
+                RemovalCause::Replaced => {}
+                RemovalCause::Size => {
                     listener.evicted();
+                    listener.removed(&key, slot.id);
                 }
-                listener.removed(&key, slot.id);
+                RemovalCause::Expired | RemovalCause::Explicit => {
+                    listener.removed(&key, slot.id);
+                }
             })
             .build();
         MemoryStore {

@@ -152,12 +152,15 @@ impl Index {
     pub(super) fn removed(&self, key: &str, id: u64) {
         let mut guard = self.shard_of(key);
         let shard = &mut *guard;
-        if shard.keys.get(key).is_none_or(|r| r.id != id) {
-            return;
-        }
+        // One walk of the tree in the common case; a newer record (a fresh
+        // insert raced this listener) goes straight back.
         let Some((key, record)) = shard.keys.remove_entry(key) else {
             return;
         };
+        if record.id != id {
+            shard.keys.insert(key, record);
+            return;
+        }
         shard.variants = shard.variants.saturating_sub(record.variants as usize);
         for t in record.tags.iter() {
             unlink(&mut shard.tags, t, &key);
