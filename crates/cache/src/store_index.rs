@@ -48,14 +48,15 @@ use crate::entry::Entry;
 pub(super) const SHARDS: usize = 32;
 
 /// Index bytes charged per stored URL beyond the key's length: the key's
-/// `Arc` allocation (header and malloc rounding), its ordered-map element
-/// (pointer, id, tag list: 40 bytes in nodes about two thirds full) and the
-/// tag list's own allocation.
-pub(super) const INDEX_KEY_BYTES: u32 = 128;
+/// `Arc` allocation, its ordered-map element (pointer, id, tag list) and
+/// the tag list's own allocation. Measured with a counting allocator over
+/// 100,000 keys: 115 bytes requested per key beyond its length, plus
+/// malloc's rounding of two allocations.
+pub(super) const INDEX_KEY_BYTES: u32 = 136;
 
 /// Index bytes charged per tag of a stored response: a pointer in the
-/// record and a slot in the tag's key set (16 bytes each, the set at most
-/// 7/8 full), plus a share of the tag's own entry.
+/// record and a slot in the tag's key set (measured: 38 bytes requested
+/// per tag and key, the sets between half and 7/8 full).
 pub(super) const INDEX_TAG_BYTES: u32 = 48;
 
 /// What the index knows of one stored URL.
@@ -117,6 +118,21 @@ impl Index {
         let count = u32::try_from(variants.len()).unwrap_or(u32::MAX);
         let mut guard = self.shard_of(key);
         let shard = &mut *guard;
+        // A URL stored again with the same tags (the usual refresh) is one
+        // walk of the tree.
+        if let Some(rec) = shard.keys.get_mut(key) {
+            let same = rec.tags.len() == wanted.len()
+                && rec.tags.iter().all(|t| wanted.contains(&&**t));
+            if same {
+                shard.variants = shard
+                    .variants
+                    .saturating_sub(rec.variants as usize)
+                    .saturating_add(count as usize);
+                rec.id = id;
+                rec.variants = count;
+                return id;
+            }
+        }
         let (key, old) = match shard.keys.remove_entry(key) {
             Some((k, r)) => (k, Some(r)),
             None => (Arc::from(key), None),
