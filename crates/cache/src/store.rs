@@ -62,7 +62,8 @@ pub struct StoreStats {
     /// Bytes charged: bodies, headers and bookkeeping.
     pub bytes: u64,
     pub capacity: u64,
-    /// Stored URLs pushed out to make room (size evictions), since start.
+    /// Stored URLs pushed out to make room (size evictions, including new
+    /// responses TinyLFU declined to admit), since start.
     pub evictions: u64,
 }
 
