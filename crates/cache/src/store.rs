@@ -291,10 +291,8 @@ impl MemoryStore {
                     return Op::Nop;
                 };
                 let old = old.into_value();
-                let (hit, keep): (Vec<&Arc<Entry>>, Vec<&Arc<Entry>>) = old
-                    .entries()
-                    .iter()
-                    .partition(|e| selector.selects(key, e));
+                let (hit, keep): (Vec<&Arc<Entry>>, Vec<&Arc<Entry>>) =
+                    old.entries().iter().partition(|e| selector.selects(key, e));
                 touched += hit.len();
                 if hit.is_empty() {
                     Op::Nop

@@ -121,8 +121,8 @@ impl Index {
         // A URL stored again with the same tags (the usual refresh) is one
         // walk of the tree.
         if let Some(rec) = shard.keys.get_mut(key) {
-            let same = rec.tags.len() == wanted.len()
-                && rec.tags.iter().all(|t| wanted.contains(&&**t));
+            let same =
+                rec.tags.len() == wanted.len() && rec.tags.iter().all(|t| wanted.contains(&&**t));
             if same {
                 shard.variants = shard
                     .variants
@@ -139,7 +139,9 @@ impl Index {
         };
         let mut tags = Vec::with_capacity(wanted.len());
         for t in &wanted {
-            let held = old.as_ref().and_then(|r| r.tags.iter().find(|x| &***x == *t));
+            let held = old
+                .as_ref()
+                .and_then(|r| r.tags.iter().find(|x| &***x == *t));
             tags.push(match held {
                 Some(t) => Arc::clone(t),
                 None => link(&mut shard.tags, t, &key),

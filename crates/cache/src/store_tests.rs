@@ -360,7 +360,11 @@ fn soft_purge_by_tag_marks_stale_and_keeps_entries() {
     s.insert("http://a/2", tagged("t u", false, &none), &none);
     s.insert("http://a/3", tagged("u", false, &none), &none);
     assert_eq!(s.purge(&Selector::Tag("t".into()), true), 2);
-    for (k, stale) in [("http://a/1", true), ("http://a/2", true), ("http://a/3", false)] {
+    for (k, stale) in [
+        ("http://a/1", true),
+        ("http://a/2", true),
+        ("http://a/3", false),
+    ] {
         let Lookup::Found(e) = s.lookup(k, &none) else {
             panic!("{k} kept");
         };
@@ -435,7 +439,10 @@ fn assert_index_matches_store(s: &MemoryStore) {
     for (key, slot) in s.cache.iter() {
         urls += 1;
         let found = s.index.prefixed(&key);
-        assert!(found.iter().any(|k| **k == *key), "{key} not in prefix index");
+        assert!(
+            found.iter().any(|k| **k == *key),
+            "{key} not in prefix index"
+        );
         for e in slot.entries() {
             for t in e.tags() {
                 let found = s.index.tagged(t);
