@@ -13,7 +13,7 @@
 //! path never touches them: `lookup` is one moka probe.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 use http::HeaderMap;
 use moka::notification::RemovalCause;
@@ -212,6 +212,12 @@ pub struct MemoryStore {
     /// removes anything, so no fill that began before a purge can land
     /// after it.
     purges: Mutex<PurgeLog>,
+    /// Held shared by every rewrite of a slot from its old value that runs
+    /// outside the purge log (a removal, a purge's per-key step), and
+    /// exclusively by a purge of everything around its invalidation: a
+    /// rewrite that read the old slot before the invalidation must not
+    /// put part of it back after.
+    rewrites: RwLock<()>,
 }
 
 impl MemoryStore {
@@ -243,6 +249,7 @@ impl MemoryStore {
             index,
             capacity,
             purges: Mutex::default(),
+            rewrites: RwLock::default(),
         }
     }
 
@@ -286,6 +293,7 @@ impl MemoryStore {
             }
             // In moka's compute for the key: serialised with inserts and
             // removals of the same URL, so no variant is lost or revived.
+            let _rewrite = self.rewrite();
             self.cache.entry_by_ref(key).and_compute_with(|old| {
                 let Some(old) = old else {
                     return Op::Nop;
@@ -322,9 +330,12 @@ impl MemoryStore {
         }
         // Both under the purge log, so no insert lands between them: one
         // landing after the invalidation but before the index is emptied
-        // would be stored without its record.
+        // would be stored without its record. And with no rewrite in
+        // flight, so none puts back variants it read before.
+        let all = self.rewrites.write().unwrap_or_else(|p| p.into_inner());
         self.cache.invalidate_all();
         let (taken, variants) = self.index.take_all();
+        drop(all);
         drop(log);
         drop(taken);
         variants
@@ -334,6 +345,12 @@ impl MemoryStore {
 impl MemoryStore {
     fn purge_log(&self) -> std::sync::MutexGuard<'_, PurgeLog> {
         self.purges.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// See [`MemoryStore::rewrites`]. Never taken while holding the purge
+    /// log, which a purge of everything takes first.
+    fn rewrite(&self) -> std::sync::RwLockReadGuard<'_, ()> {
+        self.rewrites.read().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -382,6 +399,7 @@ impl Storage for MemoryStore {
     }
 
     fn remove(&self, key: &str, entry: &Entry) {
+        let _rewrite = self.rewrite();
         self.cache.entry_by_ref(key).and_compute_with(|old| {
             let Some(old) = old else {
                 return Op::Nop;

@@ -504,3 +504,33 @@ fn the_index_names_every_stored_response_under_concurrent_churn() {
     }
     assert_index_matches_store(&s);
 }
+
+#[test]
+fn a_removal_racing_a_purge_of_everything_puts_nothing_back() {
+    // remove() reads a URL's variants and puts back the ones it keeps; a
+    // purge of everything landing in between must still win.
+    let s = Arc::new(MemoryStore::new(1 << 20));
+    let gz = req(&[("accept-encoding", "gzip")]);
+    let br = req(&[("accept-encoding", "br")]);
+    for round in 0..300 {
+        let g = under(tagged("", true, &gz), s.generation());
+        s.insert("http://a/x", Arc::clone(&g), &gz);
+        let b = under(tagged("", true, &br), s.generation());
+        s.insert("http://a/x", b, &br);
+        let barrier = Arc::new(std::sync::Barrier::new(2));
+        let remover = {
+            let (s, barrier) = (Arc::clone(&s), Arc::clone(&barrier));
+            std::thread::spawn(move || {
+                barrier.wait();
+                s.remove("http://a/x", &g);
+            })
+        };
+        barrier.wait();
+        s.purge(&Selector::All, false);
+        remover.join().expect("remover");
+        assert!(
+            matches!(s.lookup("http://a/x", &br), Lookup::Miss),
+            "round {round}: a purged variant came back"
+        );
+    }
+}
