@@ -467,14 +467,17 @@ fn the_index_names_every_stored_response_under_concurrent_churn() {
                 for _ in 0..4000 {
                     let key = format!("http://a/{}", rng.below(150));
                     let r = &encodings[rng.below(2) as usize];
-                    match rng.below(20) {
-                        0 => {
+                    match rng.below(50) {
+                        0 | 1 => {
                             s.purge(&Selector::Tag("green".into()), false);
                         }
-                        1 => {
+                        2 => {
                             s.purge(&Selector::Prefix("http://a/1".into()), false);
                         }
-                        2 => {
+                        3 => {
+                            s.purge(&Selector::All, false);
+                        }
+                        4..=6 => {
                             if let Lookup::Found(e) = s.lookup(&key, r) {
                                 s.remove(&key, &e);
                             }
