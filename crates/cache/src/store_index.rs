@@ -66,7 +66,7 @@ struct Record {
     id: u64,
     /// Variants in that slot (for the count a purge of everything reports).
     variants: u32,
-    /// Distinct tags over the slot's variants.
+    /// Distinct tags over the slot's variants, sorted.
     tags: Box<[Arc<str>]>,
 }
 
@@ -109,20 +109,23 @@ impl Index {
     /// reaches moka, inside moka's compute for `key`.
     pub(super) fn stage(&self, key: &str, variants: &[Arc<Entry>]) -> u64 {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let mut wanted: Vec<&str> = Vec::new();
-        for t in variants.iter().flat_map(|e| e.tags()) {
-            if !wanted.contains(&&**t) {
-                wanted.push(t);
-            }
-        }
+        // Sorted and deduplicated, so a response with many tags costs
+        // T log T here rather than T squared.
+        let mut wanted: Vec<&str> = variants
+            .iter()
+            .flat_map(|e| e.tags())
+            .map(|t| &**t)
+            .collect();
+        wanted.sort_unstable();
+        wanted.dedup();
         let count = u32::try_from(variants.len()).unwrap_or(u32::MAX);
         let mut guard = self.shard_of(key);
         let shard = &mut *guard;
         // A URL stored again with the same tags (the usual refresh) is one
         // walk of the tree.
         if let Some(rec) = shard.keys.get_mut(key) {
-            let same =
-                rec.tags.len() == wanted.len() && rec.tags.iter().all(|t| wanted.contains(&&**t));
+            let same = rec.tags.len() == wanted.len()
+                && rec.tags.iter().zip(&wanted).all(|(t, w)| **t == **w);
             if same {
                 shard.variants = shard
                     .variants
@@ -139,9 +142,12 @@ impl Index {
         };
         let mut tags = Vec::with_capacity(wanted.len());
         for t in &wanted {
-            let held = old
-                .as_ref()
-                .and_then(|r| r.tags.iter().find(|x| &***x == *t));
+            let held = old.as_ref().and_then(|r| {
+                r.tags
+                    .binary_search_by(|x| (**x).cmp(*t))
+                    .ok()
+                    .and_then(|i| r.tags.get(i))
+            });
             tags.push(match held {
                 Some(t) => Arc::clone(t),
                 None => link(&mut shard.tags, t, &key),
@@ -149,8 +155,10 @@ impl Index {
         }
         if let Some(old) = old {
             shard.variants = shard.variants.saturating_sub(old.variants as usize);
-            for t in old.tags.iter().filter(|t| !wanted.contains(&&***t)) {
-                unlink(&mut shard.tags, t, &key);
+            for t in old.tags.iter() {
+                if wanted.binary_search(&&**t).is_err() {
+                    unlink(&mut shard.tags, t, &key);
+                }
             }
         }
         shard.variants = shard.variants.saturating_add(count as usize);
