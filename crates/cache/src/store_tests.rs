@@ -537,3 +537,20 @@ fn a_removal_racing_a_purge_of_everything_puts_nothing_back() {
         );
     }
 }
+
+#[test]
+fn a_replaced_response_is_indexed_by_its_new_tags_only() {
+    let s = MemoryStore::new(1 << 20);
+    let none = HeaderMap::new();
+    s.insert("http://a/x", tagged("a b", false, &none), &none);
+    s.insert("http://a/x", tagged("c b", false, &none), &none);
+    s.insert("http://a/x", tagged("b c", false, &none), &none);
+    s.maintain();
+    assert_eq!(s.index_sizes(), (1, 2));
+    assert_eq!(s.purge(&Selector::Tag("a".into()), false), 0);
+    assert!(stored(&s, "http://a/x"));
+    assert_eq!(s.purge(&Selector::Tag("c".into()), false), 1);
+    assert!(!stored(&s, "http://a/x"));
+    s.maintain();
+    assert_eq!(s.index_sizes(), (0, 0));
+}
