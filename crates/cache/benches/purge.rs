@@ -70,8 +70,11 @@ fn populate() -> MemoryStore {
     store
 }
 
+/// The key of the i-th response a purge removes.
+type KeyOf = dyn Fn(usize) -> String;
+
 /// Stores the 1,000 responses a purge removes (again).
-fn refill(store: &MemoryStore, key: &dyn Fn(usize) -> String, tags: &str) {
+fn refill(store: &MemoryStore, key: &KeyOf, tags: &str) {
     let none = HeaderMap::new();
     let e = entry(tags, store.generation());
     for i in 0..HOT {
@@ -103,7 +106,7 @@ fn percentiles(name: &str, mut v: Vec<Duration>) {
 
 /// 200 timed purges of each kind, refilled untimed in between.
 fn distribution(store: &MemoryStore) {
-    let cases: [(&str, &dyn Fn(usize) -> String, &str, Selector); 2] = [
+    let cases: [(&str, &KeyOf, &str, Selector); 2] = [
         (
             "tag",
             &tag_key,
