@@ -17,10 +17,10 @@
 //! of a slot) *stages* the new slot's id and tags here before handing it to
 //! moka, inside moka's per-key compute, so the index is never behind what is
 //! stored. moka's eviction listener reports every slot that leaves (size,
-//! expiry, explicit removal, replacement) while it holds that key's lock;
-//! the record is dropped only when its id is the departing slot's, so the
-//! listener for a replaced slot, or one racing a fresh insert of the same
-//! key, leaves the newer record alone. The listener never calls back into
+//! expiry, explicit removal; a replaced slot needs nothing, its successor
+//! was staged) while it holds that key's lock; the record is dropped only
+//! when its id is the departing slot's, so a listener racing a fresh
+//! insert of the same key leaves the newer record alone. The listener never calls back into
 //! moka, and no shard lock is held while calling moka, so the two lock
 //! orders cannot cross. What remains possible is a short-lived *extra*
 //! record (staged before moka stores the slot, or kept until the listener
