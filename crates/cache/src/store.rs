@@ -6,14 +6,25 @@
 //! short scan. moka was chosen over a hand-written LRU because its
 //! concurrent, sharded design keeps the hit path free of a global lock and
 //! its TinyLFU admission resists one-hit-wonder scans.
+//!
+//! Purges by tag and by prefix go through indexes kept beside the cache
+//! (`store_index.rs`: shapes, consistency argument and memory charge), so
+//! they cost the responses they remove, not the size of the store. The hit
+//! path never touches them: `lookup` is one moka probe.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 use http::HeaderMap;
+use moka::notification::RemovalCause;
 use moka::ops::compute::Op;
 
 use crate::entry::Entry;
+
+#[path = "store_index.rs"]
+mod index;
+
+use index::{INDEX_KEY_BYTES, INDEX_TAG_BYTES, Index};
 
 /// Most variants kept for one URL; beyond it the oldest is dropped (a guard
 /// against `Vary: User-Agent` exploding one key).
@@ -51,7 +62,8 @@ pub struct StoreStats {
     /// Bytes charged: bodies, headers and bookkeeping.
     pub bytes: u64,
     pub capacity: u64,
-    /// Stored URLs pushed out to make room (size evictions), since start.
+    /// Stored URLs pushed out to make room (size evictions, including new
+    /// responses TinyLFU declined to admit), since start.
     pub evictions: u64,
 }
 
@@ -134,102 +146,211 @@ impl Selector {
     }
 }
 
-/// Every variant stored for one URL. One variant (the common case) is held
-/// directly, so it costs no list allocation.
+/// Every variant stored for one URL, and the id under which the index
+/// knows this very slot (a rewrite of the URL's variants is a new slot).
 #[derive(Debug, Clone)]
-enum Slot {
+struct Slot {
+    id: u64,
+    variants: Variants,
+}
+
+/// One variant (the common case) is held directly, so it costs no list
+/// allocation.
+#[derive(Debug, Clone)]
+enum Variants {
     One(Arc<Entry>),
     Many(Arc<[Arc<Entry>]>),
 }
 
-impl Slot {
+impl Variants {
     fn from_list(mut list: Vec<Arc<Entry>>) -> Self {
         match (list.len(), list.pop()) {
-            (1, Some(e)) => Slot::One(e),
+            (1, Some(e)) => Variants::One(e),
             (_, Some(e)) => {
                 list.push(e);
-                Slot::Many(list.into())
+                Variants::Many(list.into())
             }
-            (_, None) => Slot::Many(Arc::new([])),
+            (_, None) => Variants::Many(Arc::new([])),
         }
     }
+}
 
+impl Slot {
     fn entries(&self) -> &[Arc<Entry>] {
-        match self {
-            Slot::One(e) => std::slice::from_ref(e),
-            Slot::Many(list) => list,
+        match &self.variants {
+            Variants::One(e) => std::slice::from_ref(e),
+            Variants::Many(list) => list,
         }
     }
 
-    fn weight(&self) -> u32 {
+    /// Bytes charged for this slot stored under a key of `key_len` bytes:
+    /// the variants, moka's copy of the key, and the index's share (its
+    /// own copy of the key, its record, and one link per tag).
+    fn weight(&self, key_len: usize) -> u32 {
+        let key_len = u32::try_from(key_len).unwrap_or(u32::MAX);
         self.entries()
             .iter()
-            .map(|e| e.weight())
+            .map(|e| {
+                let tags = u32::try_from(e.tags().len()).unwrap_or(u32::MAX);
+                e.weight()
+                    .saturating_add(tags.saturating_mul(INDEX_TAG_BYTES))
+            })
             .fold(0u32, u32::saturating_add)
+            .saturating_add(key_len.saturating_mul(2))
+            .saturating_add(INDEX_KEY_BYTES)
     }
 }
 
 /// The in-memory store.
 pub struct MemoryStore {
     cache: moka::sync::Cache<String, Slot>,
+    /// Tag and prefix indexes, shared with the cache's eviction listener.
+    index: Arc<Index>,
     capacity: u64,
     /// Taken by inserts and purges (never by lookups): an insert checks the
     /// log and writes under it, a purge records itself under it before it
     /// removes anything, so no fill that began before a purge can land
     /// after it.
     purges: Mutex<PurgeLog>,
+    /// Held shared by every rewrite of a slot from its old value that runs
+    /// outside the purge log (a removal, a purge's per-key step), and
+    /// exclusively by a purge of everything around its invalidation: a
+    /// rewrite that read the old slot before the invalidation must not
+    /// put part of it back after.
+    rewrites: RwLock<()>,
 }
 
 impl MemoryStore {
     /// A store holding at most `capacity` bytes.
     pub fn new(capacity: u64) -> Self {
+        let index = Arc::new(Index::new());
+        let listener = Arc::clone(&index);
         let cache = moka::sync::Cache::builder()
             .max_capacity(capacity)
-            .weigher(|k: &String, v: &Slot| {
-                v.weight()
-                    .saturating_add(u32::try_from(k.len()).unwrap_or(u32::MAX))
+            .weigher(|k: &String, v: &Slot| v.weight(k.len()))
+            // Runs for every slot that leaves, under moka's lock of its key
+            // (so after the slot is gone and before the key can be written
+            // again). It must not call back into the cache.
+            .eviction_listener(move |key: Arc<String>, slot: Slot, cause| match cause {
+                // Every slot we put was staged first, so the record already
+                // names the slot that replaced this one.
+                RemovalCause::Replaced => {}
+                RemovalCause::Size => {
+                    listener.evicted();
+                    listener.removed(&key, slot.id);
+                }
+                RemovalCause::Expired | RemovalCause::Explicit => {
+                    listener.removed(&key, slot.id);
+                }
             })
             .build();
         MemoryStore {
             cache,
+            index,
             capacity,
             purges: Mutex::default(),
+            rewrites: RwLock::default(),
         }
     }
 
-    fn purge_matching(&self, soft: bool, pred: impl Fn(&str, &Entry) -> bool) -> usize {
+    /// The slot to store under `key` holding `list`, staged in the index.
+    /// Called only inside moka's compute for `key`, right before the slot
+    /// is put, so the index is never behind the cache.
+    fn slot(&self, key: &str, list: Vec<Arc<Entry>>) -> Slot {
+        let id = self.index.stage(key, &list);
+        Slot {
+            id,
+            variants: Variants::from_list(list),
+        }
+    }
+
+    /// Index sizes: keys indexed, and (key, tag) pairs indexed. For tests
+    /// that check the indexes stay bounded.
+    #[doc(hidden)]
+    pub fn index_sizes(&self) -> (usize, usize) {
+        self.index.sizes()
+    }
+
+    /// Purges what `selector` names among `keys` (the index's candidates;
+    /// a key no longer stored, or no longer matching, is skipped).
+    fn purge_keys<K: AsRef<str>>(
+        &self,
+        keys: impl IntoIterator<Item = K>,
+        selector: &Selector,
+        soft: bool,
+    ) -> usize {
         let mut touched = 0;
-        for (key, variants) in self.cache.iter() {
-            let hits: Vec<&Arc<Entry>> = variants
-                .entries()
-                .iter()
-                .filter(|e| pred(&key, e))
-                .collect();
-            if hits.is_empty() {
+        for key in keys {
+            let key = key.as_ref();
+            if soft {
+                if let Some(slot) = self.cache.get(key) {
+                    for e in slot.entries().iter().filter(|e| selector.selects(key, e)) {
+                        e.invalidate();
+                        touched += 1;
+                    }
+                }
                 continue;
             }
-            touched += hits.len();
-            if soft {
-                hits.iter().for_each(|e| e.invalidate());
-            } else if hits.len() == variants.entries().len() {
-                self.cache.invalidate(key.as_str());
-            } else {
-                let keep: Vec<Arc<Entry>> = variants
-                    .entries()
-                    .iter()
-                    .filter(|e| !pred(&key, e))
-                    .cloned()
-                    .collect();
-                self.cache.insert((*key).clone(), Slot::from_list(keep));
-            }
+            // In moka's compute for the key: serialised with inserts and
+            // removals of the same URL, so no variant is lost or revived.
+            let _rewrite = self.rewrite();
+            self.cache.entry_by_ref(key).and_compute_with(|old| {
+                let Some(old) = old else {
+                    return Op::Nop;
+                };
+                let old = old.into_value();
+                let (hit, keep): (Vec<&Arc<Entry>>, Vec<&Arc<Entry>>) =
+                    old.entries().iter().partition(|e| selector.selects(key, e));
+                touched += hit.len();
+                if hit.is_empty() {
+                    Op::Nop
+                } else if keep.is_empty() {
+                    Op::Remove
+                } else {
+                    Op::Put(self.slot(key, keep.into_iter().cloned().collect()))
+                }
+            });
         }
         touched
+    }
+
+    /// Purges everything. Hard: the cache is invalidated and the indexes
+    /// emptied at once. Soft: every stored response is marked stale, which
+    /// has to visit them all.
+    fn purge_all(&self, mut log: std::sync::MutexGuard<'_, PurgeLog>, soft: bool) -> usize {
+        log.record(&Selector::All);
+        if soft {
+            drop(log);
+            let mut touched = 0;
+            for (_, slot) in self.cache.iter() {
+                slot.entries().iter().for_each(|e| e.invalidate());
+                touched += slot.entries().len();
+            }
+            return touched;
+        }
+        // Both under the purge log, so no insert lands between them: one
+        // landing after the invalidation but before the index is emptied
+        // would be stored without its record. And with no rewrite in
+        // flight, so none puts back variants it read before.
+        let all = self.rewrites.write().unwrap_or_else(|p| p.into_inner());
+        self.cache.invalidate_all();
+        let (taken, variants) = self.index.take_all();
+        drop(all);
+        drop(log);
+        drop(taken);
+        variants
     }
 }
 
 impl MemoryStore {
     fn purge_log(&self) -> std::sync::MutexGuard<'_, PurgeLog> {
         self.purges.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// See [`MemoryStore::rewrites`]. Never taken while holding the purge
+    /// log, which a purge of everything takes first.
+    fn rewrite(&self) -> std::sync::RwLockReadGuard<'_, ()> {
+        self.rewrites.read().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -271,51 +392,54 @@ impl Storage for MemoryStore {
                 list.remove(0);
             }
             list.push(entry);
-            Op::Put(Slot::from_list(list))
+            Op::Put(self.slot(key, list))
         });
         drop(log);
         true
     }
 
     fn remove(&self, key: &str, entry: &Entry) {
+        let _rewrite = self.rewrite();
         self.cache.entry_by_ref(key).and_compute_with(|old| {
             let Some(old) = old else {
                 return Op::Nop;
             };
+            let old = old.into_value();
             let keep: Vec<Arc<Entry>> = old
-                .into_value()
                 .entries()
                 .iter()
                 .filter(|e| !std::ptr::eq(Arc::as_ptr(e), entry))
                 .cloned()
                 .collect();
-            if keep.is_empty() {
+            if keep.len() == old.entries().len() {
+                Op::Nop
+            } else if keep.is_empty() {
                 Op::Remove
             } else {
-                Op::Put(Slot::from_list(keep))
+                Op::Put(self.slot(key, keep))
             }
         });
     }
 
     fn purge(&self, selector: &Selector, soft: bool) -> usize {
+        let mut log = self.purge_log();
+        if *selector == Selector::All {
+            return self.purge_all(log, soft);
+        }
         // Recorded first: a fill that began before this point can no
-        // longer insert anything this purge covers.
-        self.purge_log().record(selector);
+        // longer insert anything this purge covers. Every insert before it
+        // has finished (inserts hold the log), so the indexes already name
+        // every stored response this purge must reach.
+        log.record(selector);
+        drop(log);
+        // One definition of what a selector names, shared with the purge
+        // log that keeps older fills out; the indexes only narrow the keys
+        // to look at.
         match selector {
-            Selector::Key(k) => {
-                let Some(v) = self.cache.get(k.as_str()) else {
-                    return 0;
-                };
-                if soft {
-                    v.entries().iter().for_each(|e| e.invalidate());
-                } else {
-                    self.cache.invalidate(k.as_str());
-                }
-                v.entries().len()
-            }
-            // One definition of what a selector names, shared with the
-            // purge log that keeps older fills out.
-            _ => self.purge_matching(soft, |k, e| selector.selects(k, e)),
+            Selector::Key(k) => self.purge_keys([k.as_str()], selector, soft),
+            Selector::Prefix(p) => self.purge_keys(self.index.prefixed(p), selector, soft),
+            Selector::Tag(t) => self.purge_keys(self.index.tagged(t), selector, soft),
+            Selector::All => 0,
         }
     }
 
@@ -329,7 +453,7 @@ impl Storage for MemoryStore {
             entries: self.cache.entry_count(),
             bytes: self.cache.weighted_size(),
             capacity: self.capacity,
-            evictions: 0,
+            evictions: self.index.evictions(),
         }
     }
 }

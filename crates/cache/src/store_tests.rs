@@ -272,3 +272,285 @@ fn a_fill_older_than_the_purge_log_is_refused() {
     let e = under(entry("x", &[], &none), started);
     assert!(!s.insert("http://a/x", e, &none));
 }
+
+/// A response tagged `tags` (Surrogate-Key, space separated) that varies on
+/// Accept-Encoding when `vary` is set, stored for request `request`.
+fn tagged(tags: &str, vary: bool, request: &HeaderMap) -> Arc<Entry> {
+    let mut resp = HeaderMap::new();
+    if let Ok(v) = HeaderValue::from_str(tags) {
+        resp.insert("surrogate-key", v);
+    }
+    if vary {
+        resp.insert("vary", HeaderValue::from_static("accept-encoding"));
+    }
+    let variant = Variant::new(&resp, request);
+    Arc::new(Entry::new(
+        StatusCode::OK,
+        resp,
+        Bytes::from_static(b"0123456789abcdef"),
+        freshness(),
+        variant,
+    ))
+}
+
+fn stored(s: &MemoryStore, key: &str) -> bool {
+    !matches!(s.lookup(key, &HeaderMap::new()), Lookup::Miss)
+}
+
+#[test]
+fn tag_purge_removes_only_the_variants_carrying_the_tag() {
+    let s = MemoryStore::new(1 << 20);
+    let gz = req(&[("accept-encoding", "gzip")]);
+    let br = req(&[("accept-encoding", "br")]);
+    s.insert("http://a/x", tagged("hot shared", true, &gz), &gz);
+    s.insert("http://a/x", tagged("cold shared", true, &br), &br);
+    s.insert("http://a/y", tagged("hot", false, &gz), &gz);
+    s.insert("http://a/z", tagged("cold", false, &gz), &gz);
+    assert_eq!(s.purge(&Selector::Tag("hot".into()), false), 2);
+    assert!(matches!(s.lookup("http://a/x", &gz), Lookup::VaryMiss));
+    assert!(matches!(s.lookup("http://a/x", &br), Lookup::Found(_)));
+    assert!(!stored(&s, "http://a/y"));
+    assert!(stored(&s, "http://a/z"));
+    // The URL left behind is still found by the tags its other variant
+    // carries, and no longer by the purged one.
+    assert_eq!(s.purge(&Selector::Tag("hot".into()), false), 0);
+    assert_eq!(s.purge(&Selector::Tag("shared".into()), false), 1);
+    assert!(!stored(&s, "http://a/x"));
+    assert!(stored(&s, "http://a/z"));
+}
+
+#[test]
+fn prefix_purge_is_a_string_prefix_of_scheme_host_and_path() {
+    let s = MemoryStore::new(1 << 20);
+    let none = HeaderMap::new();
+    let keys = [
+        "http://a.example/img/1.png",
+        "http://a.example/img/sub/2.png",
+        "http://a.example/imgx",
+        "http://a.example/css/1.css",
+        "http://a.example.evil/img/1.png",
+        "https://a.example/img/1.png",
+        "http://a.example:8080/img/1.png",
+    ];
+    for k in keys {
+        s.insert(k, tagged("", false, &none), &none);
+    }
+    assert_eq!(
+        s.purge(&Selector::Prefix("http://a.example/img/".into()), false),
+        2
+    );
+    let left: Vec<&str> = keys.into_iter().filter(|k| stored(&s, k)).collect();
+    assert_eq!(left, &keys[2..], "only /img/ under http://a.example");
+    // Like a Varnish ban on `req.url ~ "^/img"`: a plain string prefix.
+    assert_eq!(
+        s.purge(&Selector::Prefix("http://a.example/img".into()), false),
+        1
+    );
+    assert!(!stored(&s, "http://a.example/imgx"));
+    for k in &keys[3..] {
+        assert!(stored(&s, k), "{k} untouched");
+    }
+}
+
+#[test]
+fn soft_purge_by_tag_marks_stale_and_keeps_entries() {
+    let s = MemoryStore::new(1 << 20);
+    let none = HeaderMap::new();
+    s.insert("http://a/1", tagged("t", false, &none), &none);
+    s.insert("http://a/2", tagged("t u", false, &none), &none);
+    s.insert("http://a/3", tagged("u", false, &none), &none);
+    assert_eq!(s.purge(&Selector::Tag("t".into()), true), 2);
+    for (k, stale) in [
+        ("http://a/1", true),
+        ("http://a/2", true),
+        ("http://a/3", false),
+    ] {
+        let Lookup::Found(e) = s.lookup(k, &none) else {
+            panic!("{k} kept");
+        };
+        assert_eq!(e.is_invalidated(), stale, "{k}");
+    }
+    // Still indexed: a later hard purge by the tag removes them.
+    assert_eq!(s.purge(&Selector::Tag("t".into()), false), 2);
+    assert!(!stored(&s, "http://a/1") && !stored(&s, "http://a/2"));
+}
+
+#[test]
+fn the_indexes_do_not_grow_under_churn() {
+    // Room for about a hundred small responses.
+    let s = MemoryStore::new(100 * 1200);
+    let none = HeaderMap::new();
+    for i in 0..10_000 {
+        let e = tagged(&format!("all k-{i}"), false, &none);
+        s.insert(&format!("http://a/churn/{i}"), e, &none);
+    }
+    s.maintain();
+    let st = s.stats();
+    assert!(st.entries > 10 && st.entries <= 120, "{}", st.entries);
+    let (keys, links) = s.index_sizes();
+    let entries = usize::try_from(st.entries).unwrap_or(usize::MAX);
+    assert_eq!(keys, entries, "one index record per stored URL");
+    assert_eq!(links, 2 * entries, "two tags per stored URL");
+    assert!(st.evictions >= 10_000 - st.entries, "{st:?}");
+    // What the index names is exactly what is stored.
+    assert_eq!(s.purge(&Selector::Tag("all".into()), false), entries);
+    assert_eq!(
+        s.purge(&Selector::Prefix("http://a/churn/".into()), false),
+        0
+    );
+    s.maintain();
+    assert_eq!(s.index_sizes(), (0, 0));
+    assert_eq!(s.stats().entries, 0);
+}
+
+#[test]
+fn a_purge_of_everything_empties_the_indexes_and_later_fills_are_indexed() {
+    let s = MemoryStore::new(1 << 20);
+    let none = HeaderMap::new();
+    s.insert("http://a/1", tagged("t", false, &none), &none);
+    s.insert("http://a/2", tagged("t", false, &none), &none);
+    assert_eq!(s.purge(&Selector::All, false), 2);
+    assert_eq!(s.index_sizes(), (0, 0));
+    let e = under(tagged("t", false, &none), s.generation());
+    assert!(s.insert("http://a/1", e, &none));
+    s.maintain();
+    assert_eq!(s.index_sizes(), (1, 1));
+    assert_eq!(s.purge(&Selector::Tag("t".into()), false), 1);
+    assert!(!stored(&s, "http://a/1"));
+}
+
+/// A small xorshift generator: the churn below is varied but repeatable.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+/// Every stored response is found by each of its tags and by its key as a
+/// prefix; every index record belongs to a stored URL.
+fn assert_index_matches_store(s: &MemoryStore) {
+    s.maintain();
+    let mut urls = 0;
+    for (key, slot) in s.cache.iter() {
+        urls += 1;
+        let found = s.index.prefixed(&key);
+        assert!(
+            found.iter().any(|k| **k == *key),
+            "{key} not in prefix index"
+        );
+        for e in slot.entries() {
+            for t in e.tags() {
+                let found = s.index.tagged(t);
+                assert!(found.iter().any(|k| **k == *key), "{key} not under {t}");
+            }
+        }
+    }
+    assert_eq!(s.index_sizes().0, urls, "index records for URLs not stored");
+}
+
+#[test]
+fn the_index_names_every_stored_response_under_concurrent_churn() {
+    // Small enough that evictions race the inserts and purges.
+    let s = Arc::new(MemoryStore::new(60 * 1200));
+    let tags = ["red", "green", "blue", "red green", ""];
+    let threads: Vec<_> = (0..4u64)
+        .map(|t| {
+            let s = Arc::clone(&s);
+            std::thread::spawn(move || {
+                let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ (t + 1));
+                let encodings = [req(&[("accept-encoding", "gzip")]), req(&[])];
+                for _ in 0..4000 {
+                    let key = format!("http://a/{}", rng.below(150));
+                    let r = &encodings[rng.below(2) as usize];
+                    match rng.below(50) {
+                        0 | 1 => {
+                            s.purge(&Selector::Tag("green".into()), false);
+                        }
+                        2 => {
+                            s.purge(&Selector::Prefix("http://a/1".into()), false);
+                        }
+                        3 => {
+                            s.purge(&Selector::All, false);
+                        }
+                        4..=6 => {
+                            if let Lookup::Found(e) = s.lookup(&key, r) {
+                                s.remove(&key, &e);
+                            }
+                        }
+                        _ => {
+                            let tag = tags[rng.below(tags.len() as u64) as usize];
+                            let e = under(tagged(tag, true, r), s.generation());
+                            s.insert(&key, e, r);
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("churn thread");
+    }
+    assert!(s.stats().evictions > 0, "the churn evicted");
+    assert_index_matches_store(&s);
+    // What a user sees: after a purge by tag, nothing with it is served.
+    s.purge(&Selector::Tag("red".into()), false);
+    for (key, slot) in s.cache.iter() {
+        assert!(
+            slot.entries().iter().all(|e| !e.has_tag("red")),
+            "{key} still serves a red response"
+        );
+    }
+    assert_index_matches_store(&s);
+}
+
+#[test]
+fn a_removal_racing_a_purge_of_everything_puts_nothing_back() {
+    // remove() reads a URL's variants and puts back the ones it keeps; a
+    // purge of everything landing in between must still win.
+    let s = Arc::new(MemoryStore::new(1 << 20));
+    let gz = req(&[("accept-encoding", "gzip")]);
+    let br = req(&[("accept-encoding", "br")]);
+    for round in 0..300 {
+        let g = under(tagged("", true, &gz), s.generation());
+        s.insert("http://a/x", Arc::clone(&g), &gz);
+        let b = under(tagged("", true, &br), s.generation());
+        s.insert("http://a/x", b, &br);
+        let barrier = Arc::new(std::sync::Barrier::new(2));
+        let remover = {
+            let (s, barrier) = (Arc::clone(&s), Arc::clone(&barrier));
+            std::thread::spawn(move || {
+                barrier.wait();
+                s.remove("http://a/x", &g);
+            })
+        };
+        barrier.wait();
+        s.purge(&Selector::All, false);
+        remover.join().expect("remover");
+        assert!(
+            matches!(s.lookup("http://a/x", &br), Lookup::Miss),
+            "round {round}: a purged variant came back"
+        );
+    }
+}
+
+#[test]
+fn a_replaced_response_is_indexed_by_its_new_tags_only() {
+    let s = MemoryStore::new(1 << 20);
+    let none = HeaderMap::new();
+    s.insert("http://a/x", tagged("a b", false, &none), &none);
+    s.insert("http://a/x", tagged("c b", false, &none), &none);
+    s.insert("http://a/x", tagged("b c", false, &none), &none);
+    s.maintain();
+    assert_eq!(s.index_sizes(), (1, 2));
+    assert_eq!(s.purge(&Selector::Tag("a".into()), false), 0);
+    assert!(stored(&s, "http://a/x"));
+    assert_eq!(s.purge(&Selector::Tag("c".into()), false), 1);
+    assert!(!stored(&s, "http://a/x"));
+    s.maintain();
+    assert_eq!(s.index_sizes(), (0, 0));
+}
