@@ -525,6 +525,16 @@ async fn a_replaced_database_is_used_after_reload_without_dropping_requests() {
     );
     assert_eq!(d.chosen(LONDON).await.as_deref(), Some("ap-southeast"));
 
+    // DNS rebinding: a page on evil.example resolved to loopback cannot
+    // drive the admin listener.
+    let r = client()
+        .post(format!("http://{}/reload", d.admin))
+        .header("host", "evil.example")
+        .send()
+        .await
+        .expect("reload");
+    assert_eq!(r.status(), 421);
+
     // A broken replacement is refused and the working database stays.
     std::fs::write(&db, b"not a database").expect("write");
     let r = client()

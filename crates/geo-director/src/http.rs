@@ -157,3 +157,87 @@ async fn edges(State(d): App) -> Json<serde_json::Value> {
         .collect();
     Json(serde_json::json!({ "database": d.database(), "edges": edges }))
 }
+
+/// The admin listener answers only requests naming it: its own IP,
+/// `localhost` or a loopback IP, on any port. Anything else (a browser led
+/// here by DNS rebinding names the attacker's host) gets 421, before any
+/// route runs.
+pub fn host_guard(router: Router, own: Option<SocketAddr>) -> Router {
+    router.layer(axum::middleware::from_fn(
+        move |req: axum::extract::Request, next: axum::middleware::Next| async move {
+            if admin_host_allowed(req.headers(), req.uri(), own) {
+                next.run(req).await
+            } else {
+                (
+                    StatusCode::MISDIRECTED_REQUEST,
+                    [(header::CACHE_CONTROL, "no-store")],
+                    "this admin listener does not serve that Host\n",
+                )
+                    .into_response()
+            }
+        },
+    ))
+}
+
+/// Whether the request's authority (absolute-form target, else its one
+/// `Host`) is this listener.
+fn admin_host_allowed(headers: &HeaderMap, uri: &Uri, own: Option<SocketAddr>) -> bool {
+    let raw = match uri.authority() {
+        Some(a) => a.as_str().to_owned(),
+        None => {
+            let mut hosts = headers.get_all(header::HOST).iter();
+            match (hosts.next(), hosts.next()) {
+                (Some(h), None) => match h.to_str() {
+                    Ok(h) => h.to_owned(),
+                    Err(_) => return false,
+                },
+                _ => return false,
+            }
+        }
+    };
+    let Ok(authority) = raw.parse::<http::uri::Authority>() else {
+        return false;
+    };
+    let host = authority.host();
+    if host.eq_ignore_ascii_case("localhost") {
+        return true;
+    }
+    let Ok(ip) = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<IpAddr>()
+    else {
+        return false;
+    };
+    ip.is_loopback() || own.is_some_and(|o| o.ip() == ip && !o.ip().is_unspecified())
+}
+
+#[cfg(test)]
+mod host_guard_tests {
+    use super::*;
+
+    #[test]
+    fn only_its_own_names() {
+        let own = Some(SocketAddr::from(([10, 0, 0, 5], 9000)));
+        let cases = [
+            (Some("10.0.0.5:9000"), "/v1/edges", true),
+            (Some("localhost:9000"), "/v1/edges", true),
+            (Some("LOCALHOST"), "/v1/edges", true),
+            (Some("127.0.0.1:1"), "/v1/edges", true),
+            (Some("[::1]:9000"), "/v1/edges", true),
+            (Some("10.0.0.6:9000"), "/v1/edges", false),
+            (Some("evil.example"), "/v1/edges", false),
+            (Some("localhost.evil.example"), "/v1/edges", false),
+            (None, "/v1/edges", false),
+            (Some("localhost"), "http://evil.example/v1/edges", false),
+        ];
+        for (host, target, want) in cases {
+            let mut h = HeaderMap::new();
+            if let Some(v) = host {
+                h.insert(header::HOST, HeaderValue::from_str(v).expect("value"));
+            }
+            let uri: Uri = target.parse().expect("uri");
+            assert_eq!(admin_host_allowed(&h, &uri, own), want, "{host:?} {target}");
+        }
+    }
+}

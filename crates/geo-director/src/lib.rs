@@ -89,6 +89,8 @@ pub async fn serve(
     if let Some(k) = keeper {
         admin_router = admin_router.merge(meridian_purge::keeper_http::router(k));
     }
+    let own = admin.as_ref().and_then(|l| l.local_addr().ok());
+    let admin_router = http::host_guard(admin_router, own);
     let admin = async {
         match admin {
             Some(l) => axum::serve(l, admin_router)
