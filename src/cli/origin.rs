@@ -29,6 +29,10 @@ pub struct OriginArgs {
     /// or `8MiB/s` (a slow origin; unlimited if absent).
     #[arg(long, value_parser = parse_rate)]
     rate: Option<NonZeroU64>,
+    /// Send `Surrogate-Key: DIR` with each file in a folder DIR of the root
+    /// (its first folder; files in the root get none), to try tag purges.
+    #[arg(long)]
+    surrogate_key_by_dir: bool,
     /// Runtime worker threads (default: one per core).
     #[arg(long)]
     workers: Option<usize>,
@@ -55,6 +59,7 @@ pub fn main(args: OriginArgs) -> anyhow::Result<()> {
         cache_control,
         delay: Duration::from_millis(args.delay_ms),
         rate: args.rate,
+        surrogate_key_by_dir: args.surrogate_key_by_dir,
     };
     let rt = super::runtime(args.workers)?;
     rt.block_on(async move {

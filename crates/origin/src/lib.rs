@@ -46,6 +46,10 @@ pub struct OriginConfig {
     /// Bytes per second each response body is sent at, if set (every body
     /// is paced on its own; `None` sends as fast as the client reads).
     pub rate: Option<NonZeroU64>,
+    /// Tag each file in a folder with that folder's name under the root
+    /// (`a/b/c.txt` gets `Surrogate-Key: a`; files in the root get none),
+    /// so tag purges can be tried against a plain folder.
+    pub surrogate_key_by_dir: bool,
 }
 
 /// Why the origin could not start or stopped serving.
@@ -104,6 +108,7 @@ pub async fn router(config: OriginConfig) -> Result<Router, Error> {
         cache_control: config.cache_control,
         delay: config.delay,
         rate: config.rate,
+        surrogate_key_by_dir: config.surrogate_key_by_dir,
     });
     Ok(Router::new().fallback(serve::handle).with_state(shared))
 }

@@ -29,6 +29,7 @@ pub(crate) struct Shared {
     pub(crate) cache_control: Option<HeaderValue>,
     pub(crate) delay: Duration,
     pub(crate) rate: Option<NonZeroU64>,
+    pub(crate) surrogate_key_by_dir: bool,
 }
 
 pub(crate) async fn handle(
@@ -235,7 +236,21 @@ fn representation_headers(
     if let Some(cc) = &shared.cache_control {
         h.insert(header::CACHE_CONTROL, cc.clone());
     }
+    if shared.surrogate_key_by_dir {
+        if let Some(tag) = top_dir(&shared.root, path) {
+            h.insert(HeaderName::from_static("surrogate-key"), tag);
+        }
+    }
     h
+}
+
+/// The first folder of `path` under `root`, as a header value (none for a
+/// file in the root, or a name that is not a valid header value).
+fn top_dir(root: &Path, path: &Path) -> Option<HeaderValue> {
+    let mut parts = path.strip_prefix(root).ok()?.components();
+    let first = parts.next()?;
+    parts.next()?;
+    HeaderValue::from_str(first.as_os_str().to_str()?).ok()
 }
 
 /// A strong ETag from size and mtime nanoseconds (`"<len hex>-<mtime hex>"`),
@@ -294,5 +309,27 @@ fn copy(from: &HeaderMap, to: &mut HeaderMap, names: &[HeaderName]) {
         if let Some(v) = from.get(name) {
             to.insert(name.clone(), v.clone());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::top_dir;
+
+    #[test]
+    fn surrogate_key_is_the_first_folder_under_the_root() {
+        let root = Path::new("/srv/www");
+        let tag =
+            |p: &str| top_dir(root, Path::new(p)).map(|v| v.to_str().unwrap_or("").to_owned());
+        assert_eq!(tag("/srv/www/a/b/c.txt").as_deref(), Some("a"));
+        assert_eq!(tag("/srv/www/img/x.png").as_deref(), Some("img"));
+        assert_eq!(
+            tag("/srv/www/page.txt"),
+            None,
+            "a file in the root has none"
+        );
+        assert_eq!(tag("/elsewhere/a/b.txt"), None);
     }
 }

@@ -67,6 +67,7 @@ async fn start_at(
         cache_control: Some(HeaderValue::from_static("public, max-age=3600")),
         delay,
         rate,
+        surrogate_key_by_dir: false,
     };
     let s = shutdown.clone();
     tokio::spawn(async move { meridian_origin::run(listener, config, s).await });
@@ -363,6 +364,7 @@ async fn root_must_be_a_directory() {
         cache_control: None,
         delay: Duration::ZERO,
         rate: None,
+        surrogate_key_by_dir: false,
     };
     let err = meridian_origin::router(cfg(file))
         .await
