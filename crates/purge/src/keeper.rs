@@ -510,7 +510,7 @@ impl Keeper {
     /// Answers a follower: at once when entries after `poll.after` are
     /// released to its tier (or it must reset), else when one is, or empty
     /// after `poll.wait` (capped by `poll-wait`).
-    pub async fn poll(&self, poll: Poll) -> Result<PollAnswer, KeeperError> {
+    pub async fn poll(&self, mut poll: Poll) -> Result<PollAnswer, KeeperError> {
         let wait = poll.wait.min(self.inner.config.poll_wait);
         let deadline = tokio::time::Instant::now() + wait;
         let mut rx = self.inner.log_changed.subscribe();
@@ -521,6 +521,10 @@ impl Keeper {
             if answer.reset_to.is_some() || !answer.entries.is_empty() || now >= deadline {
                 return Ok(answer);
             }
+            // Held without a reset: from here on the node follows this log,
+            // so what is appended while it waits is news to it, not a
+            // reason to purge everything (a new node's first poll).
+            poll.log_id = Some(answer.log_id);
             let until = next.map_or(deadline, |d| (now + d).min(deadline));
             tokio::select! {
                 _ = rx.changed() => {}

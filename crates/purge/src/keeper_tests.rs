@@ -188,3 +188,38 @@ async fn edges_wait_out_a_shield_s_own_longer_max_lag() {
         "the shield revalidates only after its own hour"
     );
 }
+
+#[tokio::test]
+async fn a_new_node_s_held_first_poll_gets_what_is_appended_meanwhile_not_a_reset() {
+    let dir = tempfile::tempdir().expect("test");
+    let mut c = KeeperConfig::new(
+        dir.path().to_path_buf(),
+        vec![node("s1", Tier::Shield), node("e1", Tier::Edge)],
+        Arc::new(Tokens::none()),
+    );
+    c.poll_wait = Duration::from_secs(5);
+    let k = Keeper::open(c).expect("opens");
+    // A node just started: no log id yet, nothing applied; the log is
+    // empty, so there is nothing it could hold from before.
+    let first = Poll {
+        node: "s1".into(),
+        tier: Tier::Shield,
+        after: 0,
+        log_id: None,
+        wait: Duration::from_secs(5),
+        max_lag: None,
+    };
+    let held = tokio::spawn({
+        let k = k.clone();
+        async move { k.poll(first).await }
+    });
+    // The test runtime has one thread: this lets the poll look and wait.
+    tokio::task::yield_now().await;
+    let _publish = tokio::spawn({
+        let k = k.clone();
+        async move { k.publish(Purge::url("http://a.example/x"), None).await }
+    });
+    let answer = held.await.expect("join").expect("poll");
+    assert_eq!(answer.reset_to, None, "nothing to purge everything for");
+    assert_eq!(answer.entries.iter().map(|e| e.seq).collect::<Vec<_>>(), [1]);
+}
