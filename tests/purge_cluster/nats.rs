@@ -6,6 +6,7 @@
 
 use std::path::PathBuf;
 use std::process::Command;
+use std::time::Duration;
 
 use super::Proc;
 
@@ -85,4 +86,44 @@ async fn listening_port(proc: &Proc) -> u16 {
 /// `Server is ready` is logged once JetStream has started.
 async fn ready(proc: &Proc) {
     proc.line("Server is ready").await;
+}
+
+/// One node's durable consumer, as the server sees it right now.
+pub struct Consumer {
+    /// Entries not yet delivered, or delivered and not acknowledged.
+    pub behind: u64,
+    /// Pull requests the server holds for it (a stopped node's expire).
+    pub waiting: usize,
+}
+
+impl NatsServer {
+    async fn stream(&self) -> Option<async_nats::jetstream::stream::Stream> {
+        let client = async_nats::ConnectOptions::new()
+            .connection_timeout(Duration::from_secs(1))
+            .connect(self.url())
+            .await
+            .ok()?;
+        async_nats::jetstream::new(client)
+            .get_stream(meridian_purge::nats_log::STREAM)
+            .await
+            .ok()
+    }
+
+    /// The stream's last sequence (the log's head), if the server answers;
+    /// faster than the full status, which listens for heartbeats.
+    pub async fn head(&self) -> Option<u64> {
+        Some(self.stream().await?.info().await.ok()?.state.last_sequence)
+    }
+
+    /// `node`'s consumer, if the server answers.
+    pub async fn consumer(&self, node: &str) -> Option<Consumer> {
+        let name = meridian_purge::nats_log::consumer_name(node);
+        let info = self.stream().await?.consumer_info(name).await.ok()?;
+        Some(Consumer {
+            behind: info
+                .num_pending
+                .saturating_add(u64::try_from(info.num_ack_pending).unwrap_or(u64::MAX)),
+            waiting: info.num_waiting,
+        })
+    }
 }

@@ -221,5 +221,8 @@ async fn a_new_node_s_held_first_poll_gets_what_is_appended_meanwhile_not_a_rese
     });
     let answer = held.await.expect("join").expect("poll");
     assert_eq!(answer.reset_to, None, "nothing to purge everything for");
-    assert_eq!(answer.entries.iter().map(|e| e.seq).collect::<Vec<_>>(), [1]);
+    assert_eq!(
+        answer.entries.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        [1]
+    );
 }
