@@ -236,10 +236,10 @@ fn representation_headers(
     if let Some(cc) = &shared.cache_control {
         h.insert(header::CACHE_CONTROL, cc.clone());
     }
-    if shared.surrogate_key_by_dir {
-        if let Some(tag) = top_dir(&shared.root, path) {
-            h.insert(HeaderName::from_static("surrogate-key"), tag);
-        }
+    if shared.surrogate_key_by_dir
+        && let Some(tag) = top_dir(&shared.root, path)
+    {
+        h.insert(HeaderName::from_static("surrogate-key"), tag);
     }
     h
 }
