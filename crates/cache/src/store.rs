@@ -203,7 +203,7 @@ impl Slot {
 
 /// The in-memory store.
 pub struct MemoryStore {
-    cache: moka::sync::Cache<String, Slot>,
+    cache: moka::sync::Cache<String, Slot, foldhash::fast::RandomState>,
     /// Tag and prefix indexes, shared with the cache's eviction listener.
     index: Arc<Index>,
     capacity: u64,
@@ -243,7 +243,12 @@ impl MemoryStore {
                     listener.removed(&key, slot.id);
                 }
             })
-            .build();
+            // foldhash (hashbrown's default hasher) with a per-process
+            // random seed instead of SipHash: keys come from the network,
+            // so the seed keeps them from being aimed at one bucket, and
+            // the hashing of a lookup and of moka's rehashing after a
+            // large purge costs a fraction of SipHash's.
+            .build_with_hasher(foldhash::fast::RandomState::default());
         MemoryStore {
             cache,
             index,
