@@ -1,0 +1,1 @@
+//! Starting the cluster. (Lead: to be written.)
