@@ -49,11 +49,16 @@ struct File {
     #[serde(default)]
     latency: LatencySection,
     // Checked by the director's parser (`meridian_geo_director::Config`).
-    edge: Option<toml::Value>,
-    shield: Option<toml::Value>,
-    director: Option<toml::Value>,
-    coverage_zone: Option<toml::Value>,
-    purge_log: Option<toml::Value>,
+    #[serde(default, rename = "edge")]
+    _edge: Option<serde::de::IgnoredAny>,
+    #[serde(default, rename = "shield")]
+    _shield: Option<serde::de::IgnoredAny>,
+    #[serde(default, rename = "director")]
+    _director: Option<serde::de::IgnoredAny>,
+    #[serde(default, rename = "coverage-zone")]
+    _coverage_zone: Option<serde::de::IgnoredAny>,
+    #[serde(default, rename = "purge-log")]
+    _purge_log: Option<serde::de::IgnoredAny>,
 }
 
 /// `[cluster]`: every key optional.
