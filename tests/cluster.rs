@@ -219,6 +219,17 @@ async fn a_region_with_two_edges_survives_one_of_them() {
     let r = start().await;
     let front = r.url_of("us-east-1");
     assert_eq!(front, r.url_of("us-east-2"), "one address for the region");
+    // A region's balancer spreads connections: one per request here.
+    let fresh = Running {
+        http: reqwest::Client::builder()
+            .no_proxy()
+            .pool_max_idle_per_host(0)
+            .timeout(Duration::from_secs(20))
+            .build()
+            .expect("client"),
+        ..r
+    };
+    let r = fresh;
     let mut seen = std::collections::BTreeSet::new();
     for _ in 0..6 {
         let (_, cs, _) = r.get(&front, "/index.html").await;

@@ -35,7 +35,7 @@ pub const TOKEN_FILE: &str = "admin.token";
 /// Why the cluster could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("cannot listen on {addr} for {what}: {source}{hint}")]
+    #[error("cannot listen on {addr} for {what}{hint}")]
     Bind {
         addr: SocketAddr,
         what: String,
