@@ -96,6 +96,26 @@ impl Running {
         (status, cs, body.len())
     }
 
+    /// A cluster purge through the log; its report, every node applied.
+    async fn purge(&self, body: serde_json::Value) -> serde_json::Value {
+        let report: serde_json::Value = self
+            .http
+            .post(format!("http://{}/v1/purge", self.cluster.director_admin()))
+            .bearer_auth(self.cluster.token())
+            .json(&body)
+            .send()
+            .await
+            .expect("purge")
+            .json()
+            .await
+            .expect("report");
+        let nodes = report["nodes"].as_array().expect("nodes");
+        for n in nodes {
+            assert_eq!(n["result"], "applied", "{report}");
+        }
+        report
+    }
+
     fn origin_requests(&self) -> u64 {
         self.cluster.origin_counters().requests
     }
@@ -259,17 +279,9 @@ async fn a_cluster_purge_reaches_every_node() {
     for e in &edges {
         assert_eq!(r.get(e, "/index.html").await.0, 200);
     }
-    let report: serde_json::Value = r
-        .http
-        .post(format!("http://{}/v1/purge", r.cluster.director_admin()))
-        .bearer_auth(r.cluster.token())
-        .json(&serde_json::json!({ "urls": [format!("http://{SITE}/index.html")] }))
-        .send()
-        .await
-        .expect("purge")
-        .json()
-        .await
-        .expect("report");
+    let report = r
+        .purge(serde_json::json!({ "urls": [format!("http://{SITE}/index.html")] }))
+        .await;
     let nodes = report["nodes"].as_array().expect("nodes");
     let names: Vec<&str> = nodes.iter().filter_map(|n| n["node"].as_str()).collect();
     let expected = r
@@ -279,9 +291,6 @@ async fn a_cluster_purge_reaches_every_node() {
         .filter(|n| matches!(n.kind, NodeKind::Edge | NodeKind::Shield))
         .count();
     assert_eq!(names.len(), expected, "{report}");
-    for n in nodes {
-        assert_eq!(n["result"], "applied", "{report}");
-    }
     // Gone everywhere: a miss at the edge and at the shield.
     let (_, cs, _) = r.get(&edges[0], "/index.html").await;
     assert!(member(&cs, "shield-").contains("fwd=miss"), "{cs}");
@@ -293,14 +302,26 @@ async fn the_origin_failing_is_covered_by_stale_if_error_and_a_shield_down_by_th
     let r = start().await;
     let eu = r.url_of("eu-west");
     assert_eq!(r.get(&eu, "/index.html").await.0, 200);
-    // Origin failing: fresh entries are still hits; a purged (soft) one is
-    // served stale rather than as an error.
+    // The origin fails: fresh entries are still hits, and a soft-purged one
+    // (stale now) is served stale with stale-if-error rather than as an
+    // error; a miss gets the error, which is not stored.
     r.cluster.act("origin", Action::Fail).await.expect("fail");
     let (status, cs, _) = r.get(&eu, "/index.html").await;
     assert_eq!(status, 200, "{cs}");
+    assert!(member(&cs, "eu-west").contains("hit"), "{cs}");
+    r.purge(serde_json::json!({ "urls": [format!("http://{SITE}/index.html")], "soft": true }))
+        .await;
+    let (status, cs, _) = r.get(&eu, "/index.html").await;
+    assert_eq!(status, 200, "stale-if-error serves the soft-purged copy: {cs}");
+    assert!(
+        member(&cs, "shield-").contains("detail=stale-if-error"),
+        "the shield answered from its stale copy: {cs}"
+    );
     let (status, cs, _) = r.get(&eu, "/no-such-asset-while-failing").await;
     assert_eq!(status, 503, "a miss gets the origin's error: {cs}");
     r.cluster.act("origin", Action::Heal).await.expect("heal");
+    let (status, cs, _) = r.get(&eu, "/no-such-asset-while-failing").await;
+    assert_eq!(status, 404, "the error was not stored: {cs}");
 
     // Both shields own part of the keys; with one stopped, its keys go to
     // the other.
