@@ -370,3 +370,118 @@ fn failing_response() -> String {
         FAILING_BODY.len()
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn bind() -> (TcpListener, SocketAddr) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        (listener, addr)
+    }
+
+    async fn echo() -> SocketAddr {
+        let (listener, addr) = bind().await;
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let (mut r, mut w) = s.split();
+                    let _ = tokio::io::copy(&mut r, &mut w).await;
+                });
+            }
+        });
+        addr
+    }
+
+    async fn echoes(stream: &mut TcpStream) -> bool {
+        if stream.write_all(b"x").await.is_err() {
+            return false;
+        }
+        let mut one = [0u8; 1];
+        matches!(
+            timeout(Duration::from_secs(10), stream.read(&mut one)).await,
+            Ok(Ok(1))
+        )
+    }
+
+    #[tokio::test]
+    async fn past_the_connection_limit_new_connections_are_closed() {
+        let (listener, addr) = bind().await;
+        let target = Target {
+            addr: Some(echo().await),
+            fault: Fault::None,
+        };
+        let (_tx, rx) = watch::channel(target);
+        let shutdown = Shutdown::new();
+        tokio::spawn(serve(
+            listener,
+            Duration::ZERO,
+            vec![rx],
+            2,
+            shutdown.clone(),
+        ));
+        let mut first = TcpStream::connect(addr).await.expect("connect");
+        let mut second = TcpStream::connect(addr).await.expect("connect");
+        assert!(echoes(&mut first).await && echoes(&mut second).await);
+
+        let mut third = TcpStream::connect(addr).await.expect("connect");
+        assert!(!echoes(&mut third).await, "a third connection was relayed");
+        assert!(
+            echoes(&mut first).await,
+            "the limit closed an admitted connection"
+        );
+
+        // A closed connection frees its place.
+        drop(first);
+        let mut admitted = false;
+        for _ in 0..100 {
+            let mut next = TcpStream::connect(addr).await.expect("connect");
+            if echoes(&mut next).await {
+                admitted = true;
+                break;
+            }
+            sleep(Duration::from_millis(20)).await;
+        }
+        assert!(admitted, "the freed place was not reused");
+        shutdown.trigger();
+    }
+
+    #[tokio::test]
+    async fn a_request_head_ends_at_the_empty_line() {
+        let mut split: &[u8] = b"GET / HTTP/1.1\r\nHost: a\r\n\r";
+        assert!(
+            !read_head(&mut split).await.expect("read"),
+            "no empty line yet"
+        );
+        let mut whole: &[u8] = b"GET / HTTP/1.1\r\nHost: a\r\n\r\nbody";
+        assert!(read_head(&mut whole).await.expect("read"));
+    }
+
+    #[tokio::test]
+    async fn a_request_head_is_bounded() {
+        let endless = vec![b'a'; MAX_HEAD_BYTES * 2];
+        let mut reader: &[u8] = &endless;
+        assert!(!read_head(&mut reader).await.expect("read"));
+        assert!(reader.len() >= MAX_HEAD_BYTES - 4096, "read past the bound");
+    }
+
+    #[test]
+    fn slow_adds_to_the_round_trip_up_to_the_bound() {
+        let rtt = Duration::from_millis(40);
+        assert_eq!(round_trip(rtt, Fault::None), rtt);
+        assert_eq!(round_trip(rtt, Fault::Failing), rtt);
+        assert_eq!(
+            round_trip(rtt, Fault::Slow { ms: 60 }),
+            Duration::from_millis(100)
+        );
+        assert_eq!(round_trip(rtt, Fault::Slow { ms: u64::MAX }), MAX_RTT);
+    }
+
+    #[test]
+    fn the_503_declares_its_length() {
+        let response = failing_response();
+        let (head, body) = response.split_once("\r\n\r\n").expect("head and body");
+        assert!(head.contains(&format!("Content-Length: {}", body.len())));
+    }
+}
