@@ -185,11 +185,16 @@ impl Content {
         }
     }
 
-    /// FNV-1a over the bytes, one block at a time for a repeat.
+    /// A digest of the bytes; for a repeat, of its block and length
+    /// (which determine every byte).
     fn hash(&self) -> u64 {
-        self.slices(0..self.len())
-            .iter()
-            .fold(0xCBF2_9CE4_8422_2325, |h, s| content::fnv1a_more(h, s))
+        const START: u64 = 0xCBF2_9CE4_8422_2325;
+        match self {
+            Content::Whole(b) => content::digest(START, b),
+            Content::Repeat { block, len } => {
+                content::digest(content::digest(START, block), &len.to_le_bytes())
+            }
+        }
     }
 
     /// The bytes of `range` (clamped to the body) as shared slices.

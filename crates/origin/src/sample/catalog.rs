@@ -499,12 +499,12 @@ fn images(b: &mut Builder) {
     for i in 0..STORIES {
         let item = Some(format!("story-{i:03}"));
         let tier = if i < 10 { 1 } else { 2 };
-        b.bytes(tier, story_img(i), "img", Kind::Png, item, STATIC, png(20_000, 400_000));
+        b.bytes(tier, story_img(i), "img", Kind::Png, item, STATIC, png(10_000, 200_000));
     }
     for i in 0..PRODUCTS {
         let item = Some(format!("product-{i:03}"));
         let tier = if i < 8 { 1 } else { 2 };
-        b.bytes(tier, product_img(i), "img", Kind::Png, item, STATIC, png(10_000, 200_000));
+        b.bytes(tier, product_img(i), "img", Kind::Png, item, STATIC, png(8_000, 120_000));
     }
     b.bytes(2, POSTER.into(), "img", Kind::Png, None, STATIC, png(150_000, 250_000));
 }
