@@ -163,7 +163,10 @@ pub struct Asset {
 pub(crate) enum Content {
     Whole(Bytes),
     /// `block` repeated up to `len` bytes.
-    Repeat { block: Bytes, len: u64 },
+    Repeat {
+        block: Bytes,
+        len: u64,
+    },
 }
 
 impl std::fmt::Debug for Content {
@@ -287,7 +290,10 @@ impl Asset {
             &httpdate::fmt_http_date(self.last_modified),
         );
         put(header::CACHE_CONTROL, &self.cache_control);
-        put(HeaderName::from_static("surrogate-key"), &self.surrogate_key);
+        put(
+            HeaderName::from_static("surrogate-key"),
+            &self.surrogate_key,
+        );
         put(header::ACCEPT_RANGES, "bytes");
         h
     }

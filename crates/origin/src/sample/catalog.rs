@@ -48,7 +48,14 @@ const ICONS: &[&str] = &[
     "next", "prev", "info", "warn", "check", "mail", "phone", "map", "clock",
 ];
 const CSS: &[&str] = &[
-    "site", "news", "shop", "docs", "live", "video", "print", "theme-dark",
+    "site",
+    "news",
+    "shop",
+    "docs",
+    "live",
+    "video",
+    "print",
+    "theme-dark",
 ];
 const JS: &[&str] = &[
     "app",
@@ -259,7 +266,10 @@ pub(crate) fn build(seed: u64, live_ttl: u64) -> Vec<Asset> {
 
 /// The style sheets and scripts of a page in `section`.
 fn styles(section: &str) -> (Vec<String>, Vec<String>) {
-    (vec![css("site"), css(section)], vec![js("app"), js(section)])
+    (
+        vec![css("site"), css(section)],
+        vec![js("app"), js(section)],
+    )
 }
 
 fn linked(paths: impl IntoIterator<Item = (String, String)>) -> Vec<(String, String)> {
@@ -297,15 +307,39 @@ fn home(b: &mut Builder) {
     // `/index.html` is the same page: the same bytes, so the same ETag.
     if let Some((_, home)) = b.out.last() {
         let body = home.content.clone();
-        b.add(3, "/index.html".into(), "home", Kind::Html, None, PAGE, body);
+        b.add(
+            3,
+            "/index.html".into(),
+            "home",
+            Kind::Html,
+            None,
+            PAGE,
+            body,
+        );
     }
     let plain = PageLinks {
         images: &[],
         links: &[],
         ..page
     };
-    b.page(3, "/about.html".into(), "home", None, PAGE, &plain, (1_500, 4_000));
-    b.page(3, "/contact.html".into(), "home", None, PAGE, &plain, (1_000, 3_000));
+    b.page(
+        3,
+        "/about.html".into(),
+        "home",
+        None,
+        PAGE,
+        &plain,
+        (1_500, 4_000),
+    );
+    b.page(
+        3,
+        "/contact.html".into(),
+        "home",
+        None,
+        PAGE,
+        &plain,
+        (1_000, 3_000),
+    );
 }
 
 fn news(b: &mut Builder) {
@@ -320,9 +354,22 @@ fn news(b: &mut Builder) {
         images: &images,
         video: None,
     };
-    b.page(1, "/news/".into(), "news", None, NEWS, &index, (6_000, 12_000));
+    b.page(
+        1,
+        "/news/".into(),
+        "news",
+        None,
+        NEWS,
+        &index,
+        (6_000, 12_000),
+    );
     for i in 0..STORIES {
-        let related = linked([1, 2, 7].map(|d| (story((i + d) % STORIES), format!("Story {}", (i + d) % STORIES))));
+        let related = linked([1, 2, 7].map(|d| {
+            (
+                story((i + d) % STORIES),
+                format!("Story {}", (i + d) % STORIES),
+            )
+        }));
         let images = [(story_img(i), format!("Story {i}"))];
         let page = PageLinks {
             links: &related,
@@ -347,10 +394,23 @@ fn shop(b: &mut Builder) {
         images: &images,
         video: None,
     };
-    b.page(1, "/shop/".into(), "shop", None, PAGE, &index, (4_000, 10_000));
+    b.page(
+        1,
+        "/shop/".into(),
+        "shop",
+        None,
+        PAGE,
+        &index,
+        (4_000, 10_000),
+    );
     for i in 0..PRODUCTS {
         let mut links = linked([(product_json(i), "Price and stock".to_owned())]);
-        links.extend([3, 11].map(|d| (product((i + d) % PRODUCTS), format!("Product {}", (i + d) % PRODUCTS))));
+        links.extend([3, 11].map(|d| {
+            (
+                product((i + d) % PRODUCTS),
+                format!("Product {}", (i + d) % PRODUCTS),
+            )
+        }));
         let images = [(product_img(i), format!("Product {i}"))];
         let page = PageLinks {
             links: &links,
@@ -359,7 +419,15 @@ fn shop(b: &mut Builder) {
         };
         let tier = if i < 8 { 1 } else { 2 };
         let item = format!("product-{i:03}");
-        b.page(tier, product(i), "shop", Some(item.clone()), PAGE, &page, (2_000, 20_000));
+        b.page(
+            tier,
+            product(i),
+            "shop",
+            Some(item.clone()),
+            PAGE,
+            &page,
+            (2_000, 20_000),
+        );
         b.bytes(2, product_json(i), "shop", Kind::Json, Some(item), PRICES, |rng| {
             let head = format!(
                 "\"id\":{i},\"name\":\"{}\",\"price_cents\":{},\"currency\":\"EUR\",\"in_stock\":{},\"image\":\"{}\",\"page\":\"{}\"",
@@ -386,7 +454,15 @@ fn docs(b: &mut Builder) {
         images: &[],
         video: None,
     };
-    b.page(2, "/docs/".into(), "docs", None, DOCS, &index, (3_000, 6_000));
+    b.page(
+        2,
+        "/docs/".into(),
+        "docs",
+        None,
+        DOCS,
+        &index,
+        (3_000, 6_000),
+    );
     for i in 0..GUIDES {
         let prev = (i + GUIDES - 1) % GUIDES;
         let next = (i + 1) % GUIDES;
@@ -420,15 +496,33 @@ fn live(b: &mut Builder) {
     };
     let cc = ""; // replaced by the live TTL in `add`
     b.page(1, "/live/".into(), "live", None, cc, &index, (2_000, 4_000));
-    b.bytes(1, "/live/scores.json".into(), "live", Kind::Json, None, cc, |rng| {
-        let list: Vec<String> = (0..MATCHES).map(|i| format!("\"{}\"", match_json(i))).collect();
-        let head = format!("\"matches\":[{}]", list.join(","));
-        make::json(rng, &head, 2_000).into_bytes()
-    });
-    b.bytes(1, "/live/ticker.json".into(), "live", Kind::Json, None, cc, |rng| {
-        let head = format!("\"headline\":\"{}\"", make::title(rng, 5));
-        make::json(rng, &head, 1_000).into_bytes()
-    });
+    b.bytes(
+        1,
+        "/live/scores.json".into(),
+        "live",
+        Kind::Json,
+        None,
+        cc,
+        |rng| {
+            let list: Vec<String> = (0..MATCHES)
+                .map(|i| format!("\"{}\"", match_json(i)))
+                .collect();
+            let head = format!("\"matches\":[{}]", list.join(","));
+            make::json(rng, &head, 2_000).into_bytes()
+        },
+    );
+    b.bytes(
+        1,
+        "/live/ticker.json".into(),
+        "live",
+        Kind::Json,
+        None,
+        cc,
+        |rng| {
+            let head = format!("\"headline\":\"{}\"", make::title(rng, 5));
+            make::json(rng, &head, 1_000).into_bytes()
+        },
+    );
     for i in 0..MATCHES {
         let item = Some(format!("match-{i:02}"));
         b.bytes(2, match_json(i), "live", Kind::Json, item, cc, |rng| {
@@ -486,7 +580,15 @@ fn images(b: &mut Builder) {
             make::png(rng, target)
         }
     };
-    b.bytes(0, "/img/logo.svg".into(), "img", Kind::Svg, None, STATIC, svg(48, 1_000, 1_500));
+    b.bytes(
+        0,
+        "/img/logo.svg".into(),
+        "img",
+        Kind::Svg,
+        None,
+        STATIC,
+        svg(48, 1_000, 1_500),
+    );
     for name in ICONS {
         let path = format!("/img/icons/{name}.svg");
         b.bytes(1, path, "img", Kind::Svg, None, STATIC, svg(24, 200, 1_500));
@@ -494,24 +596,61 @@ fn images(b: &mut Builder) {
     for i in 0..HEROES {
         let path = format!("/img/hero/{}.png", i + 1);
         let tier = if i == 0 { 1 } else { 3 };
-        b.bytes(tier, path, "img", Kind::Png, None, STATIC, png(1 << 20, 3 << 20));
+        b.bytes(
+            tier,
+            path,
+            "img",
+            Kind::Png,
+            None,
+            STATIC,
+            png(1 << 20, 3 << 20),
+        );
     }
     for i in 0..STORIES {
         let item = Some(format!("story-{i:03}"));
         let tier = if i < 10 { 1 } else { 2 };
-        b.bytes(tier, story_img(i), "img", Kind::Png, item, STATIC, png(10_000, 200_000));
+        b.bytes(
+            tier,
+            story_img(i),
+            "img",
+            Kind::Png,
+            item,
+            STATIC,
+            png(10_000, 200_000),
+        );
     }
     for i in 0..PRODUCTS {
         let item = Some(format!("product-{i:03}"));
         let tier = if i < 8 { 1 } else { 2 };
-        b.bytes(tier, product_img(i), "img", Kind::Png, item, STATIC, png(8_000, 120_000));
+        b.bytes(
+            tier,
+            product_img(i),
+            "img",
+            Kind::Png,
+            item,
+            STATIC,
+            png(8_000, 120_000),
+        );
     }
-    b.bytes(2, POSTER.into(), "img", Kind::Png, None, STATIC, png(150_000, 250_000));
+    b.bytes(
+        2,
+        POSTER.into(),
+        "img",
+        Kind::Png,
+        None,
+        STATIC,
+        png(150_000, 250_000),
+    );
 }
 
 fn video(b: &mut Builder) {
     let (css, js) = styles("video");
-    let links = linked((0..CLIPS).map(|i| (format!("/video/clip-{}.mp4", i + 1), format!("Clip {}", i + 1))));
+    let links = linked((0..CLIPS).map(|i| {
+        (
+            format!("/video/clip-{}.mp4", i + 1),
+            format!("Clip {}", i + 1),
+        )
+    }));
     let page = PageLinks {
         css: &css,
         js: &js,
@@ -520,7 +659,15 @@ fn video(b: &mut Builder) {
         images: &[],
         video: Some((BIG_VIDEO, POSTER)),
     };
-    b.page(1, "/video/".into(), "video", None, PAGE, &page, (2_000, 4_000));
+    b.page(
+        1,
+        "/video/".into(),
+        "video",
+        None,
+        PAGE,
+        &page,
+        (2_000, 4_000),
+    );
     let mut rng = b.rng(BIG_VIDEO);
     let block = Bytes::from(make::video(&mut rng, VIDEO_BLOCK));
     let body = Content::Repeat {

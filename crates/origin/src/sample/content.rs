@@ -235,7 +235,8 @@ pub(crate) fn js(rng: &mut Rng, name: &str, target: usize) -> String {
     let mut j = String::with_capacity(target + 256);
     let _ = writeln!(j, "// {name}: {}", sentence(rng));
     j.push_str("\"use strict\";\n(function () {\n  const table = [\n");
-    const TAIL: &str = "  ];\n  document.documentElement.dataset.assets = String(table.length);\n})();\n";
+    const TAIL: &str =
+        "  ];\n  document.documentElement.dataset.assets = String(table.length);\n})();\n";
     loop {
         let _ = writeln!(
             j,
@@ -466,7 +467,10 @@ mod tests {
     #[test]
     fn crc32_and_adler32_match_their_reference_values() {
         // The check values of both algorithms for "123456789".
-        assert_eq!(crc32(crc32_start(), b"123456789") ^ 0xFFFF_FFFF, 0xCBF4_3926);
+        assert_eq!(
+            crc32(crc32_start(), b"123456789") ^ 0xFFFF_FFFF,
+            0xCBF4_3926
+        );
         // Eight bytes a step and one at a time agree, whatever the split.
         let data: Vec<u8> = (0..1000u32).map(|i| (i * 7 % 251) as u8).collect();
         let whole = crc32(crc32_start(), &data);
@@ -490,7 +494,10 @@ mod tests {
         let h = u32::from_be_bytes([p[20], p[21], p[22], p[23]]) as usize;
         // Signature, IHDR (25), IDAT framing (12 + zlib 6 + 5 per block), IEND (12).
         let raw = h * (1 + 3 * w);
-        assert_eq!(p.len(), 8 + 25 + 12 + 6 + raw + raw.div_ceil(65535) * 5 + 12);
+        assert_eq!(
+            p.len(),
+            8 + 25 + 12 + 6 + raw + raw.div_ceil(65535) * 5 + 12
+        );
         assert!((60_000..80_000).contains(&p.len()), "{}", p.len());
     }
 

@@ -38,12 +38,7 @@ pub(crate) fn router(site: Arc<SampleSite>, counters: Arc<Counters>) -> Router {
     Router::new().fallback(handle).with_state(state)
 }
 
-async fn handle(
-    State(st): State<Arc<Site>>,
-    method: Method,
-    uri: Uri,
-    req: HeaderMap,
-) -> Response {
+async fn handle(State(st): State<Arc<Site>>, method: Method, uri: Uri, req: HeaderMap) -> Response {
     let path = uri.path();
     let get_or_head = method == Method::GET || method == Method::HEAD;
     // Health checks are the CDN's, not the site's traffic: not counted.
@@ -212,9 +207,7 @@ fn respond(
     } else {
         let counters = Arc::clone(counters);
         Body::from_stream(futures_util::stream::iter(pieces).map(move |p| {
-            counters
-                .bytes
-                .fetch_add(p.len() as u64, Ordering::Relaxed);
+            counters.bytes.fetch_add(p.len() as u64, Ordering::Relaxed);
             Ok::<_, Infallible>(p)
         }))
     };

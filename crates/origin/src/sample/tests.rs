@@ -61,7 +61,10 @@ fn a_few_hundred_assets_of_every_type_and_size() {
         .filter(|a| a.kind != "mp4" && a.len >= 1 << 20)
         .count();
     assert!(mib >= 2, "a few MiB-sized images: {mib}");
-    assert_eq!(s.total_bytes(), s.assets().iter().map(|a| a.len).sum::<u64>());
+    assert_eq!(
+        s.total_bytes(),
+        s.assets().iter().map(|a| a.len).sum::<u64>()
+    );
 }
 
 #[test]
@@ -164,7 +167,10 @@ fn cache_control_follows_the_section() {
         cc("/static/css/site.css"),
         "public, max-age=86400, stale-if-error=604800"
     );
-    assert_eq!(cc("/live/scores.json"), "public, max-age=5, stale-if-error=60");
+    assert_eq!(
+        cc("/live/scores.json"),
+        "public, max-age=5, stale-if-error=60"
+    );
     let fast = SampleSite::generate(1).with_live_ttl(Duration::from_secs(1));
     let live = fast.get("/live/scores.json").expect("live");
     assert_eq!(live.cache_control, "public, max-age=1, stale-if-error=60");
@@ -184,7 +190,17 @@ fn repeated_content_slices_like_the_bytes_it_stands_for() {
         len: 30,
     };
     let naive: Vec<u8> = (0..30).map(|i| block[i % 7]).collect();
-    for (start, end) in [(0, 30), (0, 7), (3, 4), (5, 16), (6, 29), (29, 30), (28, 99), (31, 40), (9, 3)] {
+    for (start, end) in [
+        (0, 30),
+        (0, 7),
+        (3, 4),
+        (5, 16),
+        (6, 29),
+        (29, 30),
+        (28, 99),
+        (31, 40),
+        (9, 3),
+    ] {
         let got = c.slices(start..end).concat();
         let (s, e) = (start.min(30) as usize, end.min(30) as usize);
         let want = naive.get(s..e.max(s)).unwrap_or(&[]);
