@@ -1,23 +1,34 @@
 //! `meridian origin`: serve a folder as a static origin (demos, tests,
-//! benchmarks). Flags only; there is no config file for something this small.
+//! benchmarks), or the generated sample site (`--sample-site`). Flags only;
+//! there is no config file for something this small.
 
 use std::net::SocketAddr;
 use std::num::NonZeroU64;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use meridian_common::ByteSize;
-use meridian_origin::{HeaderValue, OriginConfig};
+use meridian_origin::{Counters, HeaderValue, OriginConfig, SampleSite};
 
 #[derive(clap::Args)]
+#[command(group(clap::ArgGroup::new("site").required(true).args(["root", "sample_site"])))]
 pub struct OriginArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:9000")]
     listen: SocketAddr,
-    /// Folder to serve; nothing outside it is ever served.
+    /// Folder to serve; nothing outside it is ever served (or --sample-site).
     #[arg(long)]
-    root: PathBuf,
+    root: Option<PathBuf>,
+    /// Serve the generated sample site instead of a folder: a few hundred
+    /// assets with a mix of types, sizes, TTLs and surrogate keys, an
+    /// uncacheable /api/ and /sitemap.txt listing every asset.
+    #[arg(long, conflicts_with_all = ["cache_control", "delay_ms", "rate", "surrogate_key_by_dir"])]
+    sample_site: bool,
+    /// Seed of the sample site: the same seed, the same bytes and ETags.
+    #[arg(long, conflicts_with = "root", default_value_t = 1)]
+    seed: u64,
     /// `Cache-Control` sent with every file, e.g. 'public, max-age=3600'
     /// (none if absent).
     #[arg(long)]
@@ -39,11 +50,17 @@ pub struct OriginArgs {
 }
 
 pub fn main(args: OriginArgs) -> anyhow::Result<()> {
+    if args.workers == Some(0) {
+        bail!("--workers: must be at least 1");
+    }
+    let Some(root) = args.root.clone() else {
+        return sample_site(args);
+    };
     // Check the flags before starting anything, so mistakes name the flag.
-    match std::fs::metadata(&args.root) {
+    match std::fs::metadata(&root) {
         Ok(m) if m.is_dir() => {}
-        Ok(_) => bail!("--root {}: not a directory", args.root.display()),
-        Err(e) => bail!("--root {}: {e}", args.root.display()),
+        Ok(_) => bail!("--root {}: not a directory", root.display()),
+        Err(e) => bail!("--root {}: {e}", root.display()),
     }
     let cache_control = args
         .cache_control
@@ -51,11 +68,8 @@ pub fn main(args: OriginArgs) -> anyhow::Result<()> {
         .map(HeaderValue::from_str)
         .transpose()
         .context("--cache-control: not a valid header value")?;
-    if args.workers == Some(0) {
-        bail!("--workers: must be at least 1");
-    }
     let config = OriginConfig {
-        root: args.root,
+        root,
         cache_control,
         delay: Duration::from_millis(args.delay_ms),
         rate: args.rate,
@@ -73,6 +87,26 @@ pub fn main(args: OriginArgs) -> anyhow::Result<()> {
             trigger.trigger();
         });
         meridian_origin::run(listener, config, shutdown).await?;
+        Ok(())
+    })
+}
+
+/// `--sample-site`: generates the site, then serves it until Ctrl-C.
+fn sample_site(args: OriginArgs) -> anyhow::Result<()> {
+    let site = Arc::new(SampleSite::generate(args.seed));
+    let counters = Arc::new(Counters::default());
+    let rt = super::runtime(args.workers)?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("--listen {}: cannot bind", args.listen))?;
+        let shutdown = meridian_common::Shutdown::new();
+        let trigger = shutdown.clone();
+        tokio::spawn(async move {
+            meridian_common::shutdown_signal().await;
+            trigger.trigger();
+        });
+        meridian_origin::run_sample(listener, site, counters, shutdown).await?;
         Ok(())
     })
 }
