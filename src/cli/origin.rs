@@ -124,7 +124,37 @@ fn parse_rate(s: &str) -> Result<NonZeroU64, String> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_rate;
+    use clap::Parser;
+
+    use super::{OriginArgs, parse_rate};
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: OriginArgs,
+    }
+
+    #[test]
+    fn exactly_one_of_root_and_sample_site() {
+        let parse = |args: &[&str]| Cli::try_parse_from([&["origin"], args].concat());
+        assert!(parse(&[]).is_err(), "one of them is required");
+        assert!(parse(&["--root", "www", "--sample-site"]).is_err());
+        assert!(parse(&["--root", "www", "--seed", "3"]).is_err());
+        for root_only in [
+            &["--cache-control", "no-store"][..],
+            &["--delay-ms", "5"],
+            &["--rate", "1MiB"],
+            &["--surrogate-key-by-dir"],
+        ] {
+            assert!(parse(&[&["--sample-site"], root_only].concat()).is_err());
+        }
+        let site = parse(&["--sample-site", "--seed", "3"]).expect("sample site");
+        assert!(site.args.sample_site && site.args.root.is_none());
+        assert_eq!(site.args.seed, 3);
+        let root = parse(&["--root", "www", "--delay-ms", "5"]).expect("root");
+        assert_eq!(root.args.root.as_deref(), Some(std::path::Path::new("www")));
+        assert!(!root.args.sample_site);
+    }
 
     #[test]
     fn rate_takes_a_size_per_second() {
