@@ -36,7 +36,7 @@
 //! and methods other than GET and HEAD a 405 with `Allow`.
 //!
 //! Memory: the paths are the same for every seed; sizes and bytes come
-//! from it. The site holds about 30 MiB: every body is one `Bytes` shared
+//! from it. The site holds 20–25 MiB: every body is one `Bytes` shared
 //! by every response (ranges are slices), `/index.html` shares `/`'s, and
 //! the 32 MiB video is one 1 MB block repeated.
 
