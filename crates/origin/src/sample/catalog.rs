@@ -168,63 +168,71 @@ impl Builder {
         Rng::for_asset(self.seed, path)
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn add(
-        &mut self,
-        tier: u8,
-        path: String,
-        section: &'static str,
-        kind: Kind,
-        item: Option<String>,
-        cache_control: &str,
-        body: Content,
-    ) {
-        let cc = if section == "live" {
-            live_cache_control(self.live_ttl)
-        } else {
-            cache_control.to_owned()
+    fn add(&mut self, e: Entry, kind: Kind, body: Content) {
+        let cc = match e.cache_control {
+            Some(cc) => cc.to_owned(),
+            None => live_cache_control(self.live_ttl),
         };
-        let mut key = format!("{section} {}", kind.key());
-        if let Some(item) = item {
+        let mut key = format!("{} {}", e.section, kind.key());
+        if let Some(item) = e.item {
             key.push(' ');
             key.push_str(&item);
         }
-        let asset = Asset::new(self.seed, path, section, kind, key, cc, body);
-        self.out.push((tier, asset));
+        let asset = Asset::new(self.seed, e.path, e.section, kind, key, cc, body);
+        self.out.push((e.tier, asset));
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn page(
-        &mut self,
-        tier: u8,
-        path: String,
-        section: &'static str,
-        item: Option<String>,
-        cache_control: &str,
-        links: &PageLinks<'_>,
-        size: (u64, u64),
-    ) {
-        let mut rng = self.rng(&path);
+    fn page(&mut self, e: Entry, links: &PageLinks<'_>, size: (u64, u64)) {
+        let mut rng = self.rng(&e.path);
         let title = make::title(&mut rng, 3);
         let target = rng.log_range(size.0, size.1) as usize;
         let html = make::html(&mut rng, &title, links, target);
-        let body = Content::Whole(Bytes::from(html));
-        self.add(tier, path, section, Kind::Html, item, cache_control, body);
+        self.add(e, Kind::Html, Content::Whole(Bytes::from(html)));
     }
 
-    fn bytes(
-        &mut self,
-        tier: u8,
-        path: String,
-        section: &'static str,
-        kind: Kind,
-        item: Option<String>,
-        cache_control: &str,
-        make: impl FnOnce(&mut Rng) -> Vec<u8>,
-    ) {
-        let mut rng = self.rng(&path);
+    fn bytes(&mut self, e: Entry, kind: Kind, make: impl FnOnce(&mut Rng) -> Vec<u8>) {
+        let mut rng = self.rng(&e.path);
         let body = Content::Whole(Bytes::from(make(&mut rng)));
-        self.add(tier, path, section, kind, item, cache_control, body);
+        self.add(e, kind, body);
+    }
+}
+
+/// Where an asset sits: its popularity tier (0 = what every page loads),
+/// path, section, item tag and `Cache-Control` (`None`: the live TTL).
+struct Entry {
+    tier: u8,
+    path: String,
+    section: &'static str,
+    item: Option<String>,
+    cache_control: Option<&'static str>,
+}
+
+fn at(tier: u8, section: &'static str, cc: &'static str, path: impl Into<String>) -> Entry {
+    Entry {
+        tier,
+        path: path.into(),
+        section,
+        item: None,
+        cache_control: Some(cc),
+    }
+}
+
+/// An asset of the live section, with its short TTL.
+fn live_at(tier: u8, path: impl Into<String>) -> Entry {
+    Entry {
+        tier,
+        path: path.into(),
+        section: "live",
+        item: None,
+        cache_control: None,
+    }
+}
+
+impl Entry {
+    /// Tags the asset with its item as well (`story-007`, `product-017`).
+    fn item(mut self, item: impl Into<String>) -> Entry {
+        self.item = Some(item.into());
+        self
     }
 }
 
@@ -246,12 +254,10 @@ pub(crate) fn build(seed: u64, live_ttl: u64) -> Vec<Asset> {
     images(&mut b);
     video(&mut b);
 
-    let mut order = Rng::new(seed ^ 0x5EED_0F_0DE5);
-    let mut tiers: Vec<Vec<Asset>> = (0..4).map(|_| Vec::new()).collect();
+    let mut order = Rng::new(seed ^ 0x005E_ED0F_0DE5);
+    let mut tiers: [Vec<Asset>; 4] = Default::default();
     for (tier, asset) in b.out {
-        if let Some(t) = tiers.get_mut(usize::from(tier)) {
-            t.push(asset);
-        }
+        tiers[usize::from(tier).min(3)].push(asset);
     }
     let mut all = Vec::with_capacity(400);
     for (i, mut t) in tiers.into_iter().enumerate() {
@@ -303,43 +309,19 @@ fn home(b: &mut Builder) {
         video: None,
     };
     let size = (4_000, 8_000);
-    b.page(0, "/".into(), "home", None, PAGE, &page, size);
+    b.page(at(0, "home", PAGE, "/"), &page, size);
     // `/index.html` is the same page: the same bytes, so the same ETag.
     if let Some((_, home)) = b.out.last() {
         let body = home.content.clone();
-        b.add(
-            3,
-            "/index.html".into(),
-            "home",
-            Kind::Html,
-            None,
-            PAGE,
-            body,
-        );
+        b.add(at(3, "home", PAGE, "/index.html"), Kind::Html, body);
     }
     let plain = PageLinks {
         images: &[],
         links: &[],
         ..page
     };
-    b.page(
-        3,
-        "/about.html".into(),
-        "home",
-        None,
-        PAGE,
-        &plain,
-        (1_500, 4_000),
-    );
-    b.page(
-        3,
-        "/contact.html".into(),
-        "home",
-        None,
-        PAGE,
-        &plain,
-        (1_000, 3_000),
-    );
+    b.page(at(3, "home", PAGE, "/about.html"), &plain, (1_500, 4_000));
+    b.page(at(3, "home", PAGE, "/contact.html"), &plain, (1_000, 3_000));
 }
 
 fn news(b: &mut Builder) {
@@ -354,15 +336,7 @@ fn news(b: &mut Builder) {
         images: &images,
         video: None,
     };
-    b.page(
-        1,
-        "/news/".into(),
-        "news",
-        None,
-        NEWS,
-        &index,
-        (6_000, 12_000),
-    );
+    b.page(at(1, "news", NEWS, "/news/"), &index, (6_000, 12_000));
     for i in 0..STORIES {
         let related = linked([1, 2, 7].map(|d| {
             (
@@ -376,9 +350,13 @@ fn news(b: &mut Builder) {
             images: &images,
             ..index
         };
-        let item = Some(format!("story-{i:03}"));
+        let item = format!("story-{i:03}");
         let tier = if i < 10 { 1 } else { 2 };
-        b.page(tier, story(i), "news", item, NEWS, &page, (2_000, 30_000));
+        b.page(
+            at(tier, "news", NEWS, story(i)).item(item),
+            &page,
+            (2_000, 30_000),
+        );
     }
 }
 
@@ -394,15 +372,7 @@ fn shop(b: &mut Builder) {
         images: &images,
         video: None,
     };
-    b.page(
-        1,
-        "/shop/".into(),
-        "shop",
-        None,
-        PAGE,
-        &index,
-        (4_000, 10_000),
-    );
+    b.page(at(1, "shop", PAGE, "/shop/"), &index, (4_000, 10_000));
     for i in 0..PRODUCTS {
         let mut links = linked([(product_json(i), "Price and stock".to_owned())]);
         links.extend([3, 11].map(|d| {
@@ -420,15 +390,11 @@ fn shop(b: &mut Builder) {
         let tier = if i < 8 { 1 } else { 2 };
         let item = format!("product-{i:03}");
         b.page(
-            tier,
-            product(i),
-            "shop",
-            Some(item.clone()),
-            PAGE,
+            at(tier, "shop", PAGE, product(i)).item(item.clone()),
             &page,
             (2_000, 20_000),
         );
-        b.bytes(2, product_json(i), "shop", Kind::Json, Some(item), PRICES, |rng| {
+        b.bytes(at(2, "shop", PRICES, product_json(i)).item(item), Kind::Json, |rng| {
             let head = format!(
                 "\"id\":{i},\"name\":\"{}\",\"price_cents\":{},\"currency\":\"EUR\",\"in_stock\":{},\"image\":\"{}\",\"page\":\"{}\"",
                 make::title(rng, 2),
@@ -454,15 +420,7 @@ fn docs(b: &mut Builder) {
         images: &[],
         video: None,
     };
-    b.page(
-        2,
-        "/docs/".into(),
-        "docs",
-        None,
-        DOCS,
-        &index,
-        (3_000, 6_000),
-    );
+    b.page(at(2, "docs", DOCS, "/docs/"), &index, (3_000, 6_000));
     for i in 0..GUIDES {
         let prev = (i + GUIDES - 1) % GUIDES;
         let next = (i + 1) % GUIDES;
@@ -475,7 +433,7 @@ fn docs(b: &mut Builder) {
             links: &links,
             ..index
         };
-        b.page(3, guide(i), "docs", None, DOCS, &page, (3_000, 40_000));
+        b.page(at(3, "docs", DOCS, guide(i)), &page, (3_000, 40_000));
     }
 }
 
@@ -494,38 +452,21 @@ fn live(b: &mut Builder) {
         images: &[],
         video: None,
     };
-    let cc = ""; // replaced by the live TTL in `add`
-    b.page(1, "/live/".into(), "live", None, cc, &index, (2_000, 4_000));
-    b.bytes(
-        1,
-        "/live/scores.json".into(),
-        "live",
-        Kind::Json,
-        None,
-        cc,
-        |rng| {
-            let list: Vec<String> = (0..MATCHES)
-                .map(|i| format!("\"{}\"", match_json(i)))
-                .collect();
-            let head = format!("\"matches\":[{}]", list.join(","));
-            make::json(rng, &head, 2_000).into_bytes()
-        },
-    );
-    b.bytes(
-        1,
-        "/live/ticker.json".into(),
-        "live",
-        Kind::Json,
-        None,
-        cc,
-        |rng| {
-            let head = format!("\"headline\":\"{}\"", make::title(rng, 5));
-            make::json(rng, &head, 1_000).into_bytes()
-        },
-    );
+    b.page(live_at(1, "/live/"), &index, (2_000, 4_000));
+    b.bytes(live_at(1, "/live/scores.json"), Kind::Json, |rng| {
+        let list: Vec<String> = (0..MATCHES)
+            .map(|i| format!("\"{}\"", match_json(i)))
+            .collect();
+        let head = format!("\"matches\":[{}]", list.join(","));
+        make::json(rng, &head, 2_000).into_bytes()
+    });
+    b.bytes(live_at(1, "/live/ticker.json"), Kind::Json, |rng| {
+        let head = format!("\"headline\":\"{}\"", make::title(rng, 5));
+        make::json(rng, &head, 1_000).into_bytes()
+    });
     for i in 0..MATCHES {
-        let item = Some(format!("match-{i:02}"));
-        b.bytes(2, match_json(i), "live", Kind::Json, item, cc, |rng| {
+        let item = format!("match-{i:02}");
+        b.bytes(live_at(2, match_json(i)).item(item), Kind::Json, |rng| {
             let head = format!(
                 "\"match\":{i},\"home\":\"{}\",\"away\":\"{}\",\"score\":[{},{}],\"minute\":{}",
                 make::title(rng, 1),
@@ -548,7 +489,7 @@ fn statics(b: &mut Builder) {
             "theme-dark" => (3, (2_000, 4_000)),
             _ => (1, (2_000, 40_000)),
         };
-        b.bytes(tier, css(name), "static", Kind::Css, None, STATIC, |rng| {
+        b.bytes(at(tier, "static", STATIC, css(name)), Kind::Css, |rng| {
             let target = rng.log_range(size.0, size.1) as usize;
             make::css(rng, *name == "site", target).into_bytes()
         });
@@ -560,7 +501,7 @@ fn statics(b: &mut Builder) {
             "polyfills" | "search" => (3, (5_000, 60_000)),
             _ => (1, (5_000, 120_000)),
         };
-        b.bytes(tier, js(name), "static", Kind::Js, None, STATIC, |rng| {
+        b.bytes(at(tier, "static", STATIC, js(name)), Kind::Js, |rng| {
             let target = rng.log_range(size.0, size.1) as usize;
             make::js(rng, name, target).into_bytes()
         });
@@ -581,64 +522,44 @@ fn images(b: &mut Builder) {
         }
     };
     b.bytes(
-        0,
-        "/img/logo.svg".into(),
-        "img",
+        at(0, "img", STATIC, "/img/logo.svg"),
         Kind::Svg,
-        None,
-        STATIC,
         svg(48, 1_000, 1_500),
     );
     for name in ICONS {
         let path = format!("/img/icons/{name}.svg");
-        b.bytes(1, path, "img", Kind::Svg, None, STATIC, svg(24, 200, 1_500));
+        b.bytes(at(1, "img", STATIC, path), Kind::Svg, svg(24, 200, 1_500));
     }
     for i in 0..HEROES {
         let path = format!("/img/hero/{}.png", i + 1);
         let tier = if i == 0 { 1 } else { 3 };
         b.bytes(
-            tier,
-            path,
-            "img",
+            at(tier, "img", STATIC, path),
             Kind::Png,
-            None,
-            STATIC,
             png(1 << 20, 3 << 20),
         );
     }
     for i in 0..STORIES {
-        let item = Some(format!("story-{i:03}"));
+        let item = format!("story-{i:03}");
         let tier = if i < 10 { 1 } else { 2 };
         b.bytes(
-            tier,
-            story_img(i),
-            "img",
+            at(tier, "img", STATIC, story_img(i)).item(item),
             Kind::Png,
-            item,
-            STATIC,
             png(10_000, 200_000),
         );
     }
     for i in 0..PRODUCTS {
-        let item = Some(format!("product-{i:03}"));
+        let item = format!("product-{i:03}");
         let tier = if i < 8 { 1 } else { 2 };
         b.bytes(
-            tier,
-            product_img(i),
-            "img",
+            at(tier, "img", STATIC, product_img(i)).item(item),
             Kind::Png,
-            item,
-            STATIC,
             png(8_000, 120_000),
         );
     }
     b.bytes(
-        2,
-        POSTER.into(),
-        "img",
+        at(2, "img", STATIC, POSTER),
         Kind::Png,
-        None,
-        STATIC,
         png(150_000, 250_000),
     );
 }
@@ -659,25 +580,17 @@ fn video(b: &mut Builder) {
         images: &[],
         video: Some((BIG_VIDEO, POSTER)),
     };
-    b.page(
-        1,
-        "/video/".into(),
-        "video",
-        None,
-        PAGE,
-        &page,
-        (2_000, 4_000),
-    );
+    b.page(at(1, "video", PAGE, "/video/"), &page, (2_000, 4_000));
     let mut rng = b.rng(BIG_VIDEO);
     let block = Bytes::from(make::video(&mut rng, VIDEO_BLOCK));
     let body = Content::Repeat {
         block,
         len: BIG_VIDEO_LEN,
     };
-    b.add(2, BIG_VIDEO.into(), "video", Kind::Mp4, None, VIDEO, body);
+    b.add(at(2, "video", VIDEO, BIG_VIDEO), Kind::Mp4, body);
     for i in 0..CLIPS {
         let path = format!("/video/clip-{}.mp4", i + 1);
-        b.bytes(3, path, "video", Kind::Mp4, None, VIDEO, |rng| {
+        b.bytes(at(3, "video", VIDEO, path), Kind::Mp4, |rng| {
             let len = rng.log_range(256 << 10, 4 << 20) as usize;
             make::video(rng, len)
         });
