@@ -34,13 +34,14 @@ impl Rng {
     /// Uniform in `lo..=hi` (modulo bias is irrelevant here).
     pub(crate) fn range(&mut self, lo: u64, hi: u64) -> u64 {
         let span = hi.saturating_sub(lo).saturating_add(1);
-        lo + self.next() % span.max(1)
+        lo.saturating_add(self.next() % span.max(1))
     }
 
     /// Log-uniform in `lo..=hi`: as many 1–2 KB files as 100–200 KB ones,
     /// which is how real sites' sizes spread.
     pub(crate) fn log_range(&mut self, lo: u64, hi: u64) -> u64 {
-        let (l, h) = ((lo.max(1) as f64).ln(), (hi.max(lo).max(1) as f64).ln());
+        let hi = hi.max(lo);
+        let (l, h) = ((lo.max(1) as f64).ln(), (hi.max(1) as f64).ln());
         let unit = (self.next() >> 11) as f64 / (1u64 << 53) as f64;
         ((l + (h - l) * unit).exp() as u64).clamp(lo, hi)
     }
@@ -482,6 +483,18 @@ mod tests {
         assert_eq!(bytewise, whole);
         assert_eq!(adler32(b"123456789"), 0x091E_01DE);
         assert_eq!(adler32(b""), 1);
+    }
+
+    #[test]
+    fn ranges_stay_in_bounds_even_when_given_backwards() {
+        let mut rng = Rng::new(3);
+        for _ in 0..1000 {
+            assert!((10..=20).contains(&rng.range(10, 20)));
+            assert!((10..=20).contains(&rng.log_range(10, 20)));
+        }
+        assert_eq!(rng.log_range(50, 5), 50);
+        assert_eq!(rng.range(50, 5), 50);
+        assert_eq!(rng.pick(&[]), "");
     }
 
     #[test]
