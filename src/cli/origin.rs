@@ -1,23 +1,34 @@
 //! `meridian origin`: serve a folder as a static origin (demos, tests,
-//! benchmarks). Flags only; there is no config file for something this small.
+//! benchmarks), or the generated sample site (`--sample-site`). Flags only;
+//! there is no config file for something this small.
 
 use std::net::SocketAddr;
 use std::num::NonZeroU64;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use meridian_common::ByteSize;
-use meridian_origin::{HeaderValue, OriginConfig};
+use meridian_origin::{Counters, HeaderValue, OriginConfig, SampleSite};
 
 #[derive(clap::Args)]
+#[command(group(clap::ArgGroup::new("site").required(true).args(["root", "sample_site"])))]
 pub struct OriginArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:9000")]
     listen: SocketAddr,
-    /// Folder to serve; nothing outside it is ever served.
+    /// Folder to serve; nothing outside it is ever served (or --sample-site).
     #[arg(long)]
-    root: PathBuf,
+    root: Option<PathBuf>,
+    /// Serve the generated sample site instead of a folder: a few hundred
+    /// assets with a mix of types, sizes, TTLs and surrogate keys, an
+    /// uncacheable /api/ and /sitemap.txt listing every asset.
+    #[arg(long, conflicts_with_all = ["cache_control", "delay_ms", "rate", "surrogate_key_by_dir"])]
+    sample_site: bool,
+    /// Seed of the sample site: the same seed, the same bytes and ETags.
+    #[arg(long, conflicts_with = "root", default_value_t = 1)]
+    seed: u64,
     /// `Cache-Control` sent with every file, e.g. 'public, max-age=3600'
     /// (none if absent).
     #[arg(long)]
@@ -39,11 +50,17 @@ pub struct OriginArgs {
 }
 
 pub fn main(args: OriginArgs) -> anyhow::Result<()> {
+    if args.workers == Some(0) {
+        bail!("--workers: must be at least 1");
+    }
+    let Some(root) = args.root.clone() else {
+        return sample_site(args);
+    };
     // Check the flags before starting anything, so mistakes name the flag.
-    match std::fs::metadata(&args.root) {
+    match std::fs::metadata(&root) {
         Ok(m) if m.is_dir() => {}
-        Ok(_) => bail!("--root {}: not a directory", args.root.display()),
-        Err(e) => bail!("--root {}: {e}", args.root.display()),
+        Ok(_) => bail!("--root {}: not a directory", root.display()),
+        Err(e) => bail!("--root {}: {e}", root.display()),
     }
     let cache_control = args
         .cache_control
@@ -51,11 +68,8 @@ pub fn main(args: OriginArgs) -> anyhow::Result<()> {
         .map(HeaderValue::from_str)
         .transpose()
         .context("--cache-control: not a valid header value")?;
-    if args.workers == Some(0) {
-        bail!("--workers: must be at least 1");
-    }
     let config = OriginConfig {
-        root: args.root,
+        root,
         cache_control,
         delay: Duration::from_millis(args.delay_ms),
         rate: args.rate,
@@ -77,6 +91,26 @@ pub fn main(args: OriginArgs) -> anyhow::Result<()> {
     })
 }
 
+/// `--sample-site`: generates the site, then serves it until Ctrl-C.
+fn sample_site(args: OriginArgs) -> anyhow::Result<()> {
+    let site = Arc::new(SampleSite::generate(args.seed));
+    let counters = Arc::new(Counters::default());
+    let rt = super::runtime(args.workers)?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("--listen {}: cannot bind", args.listen))?;
+        let shutdown = meridian_common::Shutdown::new();
+        let trigger = shutdown.clone();
+        tokio::spawn(async move {
+            meridian_common::shutdown_signal().await;
+            trigger.trigger();
+        });
+        meridian_origin::run_sample(listener, site, counters, shutdown).await?;
+        Ok(())
+    })
+}
+
 /// `8MiB`, `8MiB/s` or `8388608`: bytes per second, at least one.
 fn parse_rate(s: &str) -> Result<NonZeroU64, String> {
     let size: ByteSize = s
@@ -90,7 +124,37 @@ fn parse_rate(s: &str) -> Result<NonZeroU64, String> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_rate;
+    use clap::Parser;
+
+    use super::{OriginArgs, parse_rate};
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: OriginArgs,
+    }
+
+    #[test]
+    fn exactly_one_of_root_and_sample_site() {
+        let parse = |args: &[&str]| Cli::try_parse_from([&["origin"], args].concat());
+        assert!(parse(&[]).is_err(), "one of them is required");
+        assert!(parse(&["--root", "www", "--sample-site"]).is_err());
+        assert!(parse(&["--root", "www", "--seed", "3"]).is_err());
+        for root_only in [
+            &["--cache-control", "no-store"][..],
+            &["--delay-ms", "5"],
+            &["--rate", "1MiB"],
+            &["--surrogate-key-by-dir"],
+        ] {
+            assert!(parse(&[&["--sample-site"], root_only].concat()).is_err());
+        }
+        let site = parse(&["--sample-site", "--seed", "3"]).expect("sample site");
+        assert!(site.args.sample_site && site.args.root.is_none());
+        assert_eq!(site.args.seed, 3);
+        let root = parse(&["--root", "www", "--delay-ms", "5"]).expect("root");
+        assert_eq!(root.args.root.as_deref(), Some(std::path::Path::new("www")));
+        assert!(!root.args.sample_site);
+    }
 
     #[test]
     fn rate_takes_a_size_per_second() {

@@ -18,5 +18,6 @@ mod metrics;
 mod purge;
 mod purge_lag;
 mod revalidation;
+mod sample_site;
 mod storage;
 mod streaming;

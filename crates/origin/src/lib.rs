@@ -15,6 +15,10 @@
 //! each answer ([`OriginConfig::delay`]) and a send rate per response body
 //! ([`OriginConfig::rate`]), which paces the bytes so that a 16 MiB file at
 //! 8 MiB/s takes two seconds, with its first bytes sent at once.
+//!
+//! Instead of a folder it can serve a generated [`SampleSite`] (see
+//! [`sample`]): a few hundred assets with a realistic mix of types, sizes,
+//! TTLs and surrogate keys, for `meridian cluster up` and load tests.
 
 use std::num::NonZeroU64;
 use std::path::PathBuf;
@@ -29,7 +33,10 @@ pub use http::HeaderValue;
 
 mod body;
 mod path;
+pub mod sample;
 mod serve;
+
+pub use sample::{Asset, Counters, SampleSite, run_sample, sample_router};
 
 /// Files at most this large are read whole; larger ones are streamed.
 pub const SMALL_FILE: u64 = 1 << 20;

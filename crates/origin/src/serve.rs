@@ -275,7 +275,7 @@ fn validators(len: u64, mtime: Option<SystemTime>) -> (String, Option<String>) {
 
 /// A multipart boundary unlikely to occur in any file: a per-process
 /// counter mixed with the clock. It need not be secret, only distinct.
-fn boundary() -> String {
+pub(crate) fn boundary() -> String {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
     let t = SystemTime::now()
@@ -284,7 +284,7 @@ fn boundary() -> String {
     format!("meridian-{t:016x}-{n:x}")
 }
 
-fn healthz(method: &Method) -> Response {
+pub(crate) fn healthz(method: &Method) -> Response {
     let body = if method == Method::HEAD {
         Body::empty()
     } else {
@@ -298,7 +298,7 @@ fn healthz(method: &Method) -> Response {
     resp
 }
 
-fn status_only(status: StatusCode) -> Response {
+pub(crate) fn status_only(status: StatusCode) -> Response {
     let mut resp = Response::new(Body::empty());
     *resp.status_mut() = status;
     resp
