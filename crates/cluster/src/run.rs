@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use meridian_common::auth::{Tokens, TokenConfig};
+use meridian_common::auth::{TokenConfig, Tokens};
 use meridian_common::{ByteSize, HumanDuration, Shutdown};
 use tokio::net::TcpListener;
 use tokio::sync::{Mutex, watch};
@@ -132,33 +132,10 @@ struct Inner {
     tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
 }
 
-/// The sample origin's content and counters.
+/// The sample origin's content and counters (kept across its restarts).
 struct OriginRuntime {
-    root: tempfile_dir::Dir,
-    counters: Arc<meridian_origin_counters::Counters>,
-}
-
-mod tempfile_dir {
-    //! The folder the placeholder origin serves (until the sample site lands).
-    use std::path::{Path, PathBuf};
-
-    pub struct Dir(pub PathBuf);
-
-    impl Dir {
-        pub fn path(&self) -> &Path {
-            &self.0
-        }
-    }
-}
-
-mod meridian_origin_counters {
-    use std::sync::atomic::AtomicU64;
-
-    #[derive(Default)]
-    pub struct Counters {
-        pub requests: AtomicU64,
-        pub bytes: AtomicU64,
-    }
+    site: Arc<meridian_origin::SampleSite>,
+    counters: Arc<meridian_origin::Counters>,
 }
 
 impl Cluster {
@@ -190,9 +167,16 @@ impl Cluster {
         let mut shield_ls = Vec::new();
         for (i, s) in config.shields.iter().enumerate() {
             let name = &s.place.name;
-            let l = bind(s.listen, format!("shield `{name}` (shield[{i}].url in {src})")).await?;
-            let a = bind(s.admin, format!("shield `{name}` admin (shield[{i}].admin in {src})"))
-                .await?;
+            let l = bind(
+                s.listen,
+                format!("shield `{name}` (shield[{i}].url in {src})"),
+            )
+            .await?;
+            let a = bind(
+                s.admin,
+                format!("shield `{name}` admin (shield[{i}].admin in {src})"),
+            )
+            .await?;
             shield_ls.push((l, a));
         }
         let mut front_ls = Vec::new();
@@ -223,8 +207,11 @@ impl Cluster {
                     .await?
                 }
             };
-            let a = bind(e.admin, format!("edge `{name}` admin (edge[{i}].admin in {src})"))
-                .await?;
+            let a = bind(
+                e.admin,
+                format!("edge `{name}` admin (edge[{i}].admin in {src})"),
+            )
+            .await?;
             edge_ls.push((l, a));
         }
 
@@ -242,8 +229,6 @@ impl Cluster {
         if log_dir.exists() {
             std::fs::remove_dir_all(&log_dir).map_err(state_err(&log_dir))?;
         }
-        let site_dir = state.join("site");
-        write_placeholder_site(&site_dir).map_err(state_err(&site_dir))?;
 
         let shutdown = Shutdown::new();
         let mut tasks = Vec::new();
@@ -330,7 +315,7 @@ impl Cluster {
 
         let inner = Arc::new(Inner {
             origin: OriginRuntime {
-                root: tempfile_dir::Dir(site_dir),
+                site: Arc::new(meridian_origin::SampleSite::generate(config.seed)),
                 counters: Arc::default(),
             },
             config,
@@ -543,7 +528,9 @@ fn node_infos(
     let first = c.edges.first().map(|e| e.place.clone());
     let d = Place {
         name: DIRECTOR_NAME.into(),
-        region: first.as_ref().map_or_else(String::new, |p| p.region.clone()),
+        region: first
+            .as_ref()
+            .map_or_else(String::new, |p| p.region.clone()),
         latitude: first.as_ref().map_or(0.0, |p| p.latitude),
         longitude: first.as_ref().map_or(0.0, |p| p.longitude),
     };
@@ -590,24 +577,16 @@ impl Inner {
         let name = s.name.clone();
         let task = match s.role {
             Role::Origin => {
-                let config = meridian_origin::OriginConfig {
-                    root: self.origin.root.path().to_path_buf(),
-                    cache_control: Some(meridian_origin::HeaderValue::from_static(
-                        "public, max-age=60, stale-if-error=300",
-                    )),
-                    delay: Duration::ZERO,
-                    rate: None,
-                    surrogate_key_by_dir: true,
-                };
-                let app = meridian_origin::router(config)
-                    .await
-                    .map_err(|e| Error::Node {
-                        what: "the origin".into(),
-                        reason: e.to_string(),
-                    })?;
+                let app = meridian_origin::sample_router(
+                    Arc::clone(&self.origin.site),
+                    Arc::clone(&self.origin.counters),
+                );
                 let wait = stop.wait();
                 tokio::spawn(async move {
-                    if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(wait).await {
+                    if let Err(e) = axum::serve(listener, app)
+                        .with_graceful_shutdown(wait)
+                        .await
+                    {
                         tracing::error!(node = %name, "stopped: {e}");
                     }
                 })
@@ -687,10 +666,9 @@ impl Inner {
             origin: vec![self.shield_origin_links[i].clone()],
             site_host: base.site_host,
             // The edges are on loopback: their X-Forwarded-For is believed.
-            trusted_forwarders: Some(vec![ipnet::IpNet::from(std::net::IpAddr::from([
-                127, 0, 0, 1,
-            ]))
-            .trunc()]),
+            trusted_forwarders: Some(vec![
+                ipnet::IpNet::from(std::net::IpAddr::from([127, 0, 0, 1])).trunc(),
+            ]),
             cache: base.cache,
             // One origin: nothing to fail over to, so no active checks (a
             // failing origin then still gets asked, and stale-if-error
@@ -720,7 +698,12 @@ impl Inner {
             if let Some(f) = fronts.get(spec.front) {
                 e.url = format!("http://{f}");
             }
-            if let Some(a) = self.slots.iter().find(|s| s.role == Role::Edge(i)).and_then(|s| s.admin) {
+            if let Some(a) = self
+                .slots
+                .iter()
+                .find(|s| s.role == Role::Edge(i))
+                .and_then(|s| s.admin)
+            {
                 e.admin = format!("http://{a}");
             }
         }
@@ -908,21 +891,12 @@ fn resolve_shipped(path: &Path) -> PathBuf {
     if path.exists() || path.is_absolute() {
         return path.to_path_buf();
     }
-    let built_in = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(path);
+    let built_in = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(path);
     if built_in.exists() {
         built_in
     } else {
         path.to_path_buf()
     }
-}
-
-/// A few files for the origin until the sample site is wired in.
-fn write_placeholder_site(dir: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir.join("static"))?;
-    std::fs::write(
-        dir.join("index.html"),
-        "<!doctype html><title>Meridian</title><h1>Served through Meridian</h1>\n",
-    )?;
-    std::fs::write(dir.join("static/app.css"), "body { font-family: sans-serif }\n")?;
-    Ok(())
 }
