@@ -149,8 +149,14 @@ pub fn router_with(
     });
     Router::new()
         .route("/", get(index))
-        .route("/app.js", get(|| asset(APP_JS, "text/javascript; charset=utf-8")))
-        .route("/app.css", get(|| asset(APP_CSS, "text/css; charset=utf-8")))
+        .route(
+            "/app.js",
+            get(|| asset(APP_JS, "text/javascript; charset=utf-8")),
+        )
+        .route(
+            "/app.css",
+            get(|| asset(APP_CSS, "text/css; charset=utf-8")),
+        )
         .route("/api/state", get(state))
         .route("/api/events", get(events))
         .route("/api/nodes/{name}/{action}", post(act))
@@ -411,8 +417,8 @@ async fn purge(State(app): AppState, headers: HeaderMap, body: Body) -> Result<R
         .await
         .map_err(|_| Failure::Timeout("the request body did not arrive in time".into()))?
         .map_err(|_| Failure::TooLarge(max))?;
-    let purge: Purge = serde_json::from_slice(&bytes)
-        .map_err(|e| Failure::Bad(format!("bad purge body: {e}")))?;
+    let purge: Purge =
+        serde_json::from_slice(&bytes).map_err(|e| Failure::Bad(format!("bad purge body: {e}")))?;
     purge.validate().map_err(Failure::Bad)?;
 
     let log = app.control.purge_log();
@@ -493,7 +499,11 @@ mod tests {
 
     #[test]
     fn the_page_names_no_address_outside_the_cluster() {
-        for (name, text) in [("index.html", INDEX_HTML), ("app.js", APP_JS), ("app.css", APP_CSS)] {
+        for (name, text) in [
+            ("index.html", INDEX_HTML),
+            ("app.js", APP_JS),
+            ("app.css", APP_CSS),
+        ] {
             for scheme in ["http://", "https://", "//cdn", "@import", "url("] {
                 assert!(!text.contains(scheme), "{name} contains {scheme}");
             }

@@ -6,6 +6,9 @@
 'use strict';
 
 const TOKEN_KEY = 'meridian-dashboard-token';
+// `/?poll`: poll /api/state every second instead of following events (for
+// headless browsers in virtual time, which an open event stream stalls).
+const POLL_ONLY = new URLSearchParams(location.search).has('poll');
 const STALE_MS = 2500; // no snapshot for this long: poll /api/state
 const $ = (sel, root = document) => root.querySelector(sel);
 
@@ -107,22 +110,32 @@ function build(s) {
   cards.clear();
   markers.clear();
   linkEls.length = 0;
+  const rtts = [];
   for (const l of s.links) {
     const a = at.get(l.from);
     const b = at.get(l.to);
     if (!a || !b) continue;
     const line = svg('line', { x1: a.x, y1: a.y, x2: b.x, y2: b.y, class: 'link', 'data-from': l.from, 'data-to': l.to });
     line.append(svg('title', {}, l.from + ' → ' + l.to + ': ' + l.rtt_ms.toFixed(0) + ' ms round trip'));
-    const label = svg('text', { x: (a.x + b.x) / 2, y: (a.y + b.y) / 2 - 0.8, class: 'rtt' }, l.rtt_ms.toFixed(0) + ' ms');
-    links.append(line, label);
+    links.append(line);
     linkEls.push({ l, line });
+    // One label for links that run side by side (a region's edges to one shield).
+    const mid = { x: (a.x + b.x) / 2, y: (a.y + b.y) / 2 - 0.8, text: l.rtt_ms.toFixed(0) + ' ms' };
+    if (!rtts.some((r) => r.text === mid.text && Math.hypot(r.x - mid.x, r.y - mid.y) < 5)) {
+      rtts.push(mid);
+      links.append(svg('text', { x: mid.x, y: mid.y, class: 'rtt' }, mid.text));
+    }
   }
   for (const n of s.nodes) {
     const p = at.get(n.name);
     const g = svg('g', { class: 'marker ' + n.kind });
     const circle = svg('circle', { cx: p.x, cy: p.y, r: n.kind === 'edge' ? 1.8 : 2.4, 'data-node': n.name });
     circle.append(svg('title', {}, n.name + ' (' + n.kind + ', ' + n.region + ')'));
-    const label = svg('text', { x: p.x + 3, y: p.y + 1.2, class: 'label' }, n.name);
+    // Labels go right of the marker, or left when a neighbour sits there.
+    const crowded = [...at.values()].some((q) => q.x > p.x && q.x - p.x < 14 && Math.abs(q.y - p.y) < 4);
+    const label = crowded
+      ? svg('text', { x: p.x - 3, y: p.y + 1.2, class: 'label', 'text-anchor': 'end' }, n.name)
+      : svg('text', { x: p.x + 3, y: p.y + 1.2, class: 'label' }, n.name);
     g.append(circle, label);
     marks.append(g);
     markers.set(n.name, circle);
@@ -154,9 +167,10 @@ function renderNode(n) {
   $('.state', card).textContent = fault;
   $('.v-rps', card).textContent = x ? fmtRps(x.rps) : '–';
   $('.v-requests', card).textContent = x ? fmtInt(x.requests) : '–';
-  const hit = x && x.hit_ratio != null ? fmtPct(x.recent_hit_ratio) + ' / ' + fmtPct(x.hit_ratio) : '–';
+  let hit = x && x.hit_ratio != null ? fmtPct(x.hit_ratio) : '–';
+  if (x && x.recent_hit_ratio != null) hit += ' · now ' + fmtPct(x.recent_hit_ratio);
   $('.v-hit', card).textContent = hit;
-  $('.v-hit', card).title = 'last interval / since start';
+  $('.v-hit', card).title = 'since start · over the last second';
   $('.v-offload', card).textContent = x ? fmtPct(x.offload) : '–';
   $('.v-bytes', card).textContent = x ? fmtBytes(x.bytes_served) : '–';
   $('.v-entries', card).textContent = x && n.kind !== 'origin' ? fmtInt(x.entries) : '–';
@@ -244,7 +258,9 @@ async function poll() {
     if (r.ok) render(await r.json());
   } catch (e) {
     setConn('offline');
+    return;
   }
+  if (POLL_ONLY) setConn('polling');
 }
 
 function follow() {
@@ -337,9 +353,9 @@ $('#token-form').addEventListener('submit', (ev) => {
 $('#purge-form').addEventListener('submit', purge);
 $('#purge-kind').addEventListener('change', () => { $('#purge-value').disabled = $('#purge-kind').value === 'all'; });
 poll();
-follow();
+if (POLL_ONLY) setConn('polling'); else follow();
 setInterval(() => {
-  if (Date.now() - lastAt > STALE_MS) {
+  if (POLL_ONLY || Date.now() - lastAt > STALE_MS) {
     if ($('#conn').dataset.conn !== 'live') setConn('polling');
     poll();
   }

@@ -255,9 +255,9 @@ impl Poller {
     /// The origin's numbers, from the cluster's counters of it.
     fn origin_numbers(&mut self, now: Instant) -> Numbers {
         let c = self.control.origin_counters();
-        let rps = self
-            .origin_previous
-            .map_or(0.0, |(at, r)| rate(c.requests, r, now.duration_since(at).as_secs_f64()));
+        let rps = self.origin_previous.map_or(0.0, |(at, r)| {
+            rate(c.requests, r, now.duration_since(at).as_secs_f64())
+        });
         self.origin_previous = Some((now, c.requests));
         Numbers {
             requests: c.requests,

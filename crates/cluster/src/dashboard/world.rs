@@ -329,6 +329,9 @@ mod tests {
 
     #[test]
     fn the_path_projects_latitude_downwards() {
-        assert_eq!(path(&[&[(1.0, 2.0), (3.0, -4.0), (5.0, 6.5)]]), "M1 -2 L3 4 L5 -6.5 Z");
+        assert_eq!(
+            path(&[&[(1.0, 2.0), (3.0, -4.0), (5.0, 6.5)]]),
+            "M1 -2 L3 4 L5 -6.5 Z"
+        );
     }
 }
