@@ -10,7 +10,7 @@
 //! | `POST /api/nodes/{name}/{action}` | cluster | an [`Action`] (`stop`, `start`, `slow`, `slow=300ms`, `fail`, `heal`); answers the node's new fault |
 //! | `POST /api/purge` | cluster | a [`Purge`] (JSON), sent to the purge log; answers the log's report |
 //!
-//! A poller ([`poll`]) reads every node's admin listener once a second
+//! A poller (`dashboard/poll.rs`) reads every node's admin listener once a second
 //! and builds the snapshot. The page renders the first snapshot from
 //! `GET /api/state`, then follows `/api/events` (or polls `/api/state`
 //! when server-sent events do not get through).
@@ -438,13 +438,13 @@ async fn purge(State(app): AppState, headers: HeaderMap, body: Body) -> Result<R
     let body = poll::read_limited(&mut answer, poll::MAX_ANSWER)
         .await
         .map_err(|e| Failure::Log(format!("the purge log's answer: {e}")))?;
-    if status.is_success() {
-        if let Ok(report) = serde_json::from_slice::<Report>(&body) {
-            if let Ok(mut p) = app.purges.lock() {
-                p.report(&report, sent);
-            }
-            app.poke.notify_one();
+    if status.is_success()
+        && let Ok(report) = serde_json::from_slice::<Report>(&body)
+    {
+        if let Ok(mut p) = app.purges.lock() {
+            p.report(&report, sent);
         }
+        app.poke.notify_one();
     }
     // The log's own answer, passed on: its report, or its error.
     let body = match serde_json::from_slice::<serde_json::Value>(&body) {

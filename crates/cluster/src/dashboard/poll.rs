@@ -153,10 +153,10 @@ impl Poller {
             .flatten()
             .collect();
         let status = log.as_ref().ok();
-        if let Some(s) = status {
-            if let Ok(mut p) = self.purges.lock() {
-                p.status(s, generated_at);
-            }
+        if let Some(s) = status
+            && let Ok(mut p) = self.purges.lock()
+        {
+            p.status(s, generated_at);
         }
 
         let mut nodes = Vec::with_capacity(infos.len());
@@ -416,10 +416,11 @@ pub fn bytes_served(text: &str) -> Option<u64> {
         let Some(value) = rest.split_whitespace().next() else {
             continue;
         };
-        if let Ok(v) = value.parse::<f64>() {
-            if v.is_finite() && v >= 0.0 {
-                total = Some(total.unwrap_or(0).saturating_add(v as u64));
-            }
+        if let Ok(v) = value.parse::<f64>()
+            && v.is_finite()
+            && v >= 0.0
+        {
+            total = Some(total.unwrap_or(0).saturating_add(v as u64));
         }
     }
     total

@@ -1,6 +1,6 @@
 //! What the page shows: one [`Snapshot`] of the cluster per poll, and the
 //! arithmetic that turns two polls' counters into rates and ratios. Pure:
-//! the poller ([`super::poll`]) gathers the inputs.
+//! the poller (`poll.rs`) gathers the inputs.
 
 use serde::Serialize;
 
