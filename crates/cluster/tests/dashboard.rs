@@ -57,7 +57,7 @@ async fn state_where(
 fn all_up(s: &Value) -> bool {
     s["nodes"]
         .as_array()
-        .is_some_and(|n| n.len() == 5 && n.iter().all(|n| n["health"] == "up"))
+        .is_some_and(|n| n.len() == 5 && n.iter().all(|n| n["state"] == "up"))
 }
 
 async fn post(
@@ -150,13 +150,13 @@ async fn a_stopped_edge_shows_down_within_a_poll_and_up_again_after_start() {
     // Really stopped: nothing listens there now.
     assert!(cluster.get("edge-ap", "/page.txt").await.is_err());
     let s = state_where(c, dash, "edge-ap down", |s| {
-        node(s, "edge-ap")["health"] == "down"
+        node(s, "edge-ap")["state"] == "down"
     })
     .await;
     let ap = node(&s, "edge-ap");
     assert_eq!(ap["fault"]["state"], "stopped");
     assert_eq!(ap["numbers"], Value::Null);
-    assert_eq!(node(&s, "edge-ap-2")["health"], "up");
+    assert_eq!(node(&s, "edge-ap-2")["state"], "up");
     assert_eq!(s["totals"]["nodes_up"], 4);
     let link = s["links"]
         .as_array()
@@ -169,7 +169,7 @@ async fn a_stopped_edge_shows_down_within_a_poll_and_up_again_after_start() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["fault"]["state"], "none");
     let s = state_where(c, dash, "edge-ap up again", |s| {
-        node(s, "edge-ap")["health"] == "up"
+        node(s, "edge-ap")["state"] == "up"
     })
     .await;
     // Started again with an empty cache and counters.
@@ -188,7 +188,7 @@ async fn an_edge_whose_admin_does_not_answer_is_down_whatever_its_fault() {
     state_where(c, dash, "every node up", all_up).await;
     cluster.control.crash("edge-eu").await;
     let s = state_where(c, dash, "crashed edge-eu down", |s| {
-        node(s, "edge-eu")["health"] == "down"
+        node(s, "edge-eu")["state"] == "down"
     })
     .await;
     let eu = node(&s, "edge-eu");
@@ -216,17 +216,17 @@ async fn slow_and_fail_show_as_such_and_heal_clears_them() {
         (200, &json!({"state": "slow", "ms": 300}))
     );
     state_where(c, dash, "shield slow", |s| {
-        node(s, SHIELD)["health"] == "slow"
+        node(s, SHIELD)["state"] == "slow"
     })
     .await;
     assert_eq!(act("fail").await.0, 200);
     state_where(c, dash, "shield failing", |s| {
-        node(s, SHIELD)["health"] == "failing"
+        node(s, SHIELD)["state"] == "failing"
     })
     .await;
     assert_eq!(act("heal").await.0, 200);
     state_where(c, dash, "shield healed", |s| {
-        node(s, SHIELD)["health"] == "up"
+        node(s, SHIELD)["state"] == "up"
     })
     .await;
 }

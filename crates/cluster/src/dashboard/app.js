@@ -157,13 +157,13 @@ function build(s) {
 function renderNode(n) {
   const card = cards.get(n.name);
   const x = n.numbers;
-  card.dataset.state = n.health;
+  card.dataset.state = n.state;
   card.dataset.rps = x ? x.rps.toFixed(1) : '0.0';
   card.dataset.requests = x ? String(x.requests) : '';
   card.dataset.hitRatio = x && x.hit_ratio != null ? x.hit_ratio.toFixed(3) : '';
   card.dataset.bytes = x && x.bytes_served != null ? String(x.bytes_served) : '';
   card.dataset.entries = x ? String(x.entries) : '';
-  const fault = n.fault.state === 'slow' ? 'slow +' + n.fault.ms + ' ms' : n.health;
+  const fault = n.fault.state === 'slow' ? 'slow +' + n.fault.ms + ' ms' : n.state;
   $('.state', card).textContent = fault;
   $('.v-rps', card).textContent = x ? fmtRps(x.rps) : '–';
   $('.v-requests', card).textContent = x ? fmtInt(x.requests) : '–';
@@ -186,8 +186,8 @@ function renderNode(n) {
     b.disabled = (a === 'start') !== stopped || (a === 'heal' && !faulted);
   }
   const m = markers.get(n.name);
-  m.dataset.state = n.health;
-  m.setAttribute('class', n.health);
+  m.dataset.state = n.state;
+  m.setAttribute('class', n.state);
 }
 
 function renderTotals(s) {

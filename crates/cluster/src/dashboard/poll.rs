@@ -240,7 +240,8 @@ impl Poller {
         NodeView {
             info,
             fault,
-            health,
+            state: health,
+            rps: numbers.as_ref().map_or(0.0, |n| n.rps),
             reason: if health == Health::Down {
                 reason.or_else(|| (fault == Fault::Stopped).then(|| "stopped".to_owned()))
             } else {
@@ -270,7 +271,7 @@ impl Poller {
     fn totals(&mut self, nodes: &[NodeView], now: Instant) -> Totals {
         let mut t = Totals {
             nodes: nodes.len(),
-            nodes_up: nodes.iter().filter(|n| n.health != Health::Down).count(),
+            nodes_up: nodes.iter().filter(|n| n.state != Health::Down).count(),
             ..Totals::default()
         };
         let (mut hits, mut lookups) = (0, 0);
@@ -432,7 +433,7 @@ fn links(nodes: &[NodeView]) -> Vec<LinkView> {
         nodes
             .iter()
             .find(|n| n.info.name == name)
-            .is_some_and(|n| n.health != Health::Down)
+            .is_some_and(|n| n.state != Health::Down)
     };
     nodes
         .iter()
@@ -441,7 +442,7 @@ fn links(nodes: &[NodeView]) -> Vec<LinkView> {
                 from: n.info.name.clone(),
                 to: u.name.clone(),
                 rtt_ms: u.rtt_ms,
-                up: n.health != Health::Down && up(&u.name),
+                up: n.state != Health::Down && up(&u.name),
             })
         })
         .collect()

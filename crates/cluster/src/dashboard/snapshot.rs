@@ -31,7 +31,11 @@ pub struct NodeView {
     #[serde(flatten)]
     pub info: NodeInfo,
     pub fault: Fault,
-    pub health: Health,
+    /// Up, slow, failing or down (the page's colour).
+    pub state: Health,
+    /// Requests per second over the last interval (0 while down), as in
+    /// `numbers` (for `meridian cluster status`).
+    pub rps: f64,
     /// Why it is down (the admin poll's error), if it is.
     pub reason: Option<String>,
     /// Its counters; `None` while it is down, or for a node without any
