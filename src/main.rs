@@ -73,6 +73,9 @@ enum Command {
     Director(cli::director::DirectorArgs),
     /// Purge URLs, prefixes, tags or everything on every node of the cluster.
     Purge(cli::purge::PurgeArgs),
+    /// Run a whole multi-region CDN on this machine (`cluster up`), and
+    /// stop, start, slow or fail its nodes while it runs.
+    Cluster(cli::cluster::ClusterArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -85,6 +88,7 @@ fn main() -> std::process::ExitCode {
         Command::Shield(a) => cli::shield::main(a),
         Command::Director(a) => cli::director::main(a),
         Command::Purge(a) => cli::purge::main(a),
+        Command::Cluster(a) => cli::cluster::main(a),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -1,5 +1,6 @@
 //! One module per subcommand; each exposes `XArgs` (clap) and `main(args)`.
 
+pub mod cluster;
 pub mod director;
 pub mod edge;
 pub mod origin;

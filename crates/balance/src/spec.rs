@@ -23,14 +23,39 @@ pub struct BackendSpec {
     /// the backend on the hash ring, so it must not depend on how it was typed.
     base: String,
     weight: u32,
+    /// `;id=NAME`: the backend's identity on the hash ring instead of its
+    /// base URL, so processes that reach one backend through different
+    /// addresses (relays, NAT, a local port per peer) still agree on which
+    /// keys it owns (HAProxy's `hash-key id`, nginx's `server ... route=`).
+    id: Option<String>,
 }
+
+/// Longest `;id=` value.
+pub const MAX_ID_LEN: usize = 64;
 
 impl BackendSpec {
     /// A spec from a base URL and a weight (1..=[`MAX_WEIGHT`]).
     pub fn new(url: &str, weight: u32) -> Result<Self, BalanceError> {
         let (url, base) = parse_base_url(url)?;
         check_weight(&base, weight)?;
-        Ok(BackendSpec { url, base, weight })
+        Ok(BackendSpec {
+            url,
+            base,
+            weight,
+            id: None,
+        })
+    }
+
+    /// The same backend with `id` as its identity on the hash ring.
+    pub fn with_id(mut self, id: &str) -> Result<Self, BalanceError> {
+        check_id(&self.base, id)?;
+        self.id = Some(id.to_owned());
+        Ok(self)
+    }
+
+    /// What hash-based selectors hash: the `;id=` if given, else the base URL.
+    pub fn hash_id(&self) -> &str {
+        self.id.as_deref().unwrap_or(&self.base)
     }
 
     pub fn url(&self) -> &Uri {
@@ -53,6 +78,24 @@ fn check_weight(spec: &str, weight: u32) -> Result<(), BalanceError> {
         Err(BalanceError::InvalidWeight {
             spec: spec.to_string(),
             reason: format!("must be between 1 and {MAX_WEIGHT} (got {weight})"),
+        })
+    }
+}
+
+fn check_id(spec: &str, id: &str) -> Result<(), BalanceError> {
+    let ok = !id.is_empty()
+        && id.len() <= MAX_ID_LEN
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(BalanceError::InvalidUrl {
+            url: spec.to_string(),
+            reason: format!(
+                "id `{id}` must be 1 to {MAX_ID_LEN} letters, digits, `-`, `_` or `.`"
+            ),
         })
     }
 }
@@ -107,6 +150,7 @@ impl FromStr for BackendSpec {
         let url = parts.next().unwrap_or_default();
         let (url, base) = parse_base_url(url)?;
         let mut weight = 1;
+        let mut id = None;
         for opt in parts.map(str::trim).filter(|o| !o.is_empty()) {
             let (key, value) = opt.split_once('=').unwrap_or((opt, ""));
             match key.trim() {
@@ -120,6 +164,10 @@ impl FromStr for BackendSpec {
                         })?;
                     check_weight(spec, weight)?;
                 }
+                "id" => {
+                    check_id(spec, value.trim())?;
+                    id = Some(value.trim().to_owned());
+                }
                 other => {
                     return Err(BalanceError::UnknownOption {
                         spec: spec.to_string(),
@@ -128,16 +176,25 @@ impl FromStr for BackendSpec {
                 }
             }
         }
-        Ok(BackendSpec { url, base, weight })
+        Ok(BackendSpec {
+            url,
+            base,
+            weight,
+            id,
+        })
     }
 }
 
 impl fmt::Display for BackendSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.weight {
-            1 => f.write_str(&self.base),
-            w => write!(f, "{};weight={w}", self.base),
+        f.write_str(&self.base)?;
+        if self.weight != 1 {
+            write!(f, ";weight={}", self.weight)?;
         }
+        if let Some(id) = &self.id {
+            write!(f, ";id={id}")?;
+        }
+        Ok(())
     }
 }
 
@@ -157,6 +214,21 @@ impl Serialize for BackendSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_id_names_the_backend_on_the_ring() {
+        let s: BackendSpec = "http://127.0.0.1:7001;id=shield-1;weight=2"
+            .parse()
+            .expect("valid");
+        assert_eq!((s.hash_id(), s.weight()), ("shield-1", 2));
+        assert_eq!(s.to_string(), "http://127.0.0.1:7001;weight=2;id=shield-1");
+        let plain: BackendSpec = "http://127.0.0.1:7001".parse().expect("valid");
+        assert_eq!(plain.hash_id(), "http://127.0.0.1:7001");
+        for bad in ["", "a b", "x/y", &"n".repeat(MAX_ID_LEN + 1)] {
+            let spec = format!("http://127.0.0.1:7001;id={bad}");
+            assert!(spec.parse::<BackendSpec>().is_err(), "{spec}");
+        }
+    }
 
     #[test]
     fn origin_spec_parses_weight() {

@@ -28,3 +28,4 @@ pub mod dashboard;
 pub mod latency;
 pub mod link;
 pub mod run;
+pub mod summary;

@@ -1,1 +1,928 @@
-//! Starting the cluster. (Lead: to be written.)
+//! Starting the cluster: every listener is bound first (so a taken port is
+//! an error naming the node and its key before anything runs), then the
+//! nodes, the relays between them, the director with the purge log and the
+//! dashboard start on one tokio runtime.
+//!
+//! Each controllable node (origin, shields, edges) lives in a [`Slot`]: its
+//! addresses, its running task and a `watch` of its [`Target`] that every
+//! relay into it reads. Stopping a node shuts it down (its listeners close,
+//! the relays drop connections into it); starting it binds the same
+//! addresses again with an empty cache, as a restarted process would.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use meridian_common::auth::{Tokens, TokenConfig};
+use meridian_common::{ByteSize, HumanDuration, Shutdown};
+use tokio::net::TcpListener;
+use tokio::sync::{Mutex, watch};
+use tokio::task::JoinHandle;
+
+use crate::config::{ClusterConfig, DIRECTOR_NAME, ORIGIN_NAME, Place};
+use crate::control::{
+    Action, BoxFuture, Control, ControlError, Fault, NodeInfo, NodeKind, OriginCounters,
+    UpstreamLink,
+};
+use crate::link::{Target, serve_front, serve_link};
+
+/// How long a stopping node may take to close its connections.
+pub const STOP_TIMEOUT: Duration = Duration::from_secs(5);
+/// The token's file in the state directory (mode 0600).
+pub const TOKEN_FILE: &str = "admin.token";
+
+/// Why the cluster could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot listen on {addr} for {what}{hint}")]
+    Bind {
+        addr: SocketAddr,
+        what: String,
+        hint: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Config(#[from] meridian_common::ConfigError),
+    #[error("state directory {}: {source}", path.display())]
+    State {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{what}: {reason}")]
+    Node { what: String, reason: String },
+}
+
+/// Binds `addr` for `what` ("edge `eu-west` admin (edge[0].admin in FILE)").
+async fn bind(addr: SocketAddr, what: String) -> Result<TcpListener, Error> {
+    TcpListener::bind(addr).await.map_err(|source| {
+        let hint = if source.kind() == std::io::ErrorKind::AddrInUse {
+            format!(
+                " (port {} is taken: is another `meridian cluster up` running? \
+                 Stop it, or give this node another port)",
+                addr.port()
+            )
+        } else {
+            String::new()
+        };
+        Error::Bind {
+            addr,
+            what,
+            hint,
+            source,
+        }
+    })
+}
+
+fn local(l: &TcpListener) -> Result<SocketAddr, Error> {
+    l.local_addr().map_err(|e| Error::Node {
+        what: "listener".into(),
+        reason: e.to_string(),
+    })
+}
+
+/// What a slot runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Origin,
+    Shield(usize),
+    Edge(usize),
+}
+
+/// One controllable node.
+struct Slot {
+    name: String,
+    role: Role,
+    /// Its proxy (or origin) listener address; for an edge behind a front
+    /// without `listen`, the port the OS gave it first.
+    listen: SocketAddr,
+    /// Whether `listen` was asked for (rebound as is) or from the OS.
+    fixed_listen: bool,
+    admin: Option<SocketAddr>,
+    target: watch::Sender<Target>,
+    state: Mutex<SlotState>,
+}
+
+struct SlotState {
+    running: Option<(Shutdown, JoinHandle<()>)>,
+}
+
+/// The running cluster. Dropping it does not stop it; call
+/// [`Cluster::shutdown`].
+pub struct Cluster {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: ClusterConfig,
+    token: String,
+    nodes: Vec<NodeInfo>,
+    slots: Vec<Slot>,
+    /// Per shield, the upstream URL of its link to the origin.
+    shield_origin_links: Vec<String>,
+    /// Per edge, `URL;id=SHIELD` of its links to its shields.
+    edge_links: Vec<Vec<String>>,
+    origin: OriginRuntime,
+    shutdown: Shutdown,
+    director: SocketAddr,
+    director_admin: SocketAddr,
+    dashboard: SocketAddr,
+    tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
+}
+
+/// The sample origin's content and counters.
+struct OriginRuntime {
+    root: tempfile_dir::Dir,
+    counters: Arc<meridian_origin_counters::Counters>,
+}
+
+mod tempfile_dir {
+    //! The folder the placeholder origin serves (until the sample site lands).
+    use std::path::{Path, PathBuf};
+
+    pub struct Dir(pub PathBuf);
+
+    impl Dir {
+        pub fn path(&self) -> &Path {
+            &self.0
+        }
+    }
+}
+
+mod meridian_origin_counters {
+    use std::sync::atomic::AtomicU64;
+
+    #[derive(Default)]
+    pub struct Counters {
+        pub requests: AtomicU64,
+        pub bytes: AtomicU64,
+    }
+}
+
+impl Cluster {
+    /// Binds every listener, then starts every node. Must run inside a
+    /// tokio runtime.
+    pub async fn start(config: ClusterConfig) -> Result<Cluster, Error> {
+        let src = config.source.clone();
+        // 1. Every listener the config names, before anything starts.
+        let dashboard_l = bind(
+            config.dashboard,
+            format!("the dashboard (cluster.dashboard in {src})"),
+        )
+        .await?;
+        let director_l = bind(
+            config.director_listen(),
+            format!("the director (director.listen in {src})"),
+        )
+        .await?;
+        let director_admin_l = bind(
+            config.director_admin(),
+            format!("the director's admin and purge log (director.admin-listen in {src})"),
+        )
+        .await?;
+        let origin_l = bind(
+            config.origin.listen,
+            format!("the origin (origin.listen in {src})"),
+        )
+        .await?;
+        let mut shield_ls = Vec::new();
+        for (i, s) in config.shields.iter().enumerate() {
+            let name = &s.place.name;
+            let l = bind(s.listen, format!("shield `{name}` (shield[{i}].url in {src})")).await?;
+            let a = bind(s.admin, format!("shield `{name}` admin (shield[{i}].admin in {src})"))
+                .await?;
+            shield_ls.push((l, a));
+        }
+        let mut front_ls = Vec::new();
+        for f in &config.fronts {
+            let names: Vec<&str> = f
+                .edges
+                .iter()
+                .map(|&i| config.edges[i].place.name.as_str())
+                .collect();
+            front_ls.push(
+                bind(
+                    f.addr,
+                    format!("edge `{}` ({} in {src})", names.join("`, `"), f.key),
+                )
+                .await?,
+            );
+        }
+        let mut edge_ls = Vec::new();
+        for (i, e) in config.edges.iter().enumerate() {
+            let name = &e.place.name;
+            let l = match e.listen {
+                Some(a) => bind(a, format!("edge `{name}` (edge[{i}].listen in {src})")).await?,
+                None => {
+                    bind(
+                        SocketAddr::from(([127, 0, 0, 1], 0)),
+                        format!("edge `{name}`"),
+                    )
+                    .await?
+                }
+            };
+            let a = bind(e.admin, format!("edge `{name}` admin (edge[{i}].admin in {src})"))
+                .await?;
+            edge_ls.push((l, a));
+        }
+
+        // 2. State: the token and a fresh purge log.
+        let token = cluster_token();
+        let state = config.state_dir.clone();
+        let state_err = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| Error::State { path, source }
+        };
+        std::fs::create_dir_all(&state).map_err(state_err(&state))?;
+        let token_path = state.join(TOKEN_FILE);
+        write_private(&token_path, &token).map_err(state_err(&token_path))?;
+        let log_dir = state.join("purge-log");
+        if log_dir.exists() {
+            std::fs::remove_dir_all(&log_dir).map_err(state_err(&log_dir))?;
+        }
+        let site_dir = state.join("site");
+        write_placeholder_site(&site_dir).map_err(state_err(&site_dir))?;
+
+        let shutdown = Shutdown::new();
+        let mut tasks = Vec::new();
+
+        // 3. Slots with their targets (nothing running yet).
+        let mut slots = Vec::new();
+        let origin_addr = local(&origin_l)?;
+        slots.push(slot(ORIGIN_NAME, Role::Origin, origin_addr, true, None));
+        for (i, (l, a)) in shield_ls.iter().enumerate() {
+            slots.push(slot(
+                &config.shields[i].place.name,
+                Role::Shield(i),
+                local(l)?,
+                true,
+                Some(local(a)?),
+            ));
+        }
+        for (i, (l, a)) in edge_ls.iter().enumerate() {
+            let e = &config.edges[i];
+            slots.push(slot(
+                &e.place.name,
+                Role::Edge(i),
+                local(l)?,
+                e.listen.is_some(),
+                Some(local(a)?),
+            ));
+        }
+        let slot_of = |role: Role| slots.iter().position(|s| s.role == role);
+
+        // 4. Links: shield → origin, edge → each of its shields.
+        let mut shield_origin_links = Vec::new();
+        let origin_slot = slot_of(Role::Origin).unwrap_or(0);
+        for (i, s) in config.shields.iter().enumerate() {
+            let rtt = config.rtt(&s.place, &config.origin.place);
+            let l = bind(
+                SocketAddr::from(([127, 0, 0, 1], 0)),
+                format!("the link {} → origin", s.place.name),
+            )
+            .await?;
+            shield_origin_links.push(format!("http://{}", local(&l)?));
+            let target = slots[origin_slot].target.subscribe();
+            tasks.push(tokio::spawn(serve_link(l, rtt, target, shutdown.clone())));
+            let _ = i;
+        }
+        let mut edge_links = Vec::new();
+        for e in &config.edges {
+            let mut urls = Vec::new();
+            for &j in &e.shields {
+                let s = &config.shields[j];
+                let rtt = config.rtt(&e.place, &s.place);
+                let l = bind(
+                    SocketAddr::from(([127, 0, 0, 1], 0)),
+                    format!("the link {} → {}", e.place.name, s.place.name),
+                )
+                .await?;
+                urls.push(format!("http://{};id={}", local(&l)?, s.place.name));
+                let target = slot_of(Role::Shield(j))
+                    .map(|k| slots[k].target.subscribe())
+                    .ok_or_else(|| Error::Node {
+                        what: s.place.name.clone(),
+                        reason: "no slot".into(),
+                    })?;
+                tasks.push(tokio::spawn(serve_link(l, rtt, target, shutdown.clone())));
+            }
+            edge_links.push(urls);
+        }
+        // Fronts: an edge region's address, over its edges.
+        let mut front_addrs = Vec::new();
+        for (f, l) in config.fronts.iter().zip(front_ls) {
+            front_addrs.push(local(&l)?);
+            let targets = f
+                .edges
+                .iter()
+                .filter_map(|&i| slot_of(Role::Edge(i)).map(|k| slots[k].target.subscribe()))
+                .collect();
+            tasks.push(tokio::spawn(serve_front(l, targets, shutdown.clone())));
+        }
+
+        // 5. The node list, with real addresses.
+        let director = local(&director_l)?;
+        let director_admin = local(&director_admin_l)?;
+        let dashboard = local(&dashboard_l)?;
+        let nodes = node_infos(&config, &slots, &front_addrs, director, director_admin);
+
+        let inner = Arc::new(Inner {
+            origin: OriginRuntime {
+                root: tempfile_dir::Dir(site_dir),
+                counters: Arc::default(),
+            },
+            config,
+            token,
+            nodes,
+            slots,
+            shield_origin_links,
+            edge_links,
+            shutdown: shutdown.clone(),
+            director,
+            director_admin,
+            dashboard,
+            tasks: std::sync::Mutex::new(tasks),
+        });
+
+        // 6. The nodes: origin, shields, edges, on the listeners bound above.
+        let mut listeners: Vec<(TcpListener, Option<TcpListener>)> = vec![(origin_l, None)];
+        listeners.extend(shield_ls.into_iter().map(|(l, a)| (l, Some(a))));
+        listeners.extend(edge_ls.into_iter().map(|(l, a)| (l, Some(a))));
+        for (k, (l, a)) in listeners.into_iter().enumerate() {
+            inner.launch(k, l, a).await?;
+        }
+
+        // 7. The director (with the purge log) and the dashboard.
+        let director_config = inner.director_config(&front_addrs, &token_path)?;
+        let d = Arc::new(
+            meridian_geo_director::Director::new(director_config).map_err(|e| Error::Node {
+                what: "the director".into(),
+                reason: e.to_string(),
+            })?,
+        );
+        let stop = shutdown.clone();
+        let director_task = tokio::spawn(async move {
+            if let Err(e) =
+                meridian_geo_director::serve(director_l, Some(director_admin_l), d, stop.clone())
+                    .await
+            {
+                tracing::error!("director stopped: {e}");
+                stop.trigger();
+            }
+        });
+        let control: Arc<dyn Control> = Arc::new(Handle(Arc::clone(&inner)));
+        let app = crate::dashboard::router(control, dashboard, shutdown.clone());
+        let stop = shutdown.clone();
+        let dashboard_task = tokio::spawn(async move {
+            if let Err(e) = axum::serve(dashboard_l, app)
+                .with_graceful_shutdown(stop.wait())
+                .await
+            {
+                tracing::error!("dashboard stopped: {e}");
+            }
+        });
+        if let Ok(mut t) = inner.tasks.lock() {
+            t.push(director_task);
+            t.push(dashboard_task);
+        }
+        Ok(Cluster { inner })
+    }
+
+    /// The control interface (what the dashboard uses).
+    pub fn control(&self) -> Arc<dyn Control> {
+        Arc::new(Handle(Arc::clone(&self.inner)))
+    }
+
+    /// Every node with its real addresses.
+    pub fn nodes(&self) -> &[NodeInfo] {
+        &self.inner.nodes
+    }
+
+    /// The node named `name`.
+    pub fn node(&self, name: &str) -> Option<&NodeInfo> {
+        self.inner.nodes.iter().find(|n| n.name == name)
+    }
+
+    pub fn director(&self) -> SocketAddr {
+        self.inner.director
+    }
+
+    pub fn director_admin(&self) -> SocketAddr {
+        self.inner.director_admin
+    }
+
+    pub fn dashboard(&self) -> SocketAddr {
+        self.inner.dashboard
+    }
+
+    pub fn token(&self) -> &str {
+        &self.inner.token
+    }
+
+    pub fn config(&self) -> &ClusterConfig {
+        &self.inner.config
+    }
+
+    /// Requests and bytes the origin answered.
+    pub fn origin_counters(&self) -> OriginCounters {
+        self.inner.origin_counters()
+    }
+
+    /// Applies an action to a node (as the dashboard and `meridian cluster
+    /// stop|start|slow|fail|heal` do).
+    pub async fn act(&self, name: &str, action: Action) -> Result<Fault, ControlError> {
+        self.inner.act(name, action).await
+    }
+
+    /// Resolves when the cluster shuts down (Ctrl-C handling is the caller's).
+    pub async fn wait(&self) {
+        self.inner.shutdown.wait().await;
+    }
+
+    /// Stops every node, relay and listener, and waits (bounded) for them.
+    pub async fn shutdown(self) {
+        self.inner.shutdown.trigger();
+        for s in &self.inner.slots {
+            let running = s.state.lock().await.running.take();
+            if let Some((stop, task)) = running {
+                stop.trigger();
+                let _ = tokio::time::timeout(STOP_TIMEOUT, task).await;
+            }
+        }
+        let tasks = match self.inner.tasks.lock() {
+            Ok(mut t) => std::mem::take(&mut *t),
+            Err(_) => Vec::new(),
+        };
+        for t in tasks {
+            let _ = tokio::time::timeout(STOP_TIMEOUT, t).await;
+        }
+    }
+}
+
+fn slot(
+    name: &str,
+    role: Role,
+    listen: SocketAddr,
+    fixed_listen: bool,
+    admin: Option<SocketAddr>,
+) -> Slot {
+    let (target, _) = watch::channel(Target {
+        addr: None,
+        fault: Fault::Stopped,
+    });
+    Slot {
+        name: name.to_owned(),
+        role,
+        listen,
+        fixed_listen,
+        admin,
+        target,
+        state: Mutex::new(SlotState { running: None }),
+    }
+}
+
+fn node_infos(
+    c: &ClusterConfig,
+    slots: &[Slot],
+    fronts: &[SocketAddr],
+    director: SocketAddr,
+    director_admin: SocketAddr,
+) -> Vec<NodeInfo> {
+    let link = |from: &Place, to: &Place| UpstreamLink {
+        name: to.name.clone(),
+        rtt_ms: c.rtt(from, to).as_secs_f64() * 1000.0,
+    };
+    let info = |p: &Place, kind, url: String, admin: Option<SocketAddr>, upstreams| NodeInfo {
+        name: p.name.clone(),
+        kind,
+        region: p.region.clone(),
+        latitude: p.latitude,
+        longitude: p.longitude,
+        url,
+        admin: admin.map(|a| format!("http://{a}")),
+        upstreams,
+    };
+    let mut nodes = Vec::new();
+    for s in slots {
+        match s.role {
+            Role::Origin => nodes.push(info(
+                &c.origin.place,
+                NodeKind::Origin,
+                format!("http://{}", s.listen),
+                None,
+                Vec::new(),
+            )),
+            Role::Shield(i) => {
+                let p = &c.shields[i].place;
+                nodes.push(info(
+                    p,
+                    NodeKind::Shield,
+                    format!("http://{}", s.listen),
+                    s.admin,
+                    vec![link(p, &c.origin.place)],
+                ))
+            }
+            Role::Edge(i) => {
+                let e = &c.edges[i];
+                let front = fronts.get(e.front).copied().unwrap_or(s.listen);
+                nodes.push(info(
+                    &e.place,
+                    NodeKind::Edge,
+                    format!("http://{front}"),
+                    s.admin,
+                    e.shields
+                        .iter()
+                        .map(|&j| link(&e.place, &c.shields[j].place))
+                        .collect(),
+                ))
+            }
+        }
+    }
+    let first = c.edges.first().map(|e| e.place.clone());
+    let d = Place {
+        name: DIRECTOR_NAME.into(),
+        region: first.as_ref().map_or_else(String::new, |p| p.region.clone()),
+        latitude: first.as_ref().map_or(0.0, |p| p.latitude),
+        longitude: first.as_ref().map_or(0.0, |p| p.longitude),
+    };
+    nodes.push(NodeInfo {
+        name: d.name,
+        kind: NodeKind::Director,
+        region: "global".into(),
+        latitude: d.latitude,
+        longitude: d.longitude,
+        url: format!("http://{director}"),
+        admin: Some(format!("http://{director_admin}")),
+        upstreams: Vec::new(),
+    });
+    nodes
+}
+
+impl Inner {
+    fn origin_counters(&self) -> OriginCounters {
+        use std::sync::atomic::Ordering::Relaxed;
+        OriginCounters {
+            requests: self.origin.counters.requests.load(Relaxed),
+            bytes: self.origin.counters.bytes.load(Relaxed),
+        }
+    }
+
+    /// Starts slot `k` on these listeners and points its relays at it.
+    async fn launch(
+        &self,
+        k: usize,
+        listener: TcpListener,
+        admin: Option<TcpListener>,
+    ) -> Result<(), Error> {
+        let s = &self.slots[k];
+        let addr = local(&listener)?;
+        let stop = Shutdown::new();
+        // The node stops with the cluster too.
+        let (all, mine) = (self.shutdown.clone(), stop.clone());
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = all.wait() => mine.trigger(),
+                _ = mine.wait() => {}
+            }
+        });
+        let name = s.name.clone();
+        let task = match s.role {
+            Role::Origin => {
+                let config = meridian_origin::OriginConfig {
+                    root: self.origin.root.path().to_path_buf(),
+                    cache_control: Some(meridian_origin::HeaderValue::from_static(
+                        "public, max-age=60, stale-if-error=300",
+                    )),
+                    delay: Duration::ZERO,
+                    rate: None,
+                    surrogate_key_by_dir: true,
+                };
+                let app = meridian_origin::router(config)
+                    .await
+                    .map_err(|e| Error::Node {
+                        what: "the origin".into(),
+                        reason: e.to_string(),
+                    })?;
+                let wait = stop.wait();
+                tokio::spawn(async move {
+                    if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(wait).await {
+                        tracing::error!(node = %name, "stopped: {e}");
+                    }
+                })
+            }
+            Role::Shield(i) => {
+                let config = self.shield_config(i)?;
+                let stop = stop.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = meridian_origin_shield::run(listener, admin, config, stop).await
+                    {
+                        tracing::error!(node = %name, "stopped: {e}");
+                    }
+                })
+            }
+            Role::Edge(i) => {
+                let config = self.edge_config(i)?;
+                let stop = stop.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = meridian_edge::run(listener, admin, config, stop).await {
+                        tracing::error!(node = %name, "stopped: {e}");
+                    }
+                })
+            }
+        };
+        s.state.lock().await.running = Some((stop, task));
+        s.target.send_replace(Target {
+            addr: Some(addr),
+            fault: Fault::None,
+        });
+        Ok(())
+    }
+
+    /// The engine settings every cluster node shares.
+    fn node_file(&self, name: &str, region: &str) -> meridian_proxy::FileConfig {
+        use meridian_proxy::config::{CacheSection, HealthSection, PurgeSection};
+        meridian_proxy::FileConfig {
+            name: Some(name.to_owned()),
+            region: Some(region.to_owned()),
+            site_host: Some(self.config.site_host.clone()),
+            cache: CacheSection {
+                size: Some(ByteSize(self.config.cache_size)),
+                ..Default::default()
+            },
+            health: HealthSection {
+                interval: Some(HumanDuration(self.config.upstream_health_interval)),
+                ..Default::default()
+            },
+            purge: PurgeSection {
+                log: Some(format!("http://{}", self.director_admin)),
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+
+    /// Puts the cluster's token on a validated node config.
+    fn with_token(&self, mut c: meridian_proxy::Config) -> meridian_proxy::Config {
+        c.admin_tokens = Arc::new(Tokens::single("cluster", &self.token));
+        c.purge_token = Some(self.token.clone());
+        c
+    }
+
+    fn edge_config(&self, i: usize) -> Result<meridian_proxy::Config, Error> {
+        let e = &self.config.edges[i];
+        let mut file = self.node_file(&e.place.name, &e.place.region);
+        file.upstream = self.edge_links[i].clone();
+        let c = file.validate(&format!("edge `{}`", e.place.name))?;
+        Ok(self.with_token(c))
+    }
+
+    fn shield_config(&self, i: usize) -> Result<meridian_origin_shield::ShieldConfig, Error> {
+        let s = &self.config.shields[i];
+        let base = self.node_file(&s.place.name, &s.place.region);
+        let file = meridian_origin_shield::FileConfig {
+            name: base.name,
+            region: base.region,
+            origin: vec![self.shield_origin_links[i].clone()],
+            site_host: base.site_host,
+            // The edges are on loopback: their X-Forwarded-For is believed.
+            trusted_forwarders: Some(vec![ipnet::IpNet::from(std::net::IpAddr::from([
+                127, 0, 0, 1,
+            ]))
+            .trunc()]),
+            cache: base.cache,
+            // One origin: nothing to fail over to, so no active checks (a
+            // failing origin then still gets asked, and stale-if-error
+            // answers for it).
+            health: meridian_proxy::config::HealthSection {
+                interval: Some(HumanDuration(Duration::ZERO)),
+                ..Default::default()
+            },
+            purge: base.purge,
+            ..Default::default()
+        };
+        let mut c = file.validate(&format!("shield `{}`", s.place.name))?;
+        c.engine = self.with_token(c.engine);
+        Ok(c)
+    }
+
+    /// The director's config: the file's, with the real addresses and the
+    /// purge log kept in the state directory.
+    fn director_config(
+        &self,
+        fronts: &[SocketAddr],
+        token_path: &Path,
+    ) -> Result<meridian_geo_director::Config, Error> {
+        let mut d = self.config.director.clone();
+        for (i, e) in d.edges.iter_mut().enumerate() {
+            let spec = &self.config.edges[i];
+            if let Some(f) = fronts.get(spec.front) {
+                e.url = format!("http://{f}");
+            }
+            if let Some(a) = self.slots.iter().find(|s| s.role == Role::Edge(i)).and_then(|s| s.admin) {
+                e.admin = format!("http://{a}");
+            }
+        }
+        for (i, s) in d.shields.iter_mut().enumerate() {
+            if let Some(slot) = self.slots.iter().find(|x| x.role == Role::Shield(i)) {
+                s.url = format!("http://{}", slot.listen);
+                if let Some(a) = slot.admin {
+                    s.admin = format!("http://{a}");
+                }
+            }
+        }
+        d.listen = Some(self.director);
+        d.admin_listen = Some(self.director_admin);
+        d.purge_log.url = None;
+        d.purge_log.state_dir = Some(self.config.state_dir.join("purge-log"));
+        d.purge_log.tokens.push(TokenConfig {
+            name: "cluster".into(),
+            secret_file: token_path.to_path_buf(),
+            scopes: None,
+        });
+        for path in &mut d.geoip {
+            *path = resolve_shipped(path);
+        }
+        d.validate()?;
+        Ok(d)
+    }
+
+    async fn act(&self, name: &str, action: Action) -> Result<Fault, ControlError> {
+        if name == DIRECTOR_NAME {
+            return Err(ControlError::Refused(
+                "the director cannot be stopped or failed from here: every client's first request \
+                 goes through it (stop the whole cluster with Ctrl-C)"
+                    .into(),
+            ));
+        }
+        let k = self
+            .slots
+            .iter()
+            .position(|s| s.name == name)
+            .ok_or_else(|| ControlError::UnknownNode(name.to_owned()))?;
+        let s = &self.slots[k];
+        let refuse = |why: String| Err(ControlError::Refused(why));
+        let current = s.target.borrow().fault;
+        let stopped = current == Fault::Stopped;
+        match action {
+            Action::Stop => {
+                let running = s.state.lock().await.running.take();
+                s.target.send_modify(|t| {
+                    t.addr = None;
+                    t.fault = Fault::Stopped;
+                });
+                if let Some((stop, task)) = running {
+                    stop.trigger();
+                    if tokio::time::timeout(STOP_TIMEOUT, task).await.is_err() {
+                        tracing::warn!(node = name, "did not stop within {STOP_TIMEOUT:?}");
+                    }
+                }
+                tracing::info!(node = name, "stopped");
+                Ok(Fault::Stopped)
+            }
+            Action::Start if !stopped => Ok(current),
+            Action::Start => {
+                let listen = if s.fixed_listen {
+                    s.listen
+                } else {
+                    SocketAddr::from(([127, 0, 0, 1], 0))
+                };
+                let what = |w: &str| format!("{w} of `{name}`");
+                let l = bind(listen, what("the listener"))
+                    .await
+                    .map_err(|e| ControlError::Refused(e.to_string()))?;
+                let a = match s.admin {
+                    Some(a) => Some(
+                        bind(a, what("the admin listener"))
+                            .await
+                            .map_err(|e| ControlError::Refused(e.to_string()))?,
+                    ),
+                    None => None,
+                };
+                self.launch(k, l, a)
+                    .await
+                    .map_err(|e| ControlError::Refused(e.to_string()))?;
+                tracing::info!(node = name, "started");
+                Ok(Fault::None)
+            }
+            _ if stopped => refuse(format!("`{name}` is stopped: start it first")),
+            Action::Slow(d) => {
+                let fault = Fault::Slow {
+                    ms: u64::try_from(d.as_millis()).unwrap_or(u64::MAX),
+                };
+                s.target.send_modify(|t| t.fault = fault);
+                tracing::info!(node = name, ?d, "slowed");
+                Ok(fault)
+            }
+            Action::Fail => {
+                s.target.send_modify(|t| t.fault = Fault::Failing);
+                tracing::info!(node = name, "failing");
+                Ok(Fault::Failing)
+            }
+            Action::Heal => {
+                s.target.send_modify(|t| t.fault = Fault::None);
+                tracing::info!(node = name, "healed");
+                Ok(Fault::None)
+            }
+        }
+    }
+}
+
+/// `Inner` as the dashboard's [`Control`].
+struct Handle(Arc<Inner>);
+
+impl Control for Handle {
+    fn nodes(&self) -> Vec<NodeInfo> {
+        self.0.nodes.clone()
+    }
+
+    fn fault(&self, name: &str) -> Option<Fault> {
+        if name == DIRECTOR_NAME {
+            return Some(Fault::None);
+        }
+        self.0
+            .slots
+            .iter()
+            .find(|s| s.name == name)
+            .map(|s| s.target.borrow().fault)
+    }
+
+    fn act<'a>(
+        &'a self,
+        name: &'a str,
+        action: Action,
+    ) -> BoxFuture<'a, Result<Fault, ControlError>> {
+        Box::pin(self.0.act(name, action))
+    }
+
+    fn purge_log(&self) -> String {
+        format!("http://{}", self.0.director_admin)
+    }
+
+    fn token(&self) -> String {
+        self.0.token.clone()
+    }
+
+    fn origin_counters(&self) -> OriginCounters {
+        self.0.origin_counters()
+    }
+}
+
+/// `MERIDIAN_ADMIN_TOKEN` if set, else 32 random hex characters.
+fn cluster_token() -> String {
+    if let Ok(t) = std::env::var(meridian_common::auth::TOKEN_ENV)
+        && t.trim().len() >= 16
+    {
+        return t.trim().to_owned();
+    }
+    let mut bytes = [0u8; 16];
+    if getrandom::fill(&mut bytes).is_err() {
+        // No OS randomness: still unguessable enough for a loopback demo.
+        let seed = std::collections::hash_map::RandomState::new();
+        use std::hash::BuildHasher;
+        for (i, b) in bytes.iter_mut().enumerate() {
+            *b = (seed.hash_one(i) >> 8) as u8;
+        }
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Writes `text` to a file only its owner can read.
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.mode(0o600);
+    }
+    let mut f = o.open(path)?;
+    writeln!(f, "{text}")
+}
+
+/// The shipped database relative to the working directory, else to the
+/// source tree this was built from (cargo run from a subfolder, tests).
+fn resolve_shipped(path: &Path) -> PathBuf {
+    if path.exists() || path.is_absolute() {
+        return path.to_path_buf();
+    }
+    let built_in = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(path);
+    if built_in.exists() {
+        built_in
+    } else {
+        path.to_path_buf()
+    }
+}
+
+/// A few files for the origin until the sample site is wired in.
+fn write_placeholder_site(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir.join("static"))?;
+    std::fs::write(
+        dir.join("index.html"),
+        "<!doctype html><title>Meridian</title><h1>Served through Meridian</h1>\n",
+    )?;
+    std::fs::write(dir.join("static/app.css"), "body { font-family: sans-serif }\n")?;
+    Ok(())
+}

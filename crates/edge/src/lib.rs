@@ -14,7 +14,8 @@ pub use meridian_proxy::{Config, Engine, Error, FileConfig, config, health_clien
 use tokio::net::TcpListener;
 
 /// The edge's upstreams: with several shields, each cache key goes to its
-/// rendezvous-hash winner, so every object is fetched by one shield.
+/// rendezvous-hash winner, so every object is fetched by one shield. The
+/// hash is over each upstream's `;id=` when it has one, else its address.
 pub fn upstream_pool(config: &Config) -> Result<Pool, BalanceError> {
     let policy = HealthPolicy {
         rise: config.health_rise,
@@ -23,11 +24,13 @@ pub fn upstream_pool(config: &Config) -> Result<Pool, BalanceError> {
     let backends = config
         .upstreams
         .iter()
-        .map(|u| {
-            Ok(Backend::new(
-                u.to_string().parse::<BackendSpec>()?,
-                Arc::new(Health::new(policy)),
-            ))
+        .zip(config.upstream_ids.iter().chain(std::iter::repeat(&None)))
+        .map(|(u, id)| {
+            let mut spec = u.to_string().parse::<BackendSpec>()?;
+            if let Some(id) = id {
+                spec = spec.with_id(id)?;
+            }
+            Ok(Backend::new(spec, Arc::new(Health::new(policy))))
         })
         .collect::<Result<Vec<_>, BalanceError>>()?;
     Ok(Pool::new(backends, Balance::Rendezvous)?

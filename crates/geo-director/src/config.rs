@@ -50,6 +50,15 @@ pub struct EdgeConfig {
     pub longitude: f64,
     #[serde(default = "default_weight")]
     pub weight: f64,
+    /// The edge's own proxy listener, when `url` is not it (several edges
+    /// of a region behind one balancer at `url`). The director sends
+    /// clients to `url` either way; `meridian cluster up` binds this.
+    #[serde(default)]
+    pub listen: Option<SocketAddr>,
+    /// The `[[shield]]` names this edge fetches through, in order of
+    /// preference for `meridian cluster up` (default: every shield).
+    #[serde(default)]
+    pub shields: Option<Vec<String>>,
 }
 
 fn default_weight() -> f64 {

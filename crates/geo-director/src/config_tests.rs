@@ -255,8 +255,9 @@ fn purge_log_mistakes_name_the_key() {
 fn the_example_cluster_file_has_the_shield_and_the_log() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/cluster.toml");
     let c = Config::load(&path).expect("config/cluster.toml is valid");
-    assert_eq!(c.shields.len(), 1);
-    assert_eq!(c.shields[0].name, "shield-1");
+    assert_eq!(c.shields.len(), 2);
+    assert_eq!(c.shields[0].name, "shield-us");
+    assert_eq!(c.edges.len(), 6);
     assert_eq!(
         c.purge_log.url.as_deref(),
         Some("http://127.0.0.1:9000"),

@@ -37,6 +37,14 @@ pub struct ShieldConfig {
     pub url: String,
     /// Its admin listener.
     pub admin: String,
+    /// Where it is, for `meridian cluster up`'s simulated distance (the
+    /// director and the purge log do not use these).
+    #[serde(default)]
+    pub region: Option<String>,
+    #[serde(default)]
+    pub latitude: Option<f64>,
+    #[serde(default)]
+    pub longitude: Option<f64>,
 }
 
 /// `purge-log = "URL"` or a `[purge-log]` table.

@@ -168,6 +168,9 @@ pub struct Config {
     pub listen: SocketAddr,
     pub admin_listen: Option<SocketAddr>,
     pub upstreams: Vec<Uri>,
+    /// Each upstream's `;id=NAME`, if given: its identity for the
+    /// key-to-shield hashing instead of its address.
+    pub upstream_ids: Vec<Option<String>>,
     pub workers: Option<usize>,
     /// `site-host`, validated.
     pub site_host: Option<String>,
@@ -221,11 +224,11 @@ impl FileConfig {
                 "at least one upstream URL is required (--upstream http://HOST:PORT)".into(),
             ));
         }
-        let upstreams = self
+        let (upstreams, upstream_ids) = self
             .upstream
             .iter()
-            .map(|u| parse_upstream(u).map_err(|r| bad("upstream", r)))
-            .collect::<Result<Vec<_>, _>>()?;
+            .map(|u| parse_upstream_with_id(u).map_err(|r| bad("upstream", r)))
+            .collect::<Result<(Vec<_>, Vec<_>), _>>()?;
         let c = &self.cache;
         let cache_size = c.size.map_or(256 << 20, ByteSize::bytes);
         let max_object_size = c.max_object_size.map_or(64 << 20, ByteSize::bytes);
@@ -375,6 +378,7 @@ impl FileConfig {
                 .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
             admin_listen: self.admin_listen,
             upstreams,
+            upstream_ids,
             workers: self.workers.filter(|&w| w > 0),
             site_host,
             accept_hosts,
@@ -440,6 +444,28 @@ impl Config {
     }
 }
 
+/// `URL[;id=NAME]`: the URL as [`parse_upstream`] takes it, and an
+/// optional identity on the hash ring (so edges reaching a shield through
+/// different addresses agree on which keys it owns).
+pub fn parse_upstream_with_id(s: &str) -> Result<(Uri, Option<String>), String> {
+    let (url, options) = s.split_once(';').unwrap_or((s, ""));
+    let uri = parse_upstream(url.trim())?;
+    let mut id = None;
+    for opt in options.split(';').map(str::trim).filter(|o| !o.is_empty()) {
+        match opt.split_once('=') {
+            Some(("id", v)) => {
+                // The balancer checks the characters and length.
+                meridian_balance::BackendSpec::new(&uri.to_string(), 1)
+                    .and_then(|spec| spec.with_id(v.trim()))
+                    .map_err(|e| format!("`{s}`: {e}"))?;
+                id = Some(v.trim().to_owned());
+            }
+            _ => return Err(format!("`{s}`: unknown option `{opt}` (only `;id=NAME`)")),
+        }
+    }
+    Ok((uri, id))
+}
+
 /// An upstream must be `http://host:port[/prefix]`: TLS to upstreams is not
 /// built yet, and a clear error beats a confusing connect failure.
 pub fn parse_upstream(s: &str) -> Result<Uri, String> {
@@ -465,6 +491,24 @@ pub fn parse_upstream(s: &str) -> Result<Uri, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_upstream_can_name_its_identity_on_the_ring() {
+        let mut f = FileConfig {
+            upstream: vec![
+                "http://127.0.0.1:7001;id=shield-1".into(),
+                "http://127.0.0.1:7002".into(),
+            ],
+            ..Default::default()
+        };
+        let c = f.validate("t.toml").expect("valid");
+        assert_eq!(c.upstream_ids, vec![Some("shield-1".to_string()), None]);
+        f.upstream = vec!["http://127.0.0.1:7001;weight=2".into()];
+        let e = f.validate("t.toml").expect_err("only id").to_string();
+        assert!(e.contains("upstream") && e.contains("only `;id=NAME`"), "{e}");
+        f.upstream = vec!["http://127.0.0.1:7001;id=a b".into()];
+        assert!(f.validate("t.toml").is_err());
+    }
 
     #[test]
     fn defaults_fill_in() {

@@ -33,7 +33,7 @@ impl ConsistentHash {
         let mut ring = Vec::with_capacity(points);
         for (idx, b) in backends.iter().enumerate() {
             let mut prefix = StableHasher::new();
-            prefix.write(b.base().as_bytes());
+            prefix.write(b.spec().hash_id().as_bytes());
             prefix.write(b"#");
             for point in 0..POINTS_PER_WEIGHT * b.weight() {
                 let mut h = prefix;

@@ -33,7 +33,7 @@ fn key_hasher(key: &str) -> StableHasher {
 
 fn score(key: StableHasher, b: &Backend) -> f64 {
     let mut h = key;
-    h.write(b.base().as_bytes());
+    h.write(b.spec().hash_id().as_bytes());
     // Top 53 bits -> u in (0, 1), never 0 or 1, so ln(u) is finite and < 0.
     let u = ((h.finish() >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
     f64::from(b.weight()) / -u.ln()
@@ -112,6 +112,33 @@ mod tests {
             let b = reversed[rendezvous_order(&reversed, &key)[0]].base();
             assert_eq!(a, b, "{key}");
         }
+    }
+
+    #[test]
+    fn backends_with_the_same_ids_own_the_same_keys_whatever_their_addresses() {
+        let via = |ports: [u16; 2]| -> Vec<Arc<Backend>> {
+            ["shield-1", "shield-2"]
+                .iter()
+                .zip(ports)
+                .map(|(id, port)| {
+                    Arc::new(
+                        Backend::parse(&format!("http://127.0.0.1:{port};id={id}"))
+                            .expect("valid spec"),
+                    )
+                })
+                .collect()
+        };
+        let (a, b) = (via([7001, 7002]), via([8101, 8102]));
+        let plain = backends(&[1, 1]);
+        let mut differ_without_ids = 0;
+        for k in 0..200 {
+            let key = format!("/asset/{k}");
+            let (ia, ib) = (rendezvous_order(&a, &key)[0], rendezvous_order(&b, &key)[0]);
+            assert_eq!(a[ia].spec().hash_id(), b[ib].spec().hash_id(), "{key}");
+            differ_without_ids += usize::from(rendezvous_order(&plain, &key)[0] != ia);
+        }
+        // The ids, not the addresses, decide: without them the split differs.
+        assert!(differ_without_ids > 0);
     }
 
     #[test]
