@@ -71,9 +71,11 @@ impl Running {
 
     /// The director's first health round has seen the edges.
     async fn wait_until_routed(&self) {
-        eventually("the director sends London to eu-west", Duration::from_secs(10), || async {
-            self.route(LONDON).await.as_deref() == Some("eu-west")
-        })
+        eventually(
+            "the director sends London to eu-west",
+            Duration::from_secs(10),
+            || async { self.route(LONDON).await.as_deref() == Some("eu-west") },
+        )
         .await;
     }
 
@@ -165,7 +167,11 @@ async fn europe_goes_to_the_european_edge_and_edges_share_the_shields() {
     assert_eq!(status, 200);
     assert!(member(&cs, "us-east-").contains("fwd=miss"), "{cs}");
     assert!(member(&cs, "shield-").contains("hit"), "{cs}");
-    assert_eq!(r.origin_requests() - before, 1, "still one origin fetch in all");
+    assert_eq!(
+        r.origin_requests() - before,
+        1,
+        "still one origin fetch in all"
+    );
     r.cluster.shutdown().await;
 }
 
@@ -182,7 +188,9 @@ async fn distance_costs_what_it_would_on_a_miss_and_not_on_a_hit() {
     let floor = ap
         .shields
         .iter()
-        .map(|&j| c.rtt(&ap.place, &c.shields[j].place) + c.rtt(&c.shields[j].place, &c.origin.place))
+        .map(|&j| {
+            c.rtt(&ap.place, &c.shields[j].place) + c.rtt(&c.shields[j].place, &c.origin.place)
+        })
         .min()
         .expect("a shield");
     let base = r.url_of("ap-southeast");
@@ -190,12 +198,18 @@ async fn distance_costs_what_it_would_on_a_miss_and_not_on_a_hit() {
     let (_, cs, _) = r.get(&base, "/static/css/site.css").await;
     let miss = t.elapsed();
     assert!(cs.contains("fwd=miss"), "{cs}");
-    assert!(miss >= floor, "a miss took {miss:?}, less than the links' {floor:?}");
+    assert!(
+        miss >= floor,
+        "a miss took {miss:?}, less than the links' {floor:?}"
+    );
     let t = Instant::now();
     let (_, cs, _) = r.get(&base, "/static/css/site.css").await;
     let hit = t.elapsed();
     assert!(member(&cs, "ap-southeast").contains("hit"), "{cs}");
-    assert!(hit < floor, "a hit took {hit:?}: it must not cross the links ({floor:?})");
+    assert!(
+        hit < floor,
+        "a hit took {hit:?}: it must not cross the links ({floor:?})"
+    );
     r.cluster.shutdown().await;
 }
 
@@ -207,18 +221,24 @@ async fn a_stopped_edge_loses_its_clients_to_the_next_nearest_and_gets_them_back
     assert_eq!(r.get(&eu, "/index.html").await.0, 200);
 
     let t = Instant::now();
-    assert_eq!(r.cluster.act("eu-west", Action::Stop).await, Ok(Fault::Stopped));
+    assert_eq!(
+        r.cluster.act("eu-west", Action::Stop).await,
+        Ok(Fault::Stopped)
+    );
     // Its front no longer answers.
     assert!(r.http.get(format!("{eu}/index.html")).send().await.is_err());
-    eventually("London moves off eu-west", Duration::from_secs(10), || async {
-        r.route(LONDON)
-            .await
-            .is_some_and(|e| e != "eu-west")
-    })
+    eventually(
+        "London moves off eu-west",
+        Duration::from_secs(10),
+        || async { r.route(LONDON).await.is_some_and(|e| e != "eu-west") },
+    )
     .await;
     let moved = t.elapsed();
     let next = r.route(LONDON).await.unwrap_or_default();
-    assert!(next.starts_with("us-east-"), "London's next nearest is us-east, got {next}");
+    assert!(
+        next.starts_with("us-east-"),
+        "London's next nearest is us-east, got {next}"
+    );
     eprintln!("London moved to {next} after {moved:?} (health interval {interval:?})");
     assert!(
         moved <= 2 * interval + Duration::from_millis(500),
@@ -226,7 +246,10 @@ async fn a_stopped_edge_loses_its_clients_to_the_next_nearest_and_gets_them_back
     );
 
     // Started again: clients come back, its cache starts empty.
-    assert_eq!(r.cluster.act("eu-west", Action::Start).await, Ok(Fault::None));
+    assert_eq!(
+        r.cluster.act("eu-west", Action::Start).await,
+        Ok(Fault::None)
+    );
     r.wait_until_routed().await;
     let (status, cs, _) = r.get(&eu, "/index.html").await;
     assert_eq!(status, 200);
@@ -256,8 +279,15 @@ async fn a_region_with_two_edges_survives_one_of_them() {
         let m = member(&cs, "us-east-");
         seen.insert(m.split(';').next().unwrap_or_default().to_owned());
     }
-    assert_eq!(seen.len(), 2, "the region's balancer uses both edges: {seen:?}");
-    r.cluster.act("us-east-1", Action::Stop).await.expect("stop");
+    assert_eq!(
+        seen.len(),
+        2,
+        "the region's balancer uses both edges: {seen:?}"
+    );
+    r.cluster
+        .act("us-east-1", Action::Stop)
+        .await
+        .expect("stop");
     for _ in 0..4 {
         let (status, cs, _) = r.get(&front, "/index.html").await;
         assert_eq!(status, 200);
@@ -312,7 +342,10 @@ async fn the_origin_failing_is_covered_by_stale_if_error_and_a_shield_down_by_th
     r.purge(serde_json::json!({ "urls": [format!("http://{SITE}/index.html")], "soft": true }))
         .await;
     let (status, cs, _) = r.get(&eu, "/index.html").await;
-    assert_eq!(status, 200, "stale-if-error serves the soft-purged copy: {cs}");
+    assert_eq!(
+        status, 200,
+        "stale-if-error serves the soft-purged copy: {cs}"
+    );
     assert!(
         member(&cs, "shield-").contains("detail=stale-if-error"),
         "the shield answered from its stale copy: {cs}"
@@ -325,7 +358,10 @@ async fn the_origin_failing_is_covered_by_stale_if_error_and_a_shield_down_by_th
 
     // Both shields own part of the keys; with one stopped, its keys go to
     // the other.
-    r.cluster.act("shield-us", Action::Stop).await.expect("stop");
+    r.cluster
+        .act("shield-us", Action::Stop)
+        .await
+        .expect("stop");
     let interval = r.cluster.config().upstream_health_interval;
     tokio::time::sleep(interval * 2).await;
     for i in 0..8 {

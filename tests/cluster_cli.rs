@@ -133,18 +133,29 @@ fn text(o: &Output) -> String {
 #[test]
 fn check_config_accepts_the_shipped_file_and_names_a_bad_key() {
     let root = env!("CARGO_MANIFEST_DIR");
-    let ok = run(&["cluster", "up", "--check-config"], &Path::new(root).join("config/cluster.toml"));
+    let ok = run(
+        &["cluster", "up", "--check-config"],
+        &Path::new(root).join("config/cluster.toml"),
+    );
     assert!(ok.status.success(), "{}", text(&ok));
     assert!(text(&ok).contains("configuration OK"), "{}", text(&ok));
 
     let dir = tempfile::tempdir().expect("tempdir");
     let bad = dir.path().join("bad.toml");
-    let shipped = std::fs::read_to_string(Path::new(root).join("config/cluster.toml")).expect("read");
-    std::fs::write(&bad, shipped.replacen("[origin]\n", "[origin]\nsize = 3\n", 1)).expect("write");
+    let shipped =
+        std::fs::read_to_string(Path::new(root).join("config/cluster.toml")).expect("read");
+    std::fs::write(
+        &bad,
+        shipped.replacen("[origin]\n", "[origin]\nsize = 3\n", 1),
+    )
+    .expect("write");
     let out = run(&["cluster", "up", "--check-config"], &bad);
     assert!(!out.status.success());
     let t = text(&out);
-    assert!(t.contains("bad.toml") && t.contains("origin") && t.contains("size"), "{t}");
+    assert!(
+        t.contains("bad.toml") && t.contains("origin") && t.contains("size"),
+        "{t}"
+    );
 }
 
 #[test]
@@ -154,39 +165,62 @@ fn up_stop_start_status_and_ctrl_c() {
     let config = moved_config(dir.path(), &state);
     let cluster = up(&config);
     let summary = cluster.summary();
-    assert!(summary.contains("eu-west") && summary.contains("Dashboard"), "{summary}");
-    assert!(state.join("admin.token").exists(), "the token is in the state directory");
+    assert!(
+        summary.contains("eu-west") && summary.contains("Dashboard"),
+        "{summary}"
+    );
+    assert!(
+        state.join("admin.token").exists(),
+        "the token is in the state directory"
+    );
 
     // A second cluster on the same file names the taken port and its key.
     let second = run(&["cluster", "up"], &config);
     assert!(!second.status.success());
     let t = text(&second);
-    assert!(t.contains("is taken") && t.contains("cluster.dashboard"), "{t}");
+    assert!(
+        t.contains("is taken") && t.contains("cluster.dashboard"),
+        "{t}"
+    );
 
     // Faults through the control API, with the token `up` wrote.
     let stop = run(&["cluster", "stop", "eu-west"], &config);
     assert!(stop.status.success(), "{}", text(&stop));
     let status = run(&["cluster", "status"], &config);
     let t = text(&status);
-    let line = t.lines().find(|l| l.contains("eu-west")).unwrap_or_default().to_owned();
+    let line = t
+        .lines()
+        .find(|l| l.contains("eu-west"))
+        .unwrap_or_default()
+        .to_owned();
     assert!(line.contains("down") || line.contains("stopped"), "{t}");
     let start = run(&["cluster", "start", "eu-west"], &config);
     assert!(start.status.success(), "{}", text(&start));
     let unknown = run(&["cluster", "stop", "no-such-node"], &config);
     assert!(!unknown.status.success());
-    assert!(text(&unknown).contains("no-such-node"), "{}", text(&unknown));
+    assert!(
+        text(&unknown).contains("no-such-node"),
+        "{}",
+        text(&unknown)
+    );
 
     // Ctrl-C: it exits by itself, successfully, and frees its ports.
     let mut cluster = cluster;
     let pid = cluster.child.id().to_string();
-    let killed = Command::new("kill").args(["-INT", &pid]).status().expect("kill");
+    let killed = Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .expect("kill");
     assert!(killed.success());
     let deadline = Instant::now() + Duration::from_secs(15);
     let code = loop {
         if let Some(code) = cluster.child.try_wait().expect("wait") {
             break code;
         }
-        assert!(Instant::now() < deadline, "cluster up did not stop on SIGINT");
+        assert!(
+            Instant::now() < deadline,
+            "cluster up did not stop on SIGINT"
+        );
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(code.success(), "{code}");

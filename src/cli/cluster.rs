@@ -136,9 +136,7 @@ fn up(path: &Path, check_config: bool, workers: Option<usize>) -> anyhow::Result
 /// Asks the running cluster's control API (on the dashboard port) to act.
 fn act(n: &NodeArg, action: &str) -> anyhow::Result<()> {
     // Checks the action the same way the server will.
-    action
-        .parse::<Action>()
-        .map_err(|e| anyhow::anyhow!(e))?;
+    action.parse::<Action>().map_err(|e| anyhow::anyhow!(e))?;
     let config = load(&n.file.config)?;
     let token = read_token(&config)?;
     let url = format!(
@@ -175,10 +173,17 @@ fn status(path: &Path) -> anyhow::Result<()> {
     })?;
     let v: serde_json::Value = serde_json::from_str(&body).context("the dashboard's /api/state")?;
     let nodes = v["nodes"].as_array().cloned().unwrap_or_default();
-    println!("  {:<14} {:<9} {:<13} {:<10} {:>8}", "NODE", "KIND", "REGION", "STATE", "REQ/S");
+    println!(
+        "  {:<14} {:<9} {:<13} {:<10} {:>8}",
+        "NODE", "KIND", "REGION", "STATE", "REQ/S"
+    );
     for n in nodes {
         let get = |k: &str| n[k].as_str().map(str::to_owned).unwrap_or_default();
-        let state = n["status"].as_str().or(n["state"].as_str()).unwrap_or("?").to_owned();
+        let state = n["status"]
+            .as_str()
+            .or(n["state"].as_str())
+            .unwrap_or("?")
+            .to_owned();
         println!(
             "  {:<14} {:<9} {:<13} {:<10} {:>8.1}",
             get("name"),

@@ -93,9 +93,7 @@ fn check_id(spec: &str, id: &str) -> Result<(), BalanceError> {
     } else {
         Err(BalanceError::InvalidUrl {
             url: spec.to_string(),
-            reason: format!(
-                "id `{id}` must be 1 to {MAX_ID_LEN} letters, digits, `-`, `_` or `.`"
-            ),
+            reason: format!("id `{id}` must be 1 to {MAX_ID_LEN} letters, digits, `-`, `_` or `.`"),
         })
     }
 }

@@ -363,7 +363,10 @@ impl ClusterConfig {
             if [ORIGIN_NAME, DIRECTOR_NAME].contains(&s.place.name.as_str()) {
                 return Err(bad(
                     &format!("shield[{i}].name"),
-                    format!("`{}` is the name cluster up gives its own node", s.place.name),
+                    format!(
+                        "`{}` is the name cluster up gives its own node",
+                        s.place.name
+                    ),
                 ));
             }
         }
@@ -371,7 +374,10 @@ impl ClusterConfig {
             if [ORIGIN_NAME, DIRECTOR_NAME].contains(&e.place.name.as_str()) {
                 return Err(bad(
                     &format!("edge[{i}].name"),
-                    format!("`{}` is the name cluster up gives its own node", e.place.name),
+                    format!(
+                        "`{}` is the name cluster up gives its own node",
+                        e.place.name
+                    ),
                 ));
             }
         }
@@ -400,10 +406,12 @@ impl ClusterConfig {
             if addr.port() == 0 {
                 continue;
             }
-            if let Some((_, first)) = taken[..i]
-                .iter()
-                .find(|(a, _)| a.port() == addr.port() && (a.ip() == addr.ip() || a.ip().is_unspecified() || addr.ip().is_unspecified()))
-            {
+            if let Some((_, first)) = taken[..i].iter().find(|(a, _)| {
+                a.port() == addr.port()
+                    && (a.ip() == addr.ip()
+                        || a.ip().is_unspecified()
+                        || addr.ip().is_unspecified())
+            }) {
                 return Err(bad(
                     key,
                     format!("{addr} is already used by `{first}`: every node needs its own port"),
@@ -435,7 +443,9 @@ impl ClusterConfig {
                 || shields
                     .iter()
                     .any(|s| s.place.name == n || s.place.region == n)
-                || edges.iter().any(|e| e.place.name == n || e.place.region == n)
+                || edges
+                    .iter()
+                    .any(|e| e.place.name == n || e.place.region == n)
         };
         let mut overrides = Vec::new();
         for (i, p) in l.pair.iter().enumerate() {

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use meridian_common::auth::{Tokens, TokenConfig};
+use meridian_common::auth::{TokenConfig, Tokens};
 use meridian_common::{ByteSize, HumanDuration, Shutdown};
 use tokio::net::TcpListener;
 use tokio::sync::{Mutex, watch};
@@ -190,9 +190,16 @@ impl Cluster {
         let mut shield_ls = Vec::new();
         for (i, s) in config.shields.iter().enumerate() {
             let name = &s.place.name;
-            let l = bind(s.listen, format!("shield `{name}` (shield[{i}].url in {src})")).await?;
-            let a = bind(s.admin, format!("shield `{name}` admin (shield[{i}].admin in {src})"))
-                .await?;
+            let l = bind(
+                s.listen,
+                format!("shield `{name}` (shield[{i}].url in {src})"),
+            )
+            .await?;
+            let a = bind(
+                s.admin,
+                format!("shield `{name}` admin (shield[{i}].admin in {src})"),
+            )
+            .await?;
             shield_ls.push((l, a));
         }
         let mut front_ls = Vec::new();
@@ -223,8 +230,11 @@ impl Cluster {
                     .await?
                 }
             };
-            let a = bind(e.admin, format!("edge `{name}` admin (edge[{i}].admin in {src})"))
-                .await?;
+            let a = bind(
+                e.admin,
+                format!("edge `{name}` admin (edge[{i}].admin in {src})"),
+            )
+            .await?;
             edge_ls.push((l, a));
         }
 
@@ -543,7 +553,9 @@ fn node_infos(
     let first = c.edges.first().map(|e| e.place.clone());
     let d = Place {
         name: DIRECTOR_NAME.into(),
-        region: first.as_ref().map_or_else(String::new, |p| p.region.clone()),
+        region: first
+            .as_ref()
+            .map_or_else(String::new, |p| p.region.clone()),
         latitude: first.as_ref().map_or(0.0, |p| p.latitude),
         longitude: first.as_ref().map_or(0.0, |p| p.longitude),
     };
@@ -607,7 +619,10 @@ impl Inner {
                     })?;
                 let wait = stop.wait();
                 tokio::spawn(async move {
-                    if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(wait).await {
+                    if let Err(e) = axum::serve(listener, app)
+                        .with_graceful_shutdown(wait)
+                        .await
+                    {
                         tracing::error!(node = %name, "stopped: {e}");
                     }
                 })
@@ -687,10 +702,9 @@ impl Inner {
             origin: vec![self.shield_origin_links[i].clone()],
             site_host: base.site_host,
             // The edges are on loopback: their X-Forwarded-For is believed.
-            trusted_forwarders: Some(vec![ipnet::IpNet::from(std::net::IpAddr::from([
-                127, 0, 0, 1,
-            ]))
-            .trunc()]),
+            trusted_forwarders: Some(vec![
+                ipnet::IpNet::from(std::net::IpAddr::from([127, 0, 0, 1])).trunc(),
+            ]),
             cache: base.cache,
             // One origin: nothing to fail over to, so no active checks (a
             // failing origin then still gets asked, and stale-if-error
@@ -720,7 +734,12 @@ impl Inner {
             if let Some(f) = fronts.get(spec.front) {
                 e.url = format!("http://{f}");
             }
-            if let Some(a) = self.slots.iter().find(|s| s.role == Role::Edge(i)).and_then(|s| s.admin) {
+            if let Some(a) = self
+                .slots
+                .iter()
+                .find(|s| s.role == Role::Edge(i))
+                .and_then(|s| s.admin)
+            {
                 e.admin = format!("http://{a}");
             }
         }
@@ -908,7 +927,9 @@ fn resolve_shipped(path: &Path) -> PathBuf {
     if path.exists() || path.is_absolute() {
         return path.to_path_buf();
     }
-    let built_in = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(path);
+    let built_in = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(path);
     if built_in.exists() {
         built_in
     } else {
@@ -923,6 +944,9 @@ fn write_placeholder_site(dir: &Path) -> std::io::Result<()> {
         dir.join("index.html"),
         "<!doctype html><title>Meridian</title><h1>Served through Meridian</h1>\n",
     )?;
-    std::fs::write(dir.join("static/app.css"), "body { font-family: sans-serif }\n")?;
+    std::fs::write(
+        dir.join("static/app.css"),
+        "body { font-family: sans-serif }\n",
+    )?;
     Ok(())
 }

@@ -10,8 +10,11 @@ pub fn summary(c: &Cluster) -> String {
     use std::fmt::Write;
     let config = c.config();
     let mut s = String::new();
-    let regions: std::collections::BTreeSet<&str> =
-        config.edges.iter().map(|e| e.place.region.as_str()).collect();
+    let regions: std::collections::BTreeSet<&str> = config
+        .edges
+        .iter()
+        .map(|e| e.place.region.as_str())
+        .collect();
     let _ = writeln!(
         s,
         "\nMeridian cluster up ({}): {} edges in {} regions, {} shields, site {}\n",
@@ -68,7 +71,10 @@ pub fn summary(c: &Cluster) -> String {
             format!("{edge_name}: run it twice (miss, then hit)"),
         ),
         (
-            format!("curl -sL -o /dev/null -w '%{{url_effective}}\\n' http://{}/index.html", c.director()),
+            format!(
+                "curl -sL -o /dev/null -w '%{{url_effective}}\\n' http://{}/index.html",
+                c.director()
+            ),
             "the director redirects to an edge".to_string(),
         ),
         (
@@ -94,4 +100,3 @@ pub fn summary(c: &Cluster) -> String {
     let _ = writeln!(s, "\n  Ctrl-C stops everything.");
     s
 }
-

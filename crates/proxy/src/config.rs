@@ -505,7 +505,10 @@ mod tests {
         assert_eq!(c.upstream_ids, vec![Some("shield-1".to_string()), None]);
         f.upstream = vec!["http://127.0.0.1:7001;weight=2".into()];
         let e = f.validate("t.toml").expect_err("only id").to_string();
-        assert!(e.contains("upstream") && e.contains("only `;id=NAME`"), "{e}");
+        assert!(
+            e.contains("upstream") && e.contains("only `;id=NAME`"),
+            "{e}"
+        );
         f.upstream = vec!["http://127.0.0.1:7001;id=a b".into()];
         assert!(f.validate("t.toml").is_err());
     }

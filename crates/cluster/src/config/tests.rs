@@ -25,7 +25,11 @@ fn the_shipped_file_is_a_whole_cluster() {
     assert_eq!(c.shields.len(), 2);
     // us-east's two edges share one front; every other edge has its own.
     assert_eq!(c.fronts.len(), c.edges.len() - 1);
-    let shared = c.fronts.iter().find(|f| f.edges.len() == 2).expect("a two-edge region");
+    let shared = c
+        .fronts
+        .iter()
+        .find(|f| f.edges.len() == 2)
+        .expect("a two-edge region");
     let region = |i: usize| c.edges[i].place.region.clone();
     assert_eq!(region(shared.edges[0]), region(shared.edges[1]));
     assert!(c.edges.iter().all(|e| e.shields == vec![0, 1]));
@@ -64,12 +68,18 @@ fn mistakes_name_the_file_the_key_and_the_reason() {
             "unknown field",
         ),
         (
-            edited("admin = \"http://127.0.0.1:9103\"", "admin = \"http://127.0.0.1:9101\""),
+            edited(
+                "admin = \"http://127.0.0.1:9103\"",
+                "admin = \"http://127.0.0.1:9101\"",
+            ),
             "edge[3].admin",
             "already used by `edge[0].admin`",
         ),
         (
-            edited("url = \"http://127.0.0.1:8501\"", "url = \"http://127.0.0.1:8600\""),
+            edited(
+                "url = \"http://127.0.0.1:8501\"",
+                "url = \"http://127.0.0.1:8600\"",
+            ),
             "shield[1].url",
             "already used by `origin.listen`",
         ),
@@ -97,7 +107,10 @@ fn mistakes_name_the_file_the_key_and_the_reason() {
             "where each shield is",
         ),
         (
-            edited("url = \"http://127.0.0.1:8104\"", "url = \"http://edge.example:8104\""),
+            edited(
+                "url = \"http://127.0.0.1:8104\"",
+                "url = \"http://edge.example:8104\"",
+            ),
             "edge[4].url",
             "http://IP:PORT",
         ),

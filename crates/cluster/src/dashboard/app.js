@@ -74,22 +74,24 @@ function drawGraticule() {
   for (let lat = -60; lat <= 60; lat += 30) g.append(svg('line', { x1: -180, y1: -lat, x2: 180, y2: -lat }));
 }
 
-// Nodes at the same place (a region's edges, a shield beside an edge) are
-// spread on a small circle round it, so each stays visible.
+// Nodes at (nearly) the same place (a region's edges, a shield beside an
+// edge) are spread on a small circle round their centre, so each stays
+// visible; each label goes on the outer side of its marker.
 function positions(nodes) {
-  const groups = new Map();
+  const groups = [];
   for (const n of nodes) {
-    const key = n.longitude.toFixed(1) + ',' + n.latitude.toFixed(1);
-    if (!groups.has(key)) groups.set(key, []);
-    groups.get(key).push(n.name);
+    const g = groups.find((g) => Math.hypot(g.x - n.longitude, g.y + n.latitude) < 3);
+    if (g) g.names.push(n.name);
+    else groups.push({ x: n.longitude, y: -n.latitude, names: [n.name] });
   }
   const at = new Map();
-  for (const n of nodes) {
-    const group = groups.get(n.longitude.toFixed(1) + ',' + n.latitude.toFixed(1));
-    const i = group.indexOf(n.name);
-    const r = group.length > 1 ? 2.6 : 0;
-    const a = (2 * Math.PI * i) / group.length - Math.PI / 2;
-    at.set(n.name, { x: n.longitude + r * Math.cos(a), y: -n.latitude + r * Math.sin(a) });
+  for (const g of groups) {
+    const k = g.names.length;
+    const r = k > 1 ? 1.6 + 0.5 * k : 0;
+    g.names.forEach((name, i) => {
+      const a = (2 * Math.PI * i) / k - Math.PI / 2;
+      at.set(name, { x: g.x + r * Math.cos(a), y: g.y + r * Math.sin(a), left: k > 1 && Math.cos(a) < -0.01 });
+    });
   }
   return at;
 }
@@ -132,7 +134,7 @@ function build(s) {
     const circle = svg('circle', { cx: p.x, cy: p.y, r: n.kind === 'edge' ? 1.8 : 2.4, 'data-node': n.name });
     circle.append(svg('title', {}, n.name + ' (' + n.kind + ', ' + n.region + ')'));
     // Labels go right of the marker, or left when a neighbour sits there.
-    const crowded = [...at.values()].some((q) => q.x > p.x && q.x - p.x < 14 && Math.abs(q.y - p.y) < 4);
+    const crowded = p.left || [...at.values()].some((q) => q.x > p.x && q.x - p.x < 14 && Math.abs(q.y - p.y) < 4);
     const label = crowded
       ? svg('text', { x: p.x - 3, y: p.y + 1.2, class: 'label', 'text-anchor': 'end' }, n.name)
       : svg('text', { x: p.x + 3, y: p.y + 1.2, class: 'label' }, n.name);
@@ -167,10 +169,8 @@ function renderNode(n) {
   $('.state', card).textContent = fault;
   $('.v-rps', card).textContent = x ? fmtRps(x.rps) : '–';
   $('.v-requests', card).textContent = x ? fmtInt(x.requests) : '–';
-  let hit = x && x.hit_ratio != null ? fmtPct(x.hit_ratio) : '–';
-  if (x && x.recent_hit_ratio != null) hit += ' · now ' + fmtPct(x.recent_hit_ratio);
-  $('.v-hit', card).textContent = hit;
-  $('.v-hit', card).title = 'since start · over the last second';
+  $('.v-hit', card).textContent = x && x.hit_ratio != null ? fmtPct(x.hit_ratio) : '–';
+  $('.v-hit-now', card).textContent = x && x.recent_hit_ratio != null ? 'now ' + fmtPct(x.recent_hit_ratio) : '';
   $('.v-offload', card).textContent = x ? fmtPct(x.offload) : '–';
   $('.v-bytes', card).textContent = x ? fmtBytes(x.bytes_served) : '–';
   $('.v-entries', card).textContent = x && n.kind !== 'origin' ? fmtInt(x.entries) : '–';
