@@ -351,7 +351,19 @@ $('#token-form').addEventListener('submit', (ev) => {
   toast(getToken() ? 'Token set for this tab.' : 'Token cleared.');
 });
 $('#purge-form').addEventListener('submit', purge);
-$('#purge-kind').addEventListener('change', () => { $('#purge-value').disabled = $('#purge-kind').value === 'all'; });
+const PURGE_HINTS = {
+  urls: 'absolute URLs: scheme://host/path, comma-separated',
+  prefixes: 'host/path prefixes: site.example/img/, comma-separated',
+  tags: 'surrogate keys: news, sports',
+  all: 'everything',
+};
+function purgeKindChanged() {
+  const kind = $('#purge-kind').value;
+  $('#purge-value').disabled = kind === 'all';
+  $('#purge-value').placeholder = PURGE_HINTS[kind];
+}
+$('#purge-kind').addEventListener('change', purgeKindChanged);
+purgeKindChanged();
 poll();
 if (POLL_ONLY) setConn('polling'); else follow();
 setInterval(() => {
