@@ -163,27 +163,32 @@ fn act(n: &NodeArg, action: &str) -> anyhow::Result<()> {
 fn status(path: &Path) -> anyhow::Result<()> {
     let config = load(path)?;
     let url = format!("http://{}/api/state", config.dashboard);
-    let body = blocking(async {
-        let r = client()?
-            .get(&url)
-            .send()
-            .await
-            .with_context(|| not_running(&config))?;
-        Ok(r.text().await.unwrap_or_default())
-    })?;
-    let v: serde_json::Value = serde_json::from_str(&body).context("the dashboard's /api/state")?;
-    let nodes = v["nodes"].as_array().cloned().unwrap_or_default();
+    // Right after `up` the first poll may not have finished: wait for it.
+    let mut nodes = Vec::new();
+    for attempt in 0..10 {
+        let body = blocking(async {
+            let r = client()?
+                .get(&url)
+                .send()
+                .await
+                .with_context(|| not_running(&config))?;
+            Ok(r.text().await.unwrap_or_default())
+        })?;
+        let v: serde_json::Value =
+            serde_json::from_str(&body).context("the dashboard's /api/state")?;
+        nodes = v["nodes"].as_array().cloned().unwrap_or_default();
+        if !nodes.is_empty() || attempt == 9 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
     println!(
         "  {:<14} {:<9} {:<13} {:<10} {:>8}",
         "NODE", "KIND", "REGION", "STATE", "REQ/S"
     );
     for n in nodes {
         let get = |k: &str| n[k].as_str().map(str::to_owned).unwrap_or_default();
-        let state = n["status"]
-            .as_str()
-            .or(n["state"].as_str())
-            .unwrap_or("?")
-            .to_owned();
+        let state = n["state"].as_str().unwrap_or("?").to_owned();
         println!(
             "  {:<14} {:<9} {:<13} {:<10} {:>8.1}",
             get("name"),

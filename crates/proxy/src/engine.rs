@@ -193,6 +193,12 @@ impl Engine {
         peer: SocketAddr,
         scheme: Scheme,
     ) -> Response<Body> {
+        // A tier below polling this node's health is not traffic: it is
+        // answered here and counted nowhere (`/stats`, `/metrics`), so an
+        // idle shield polled by many edges shows no requests.
+        if req.uri().path() == PROXY_HEALTH_PATH {
+            return self.health_answer().0;
+        }
         if !tracing::enabled!(tracing::Level::DEBUG) {
             // The hit path pays nothing for logging it does not do.
             let (response, outcome) = self.handle_inner(req, peer, scheme).await;
@@ -249,9 +255,6 @@ impl Engine {
             Ok(None) => return self.refuse(StatusCode::BAD_REQUEST, "missing Host"),
             Err(why) => return self.refuse(StatusCode::BAD_REQUEST, why),
         };
-        if parts.uri.path() == PROXY_HEALTH_PATH {
-            return self.health_answer();
-        }
         let Some(authority) = self.site_authority(requested, scheme) else {
             return self.refuse(
                 StatusCode::MISDIRECTED_REQUEST,

@@ -148,7 +148,10 @@ function build(s) {
     $('.name', card).textContent = n.name;
     $('.sub', card).textContent = n.kind + ' · ' + n.region;
     for (const b of card.querySelectorAll('button')) {
-      b.addEventListener('click', () => act(n.name, b.dataset.action));
+      // Every client's first request goes through the director: it is
+      // not stopped or failed from here.
+      if (n.kind === 'director') b.remove();
+      else b.addEventListener('click', () => act(n.name, b.dataset.action));
     }
     grid.append(card);
     cards.set(n.name, card);
