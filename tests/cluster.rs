@@ -5,6 +5,8 @@
 //! redirects, the edges' fronts, the purge log and the control API.
 //! Every wait is a bounded poll.
 
+#[path = "../crates/cluster/tests/browser/mod.rs"]
+mod browser;
 #[path = "support/eventually.rs"]
 mod eventually;
 
@@ -421,4 +423,115 @@ async fn every_printed_curl_line_works_as_printed() {
         eprintln!("$ {line}\n{stdout}");
     }
     r.cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_shows_the_whole_cluster_live_in_a_real_browser() {
+    if browser::unavailable() {
+        return;
+    }
+    let r = start().await;
+    let edges: Vec<(String, String)> = r
+        .cluster
+        .nodes()
+        .iter()
+        .filter(|n| n.kind == NodeKind::Edge)
+        .map(|n| (n.name.clone(), n.url.clone()))
+        .collect();
+    // Traffic through every region (a fresh connection each, so both of
+    // us-east's edges see some).
+    let fresh = reqwest::Client::builder()
+        .no_proxy()
+        .pool_max_idle_per_host(0)
+        .build()
+        .expect("client");
+    for (_, url) in &edges {
+        for path in [
+            "/index.html",
+            "/static/css/site.css",
+            "/index.html",
+            "/news/",
+        ] {
+            let resp = fresh.get(format!("{url}{path}")).send().await.expect("get");
+            assert!(resp.status().is_success(), "{url}{path}");
+        }
+    }
+    let dash = r.cluster.dashboard();
+    let state = format!("http://{dash}/api/state");
+    eventually(
+        "the dashboard counted every edge's traffic",
+        Duration::from_secs(10),
+        || async {
+            let Ok(resp) = r.http.get(&state).send().await else {
+                return false;
+            };
+            let v: serde_json::Value = resp.json().await.unwrap_or_default();
+            let nodes = v["nodes"].as_array().cloned().unwrap_or_default();
+            nodes.len() == r.cluster.nodes().len()
+                && nodes
+                    .iter()
+                    .filter(|n| n["kind"] == "edge")
+                    .all(|n| n["numbers"]["requests"].as_u64().unwrap_or(0) > 0)
+        },
+    )
+    .await;
+
+    let url = format!("http://{dash}/?poll#token={}", r.cluster.token());
+    let dom = dump(&url).await;
+    for n in r.cluster.nodes() {
+        let card = browser::element(&dom, r#"<div class="node""#, &n.name)
+            .unwrap_or_else(|| panic!("no card for {} in\n{dom}", n.name));
+        assert_eq!(
+            browser::attr(&card, "data-state"),
+            Some("up"),
+            "{}: {card:?}",
+            n.name
+        );
+        assert!(
+            browser::element(&dom, "<circle", &n.name).is_some(),
+            "no map marker for {}",
+            n.name
+        );
+        if n.kind == NodeKind::Edge {
+            let requests: u64 = browser::attr(&card, "data-requests")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            assert!(requests > 0, "{}: no live numbers: {card:?}", n.name);
+        }
+    }
+
+    // A stopped edge shows down within a few seconds.
+    let t = Instant::now();
+    r.cluster.act("sa-east", Action::Stop).await.expect("stop");
+    loop {
+        let dom = dump(&url).await;
+        let card = browser::element(&dom, r#"<div class="node""#, "sa-east").expect("sa-east");
+        if browser::attr(&card, "data-state") == Some("down") {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(15),
+            "sa-east never showed down: {card:?}"
+        );
+    }
+    eprintln!(
+        "a stopped edge showed down in the browser after {:?}",
+        t.elapsed()
+    );
+
+    // `MERIDIAN_DASHBOARD_SCREENSHOT=docs/dashboard.png` keeps a screenshot.
+    if let Some(png) = std::env::var_os("MERIDIAN_DASHBOARD_SCREENSHOT") {
+        let png = std::path::PathBuf::from(png);
+        tokio::task::spawn_blocking(move || browser::screenshot(&url, &png, (1400, 1100)))
+            .await
+            .expect("screenshot");
+    }
+    r.cluster.shutdown().await;
+}
+
+async fn dump(url: &str) -> String {
+    let url = url.to_owned();
+    tokio::task::spawn_blocking(move || browser::dump_dom(&url))
+        .await
+        .expect("chromium")
 }
