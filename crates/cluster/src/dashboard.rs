@@ -107,13 +107,20 @@ pub fn router(control: Arc<dyn Control>, own: SocketAddr, shutdown: Shutdown) ->
     router_with(control, own, shutdown, Settings::default())
 }
 
+/// The shortest poll interval and node timeout [`router_with`] uses (a
+/// smaller one is raised to it): no busy loop, no timeout too short to
+/// connect.
+pub const MIN_POLL: Duration = Duration::from_millis(100);
+
 /// [`router`] with other limits.
 pub fn router_with(
     control: Arc<dyn Control>,
     own: SocketAddr,
     shutdown: Shutdown,
-    settings: Settings,
+    mut settings: Settings,
 ) -> axum::Router {
+    settings.poll_interval = settings.poll_interval.max(MIN_POLL);
+    settings.node_timeout = settings.node_timeout.max(MIN_POLL);
     let (publish, snapshot) = watch::channel(Arc::new(String::from("{}")));
     let purges = Arc::new(Mutex::new(purges::Purges::new(settings.recent_purges)));
     let poke = Arc::new(Notify::new());
