@@ -3,7 +3,7 @@
 //! nodes, the relays between them, the director with the purge log and the
 //! dashboard start on one tokio runtime.
 //!
-//! Each controllable node (origin, shields, edges) lives in a [`Slot`]: its
+//! Each controllable node (origin, shields, edges) lives in a slot: its
 //! addresses, its running task and a `watch` of its [`Target`] that every
 //! relay into it reads. Stopping a node shuts it down (its listeners close,
 //! the relays drop connections into it); starting it binds the same
