@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Starts a static origin and an edge in front of it on loopback, with a few
-# demo files, until Ctrl-C. (Until `meridian cluster up` lands, this is the
-# one-command local CDN.)
+# demo files, until Ctrl-C: the smallest setup. (The whole multi-region CDN
+# is `cargo run --release -- cluster up`.)
 #
 #   scripts/demo.sh            # origin on 127.0.0.1:9000, edge on 127.0.0.1:8080, admin on 127.0.0.1:9080
 #   then: curl -sI http://127.0.0.1:8080/index.html   (twice: fwd=miss, then hit)
