@@ -237,7 +237,8 @@ pub struct MemoryStore {
     /// after it.
     purges: Mutex<PurgeLog>,
     /// Held shared by every rewrite of a slot from its old value that runs
-    /// outside the purge log (a removal, a purge's per-key step), and
+    /// outside the purge log (a removal, the removal of what purges
+    /// marked), and
     /// exclusively by a purge of everything around its invalidation: a
     /// rewrite that read the old slot before the invalidation must not
     /// put part of it back after.
