@@ -590,7 +590,11 @@ fn a_hard_purge_is_effective_at_once_and_housekeeping_frees_it() {
     s.maintain();
     let st = s.stats();
     assert_eq!(st.entries, 2, "{st:?}");
-    assert_eq!(s.index_sizes(), (2, 2), "records and links of the purged go");
+    assert_eq!(
+        s.index_sizes(),
+        (2, 2),
+        "records and links of the purged go"
+    );
     assert!(matches!(s.lookup("http://a/v", &br), Lookup::Found(_)));
     assert_eq!(s.purge(&Selector::All, false), 2);
 }
