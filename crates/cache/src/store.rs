@@ -16,7 +16,7 @@
 //! every lookup honours at once, and queues the URLs; [`Storage::maintain`]
 //! (about once a second) removes them from moka. Removing in the purge
 //! itself made a purge of 1,000 URLs in a store of 1,000,000 take 5 ms
-//! typically but 50 to 400 ms now and then: moka's hash table leaves a
+//! typically but 50 ms and more now and then: moka's hash table leaves a
 //! tombstone per removal and, once a tenth of a segment's buckets are
 //! tombstones, rebuilds the whole segment (rehashing every key in it)
 //! inside the removal that crossed the line, and the 64 segments cross it
@@ -396,7 +396,7 @@ impl MemoryStore {
             return touched;
         }
         // Responses purged already are gone for the count the index gives
-        // below. Under the purge log, so no purge adds to them meanwhile.
+        // below. Under the purge log, so no purge starting later adds any.
         self.apply_removals();
         // Both under the purge log, so no insert lands between them: one
         // landing after the invalidation but before the index is emptied
@@ -417,9 +417,9 @@ impl MemoryStore {
         self.purges.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// See [`MemoryStore::rewrites`]. Taken while holding the purge log
-    /// only by the thread holding the log (the one that could otherwise
-    /// want the exclusive side), so the two cannot wait on each other.
+    /// See [`MemoryStore::rewrites`]. Lock order: the purge log, then this
+    /// (a purge of everything removes what purges marked before it takes
+    /// the exclusive side); nothing holding this takes the purge log.
     fn rewrite(&self) -> std::sync::RwLockReadGuard<'_, ()> {
         self.rewrites.read().unwrap_or_else(|p| p.into_inner())
     }
