@@ -42,6 +42,9 @@ pub struct Entry {
     tags: Box<[Box<str>]>,
     /// Soft purge: kept, but treated as stale (revalidated before use).
     invalidated: AtomicBool,
+    /// Hard purge: never served again; the store drops it at its next
+    /// housekeeping ([`crate::Storage::maintain`]).
+    purged: AtomicBool,
     weight: u32,
 }
 
@@ -69,6 +72,7 @@ impl Entry {
             generation: 0,
             tags,
             invalidated: AtomicBool::new(false),
+            purged: AtomicBool::new(false),
             weight: u32::try_from(weight).unwrap_or(u32::MAX),
         }
     }
@@ -99,6 +103,19 @@ impl Entry {
 
     pub fn is_invalidated(&self) -> bool {
         self.invalidated.load(Ordering::Relaxed)
+    }
+
+    /// Marks the entry gone (hard purge): the store's lookups skip it from
+    /// now on, and its housekeeping removes it. Relaxed is enough: the flag
+    /// publishes nothing else, and a lookup that happens after the purge
+    /// (the only one the purge promises anything to) sees the store.
+    pub(crate) fn purge(&self) {
+        self.purged.store(true, Ordering::Relaxed);
+    }
+
+    /// Hard-purged: no longer served, waiting to be removed from the store.
+    pub fn is_purged(&self) -> bool {
+        self.purged.load(Ordering::Relaxed)
     }
 
     /// May this copy be served when the upstream fails (RFC 5861 §4 and

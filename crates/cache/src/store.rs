@@ -11,6 +11,19 @@
 //! (`store_index.rs`: shapes, consistency argument and memory charge), so
 //! they cost the responses they remove, not the size of the store. The hit
 //! path never touches them: `lookup` is one moka probe.
+//!
+//! A hard purge marks what it names purged ([`Entry::is_purged`]), which
+//! every lookup honours at once, and queues the URLs; [`Storage::maintain`]
+//! (about once a second) removes them from moka. Removing in the purge
+//! itself made a purge of 1,000 URLs in a store of 1,000,000 take 5 ms
+//! typically but 50 ms and more now and then: moka's hash table leaves a
+//! tombstone per removal and, once a tenth of a segment's buckets are
+//! tombstones, rebuilds the whole segment (rehashing every key in it)
+//! inside the removal that crossed the line, and the 64 segments cross it
+//! together. The marks make a purge cost one lookup per response it names;
+//! the rebuilds are paid by housekeeping, or never when the purged URLs
+//! are fetched again first (an insert replaces the slot and drops the
+//! purged variants without leaving a tombstone).
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, RwLock};
@@ -83,16 +96,22 @@ pub trait Storage: Send + Sync + 'static {
     /// replaces every stored variant of the URL that `req` would have
     /// selected (RFC 9111 §4.1: the most recent response wins). Refused,
     /// returning false, when a purge since `entry.generation` covers it.
+    /// `entry` is one stored response, so give each URL its own: purges
+    /// mark the entry itself, and one shared by two URLs is purged (or
+    /// marked stale) under both.
     fn insert(&self, key: &str, entry: Arc<Entry>, req: &HeaderMap) -> bool;
     /// Removes one stored variant (the very entry given), leaving the
     /// URL's other variants alone.
     fn remove(&self, key: &str, entry: &Entry);
     /// Removes (hard) or marks stale (soft) what `selector` names; returns
-    /// how many stored responses it touched.
+    /// how many stored responses it touched. Effective at once: no lookup
+    /// after it returns finds a hard-purged response, though a store may
+    /// give the memory back only at its next [`Storage::maintain`].
     fn purge(&self, selector: &Selector, soft: bool) -> usize;
     fn stats(&self) -> StoreStats;
-    /// Housekeeping (evictions and expiries that are due), run about once a
-    /// second by the node so an idle node gives back evicted bodies too.
+    /// Housekeeping (evictions and expiries that are due, removal of what
+    /// purges marked), run about once a second by the node so an idle node
+    /// gives back evicted and purged bodies too.
     fn maintain(&self) {}
 }
 
@@ -108,6 +127,11 @@ struct PurgeLog {
 /// Purges remembered for in-flight fills; a fill lasting longer than this
 /// many purges is simply not stored.
 const PURGE_LOG: usize = 4096;
+
+/// Purged URLs waiting for housekeeping to remove them from moka (16 bytes
+/// each); a purge that leaves more queued removes them itself, so a purge
+/// of a large share of the store cannot park a large list.
+const REMOVALS_QUEUED: usize = 65_536;
 
 impl PurgeLog {
     fn record(&mut self, selector: &Selector) {
@@ -213,11 +237,19 @@ pub struct MemoryStore {
     /// after it.
     purges: Mutex<PurgeLog>,
     /// Held shared by every rewrite of a slot from its old value that runs
-    /// outside the purge log (a removal, a purge's per-key step), and
+    /// outside the purge log (a removal, the removal of what purges
+    /// marked), and
     /// exclusively by a purge of everything around its invalidation: a
     /// rewrite that read the old slot before the invalidation must not
     /// put part of it back after.
     rewrites: RwLock<()>,
+    /// URLs whose slots hold responses a hard purge marked, for
+    /// [`MemoryStore::apply_removals`]. At most `removals_max` long
+    /// between purges; a URL is queued only by a purge that marked one of
+    /// its live responses.
+    removals: Mutex<Vec<Arc<str>>>,
+    /// [`REMOVALS_QUEUED`] (a field so a test can reach it cheaply).
+    removals_max: usize,
 }
 
 impl MemoryStore {
@@ -255,6 +287,8 @@ impl MemoryStore {
             capacity,
             purges: Mutex::default(),
             rewrites: RwLock::default(),
+            removals: Mutex::default(),
+            removals_max: REMOVALS_QUEUED,
         }
     }
 
@@ -277,46 +311,72 @@ impl MemoryStore {
     }
 
     /// Purges what `selector` names among `keys` (the index's candidates;
-    /// a key no longer stored, or no longer matching, is skipped).
-    fn purge_keys<K: AsRef<str>>(
-        &self,
-        keys: impl IntoIterator<Item = K>,
-        selector: &Selector,
-        soft: bool,
-    ) -> usize {
+    /// a key no longer stored, or no longer matching, is skipped): marks
+    /// each named response stale (soft) or purged (hard, and its URL is
+    /// queued for [`MemoryStore::apply_removals`]). A mark is on the
+    /// response itself, so it holds in whichever slot of the URL carries
+    /// it: an insert or removal rewriting the slot meanwhile copies the
+    /// marked response (and drops it if purged) rather than reviving it.
+    fn purge_keys(&self, mut keys: Vec<Arc<str>>, selector: &Selector, soft: bool) -> usize {
         let mut touched = 0;
-        for key in keys {
-            let key = key.as_ref();
-            if soft {
-                if let Some(slot) = self.cache.get(key) {
-                    for e in slot.entries().iter().filter(|e| selector.selects(key, e)) {
+        keys.retain(|key| {
+            let Some(slot) = self.cache.get(&**key) else {
+                return false;
+            };
+            let mut hit = false;
+            for e in slot.entries() {
+                if !e.is_purged() && selector.selects(key, e) {
+                    if soft {
                         e.invalidate();
-                        touched += 1;
+                    } else {
+                        e.purge();
                     }
+                    touched += 1;
+                    hit = true;
                 }
-                continue;
             }
+            hit && !soft
+        });
+        if !keys.is_empty() {
+            let mut queue = self.removals_queue();
+            queue.append(&mut keys);
+            let full = queue.len() > self.removals_max;
+            drop(queue);
+            if full {
+                self.apply_removals();
+            }
+        }
+        touched
+    }
+
+    /// Removes from moka what hard purges marked in the queued URLs' slots
+    /// (a slot rewritten since has shed them already).
+    fn apply_removals(&self) {
+        let keys = std::mem::take(&mut *self.removals_queue());
+        for key in keys {
             // In moka's compute for the key: serialised with inserts and
             // removals of the same URL, so no variant is lost or revived.
             let _rewrite = self.rewrite();
-            self.cache.entry_by_ref(key).and_compute_with(|old| {
+            self.cache.entry_by_ref(&*key).and_compute_with(|old| {
                 let Some(old) = old else {
                     return Op::Nop;
                 };
                 let old = old.into_value();
-                let (hit, keep): (Vec<&Arc<Entry>>, Vec<&Arc<Entry>>) =
-                    old.entries().iter().partition(|e| selector.selects(key, e));
-                touched += hit.len();
-                if hit.is_empty() {
+                let keep: Vec<Arc<Entry>> = old
+                    .entries()
+                    .iter()
+                    .filter(|e| !e.is_purged())
+                    .cloned()
+                    .collect();
+                if keep.len() == old.entries().len() {
                     Op::Nop
                 } else if keep.is_empty() {
                     Op::Remove
                 } else {
-                    Op::Put(self.slot(key, keep.into_iter().cloned().collect()))
+                    Op::Put(self.slot(&key, keep))
                 }
             });
         }
-        touched
     }
 
     /// Purges everything. Hard: the cache is invalidated and the indexes
@@ -328,11 +388,16 @@ impl MemoryStore {
             drop(log);
             let mut touched = 0;
             for (_, slot) in self.cache.iter() {
-                slot.entries().iter().for_each(|e| e.invalidate());
-                touched += slot.entries().len();
+                for e in slot.entries().iter().filter(|e| !e.is_purged()) {
+                    e.invalidate();
+                    touched += 1;
+                }
             }
             return touched;
         }
+        // Responses purged already are gone for the count the index gives
+        // below. Under the purge log, so no purge starting later adds any.
+        self.apply_removals();
         // Both under the purge log, so no insert lands between them: one
         // landing after the invalidation but before the index is emptied
         // would be stored without its record. And with no rewrite in
@@ -352,22 +417,36 @@ impl MemoryStore {
         self.purges.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// See [`MemoryStore::rewrites`]. Never taken while holding the purge
-    /// log, which a purge of everything takes first.
+    /// See [`MemoryStore::rewrites`]. Lock order: the purge log, then this
+    /// (a purge of everything removes what purges marked before it takes
+    /// the exclusive side); nothing holding this takes the purge log.
     fn rewrite(&self) -> std::sync::RwLockReadGuard<'_, ()> {
         self.rewrites.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn removals_queue(&self) -> std::sync::MutexGuard<'_, Vec<Arc<str>>> {
+        self.removals.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
 impl Storage for MemoryStore {
     fn lookup(&self, key: &str, req: &HeaderMap) -> Lookup {
-        match self.cache.get(key) {
-            None => Lookup::Miss,
-            // Newest first: the most recent matching response wins.
-            Some(v) => match v.entries().iter().rev().find(|e| e.variant.matches(req)) {
-                Some(e) => Lookup::Found(Arc::clone(e)),
-                None => Lookup::VaryMiss,
-            },
+        let Some(v) = self.cache.get(key) else {
+            return Lookup::Miss;
+        };
+        // Newest first: the most recent matching response wins. Purged
+        // responses waiting for housekeeping are not there.
+        let mut stored = false;
+        for e in v.entries().iter().rev().filter(|e| !e.is_purged()) {
+            if e.variant.matches(req) {
+                return Lookup::Found(Arc::clone(e));
+            }
+            stored = true;
+        }
+        if stored {
+            Lookup::VaryMiss
+        } else {
+            Lookup::Miss
         }
     }
 
@@ -388,7 +467,9 @@ impl Storage for MemoryStore {
                     .into_value()
                     .entries()
                     .iter()
-                    .filter(|e| e.variant != entry.variant && !e.variant.matches(req))
+                    .filter(|e| {
+                        !e.is_purged() && e.variant != entry.variant && !e.variant.matches(req)
+                    })
                     .cloned()
                     .collect(),
                 None => Vec::new(),
@@ -413,7 +494,7 @@ impl Storage for MemoryStore {
             let keep: Vec<Arc<Entry>> = old
                 .entries()
                 .iter()
-                .filter(|e| !std::ptr::eq(Arc::as_ptr(e), entry))
+                .filter(|e| !e.is_purged() && !std::ptr::eq(Arc::as_ptr(e), entry))
                 .cloned()
                 .collect();
             if keep.len() == old.entries().len() {
@@ -441,7 +522,7 @@ impl Storage for MemoryStore {
         // log that keeps older fills out; the indexes only narrow the keys
         // to look at.
         match selector {
-            Selector::Key(k) => self.purge_keys([k.as_str()], selector, soft),
+            Selector::Key(k) => self.purge_keys(vec![Arc::from(k.as_str())], selector, soft),
             Selector::Prefix(p) => self.purge_keys(self.index.prefixed(p), selector, soft),
             Selector::Tag(t) => self.purge_keys(self.index.tagged(t), selector, soft),
             Selector::All => 0,
@@ -449,11 +530,14 @@ impl Storage for MemoryStore {
     }
 
     fn maintain(&self) {
+        self.apply_removals();
         self.cache.run_pending_tasks();
     }
 
+    /// Exact figures: housekeeping runs first, so purged responses no
+    /// longer count.
     fn stats(&self) -> StoreStats {
-        self.cache.run_pending_tasks();
+        self.maintain();
         StoreStats {
             entries: self.cache.entry_count(),
             bytes: self.cache.weighted_size(),

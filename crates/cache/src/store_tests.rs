@@ -497,15 +497,24 @@ fn the_index_names_every_stored_response_under_concurrent_churn() {
     }
     assert!(s.stats().evictions > 0, "the churn evicted");
     assert_index_matches_store(&s);
-    // What a user sees: after a purge by tag, nothing with it is served.
+    // What a user sees: after a purge by tag, nothing with it is served,
+    // and housekeeping then removes it.
     s.purge(&Selector::Tag("red".into()), false);
     for (key, slot) in s.cache.iter() {
         assert!(
-            slot.entries().iter().all(|e| !e.has_tag("red")),
+            slot.entries()
+                .iter()
+                .all(|e| !e.has_tag("red") || e.is_purged()),
             "{key} still serves a red response"
         );
     }
     assert_index_matches_store(&s);
+    for (key, slot) in s.cache.iter() {
+        assert!(
+            slot.entries().iter().all(|e| !e.has_tag("red")),
+            "{key} still holds a red response"
+        );
+    }
 }
 
 #[test]
@@ -552,5 +561,89 @@ fn a_replaced_response_is_indexed_by_its_new_tags_only() {
     assert_eq!(s.purge(&Selector::Tag("c".into()), false), 1);
     assert!(!stored(&s, "http://a/x"));
     s.maintain();
+    assert_eq!(s.index_sizes(), (0, 0));
+}
+
+#[test]
+fn a_hard_purge_is_effective_at_once_and_housekeeping_frees_it() {
+    let s = MemoryStore::new(1 << 20);
+    let none = HeaderMap::new();
+    let gz = req(&[("accept-encoding", "gzip")]);
+    let br = req(&[("accept-encoding", "br")]);
+    s.insert("http://a/1", tagged("t", false, &none), &none);
+    s.insert("http://a/2", tagged("t u", false, &none), &none);
+    s.insert("http://a/v", tagged("t", true, &gz), &gz);
+    s.insert("http://a/v", tagged("u", true, &br), &br);
+    s.insert("http://a/keep", tagged("u", false, &none), &none);
+    assert_eq!(s.purge(&Selector::Tag("t".into()), false), 3);
+    // Never served, though moka still holds the slots until housekeeping.
+    assert!(matches!(s.lookup("http://a/1", &none), Lookup::Miss));
+    assert!(matches!(s.lookup("http://a/2", &none), Lookup::Miss));
+    assert!(matches!(s.lookup("http://a/v", &gz), Lookup::VaryMiss));
+    assert!(matches!(s.lookup("http://a/v", &br), Lookup::Found(_)));
+    s.cache.run_pending_tasks();
+    assert_eq!(s.cache.entry_count(), 4, "removal waits for maintain()");
+    // Purged responses are not touched again, by any selector.
+    assert_eq!(s.purge(&Selector::Tag("t".into()), false), 0);
+    assert_eq!(s.purge(&Selector::Key("http://a/1".into()), true), 0);
+    assert_eq!(s.purge(&Selector::Prefix("http://a/".into()), true), 2);
+    s.maintain();
+    let st = s.stats();
+    assert_eq!(st.entries, 2, "{st:?}");
+    assert_eq!(
+        s.index_sizes(),
+        (2, 2),
+        "records and links of the purged go"
+    );
+    assert!(matches!(s.lookup("http://a/v", &br), Lookup::Found(_)));
+    assert_eq!(s.purge(&Selector::All, false), 2);
+}
+
+#[test]
+fn a_url_fetched_again_before_housekeeping_is_served_and_kept() {
+    let s = MemoryStore::new(1 << 20);
+    let none = HeaderMap::new();
+    s.insert("http://a/1", tagged("t", false, &none), &none);
+    assert_eq!(s.purge(&Selector::Tag("t".into()), false), 1);
+    let fresh = under(tagged("t", false, &none), s.generation());
+    assert!(s.insert("http://a/1", Arc::clone(&fresh), &none));
+    s.maintain();
+    let Lookup::Found(e) = s.lookup("http://a/1", &none) else {
+        panic!("the new response is stored")
+    };
+    assert!(Arc::ptr_eq(&e, &fresh));
+    assert_eq!(s.stats().entries, 1);
+    assert_eq!(s.index_sizes(), (1, 1));
+}
+
+#[test]
+fn purge_all_counts_only_what_earlier_purges_left() {
+    let s = MemoryStore::new(1 << 20);
+    let none = HeaderMap::new();
+    for i in 0..5 {
+        s.insert(&format!("http://a/{i}"), tagged("t", false, &none), &none);
+    }
+    assert_eq!(s.purge(&Selector::Prefix("http://a/1".into()), false), 1);
+    assert_eq!(s.purge(&Selector::All, false), 4);
+}
+
+#[test]
+fn the_queue_of_removals_stays_bounded() {
+    let s = MemoryStore {
+        removals_max: 100,
+        ..MemoryStore::new(1 << 30)
+    };
+    let none = HeaderMap::new();
+    for i in 0..150 {
+        s.insert(&format!("http://a/{i}"), tagged("t u", false, &none), &none);
+    }
+    // Under the bound: queued for housekeeping.
+    assert_eq!(s.purge(&Selector::Prefix("http://a/1".into()), false), 61);
+    assert_eq!(s.removals_queue().len(), 61);
+    // Past it: the purge that overfills the queue empties it.
+    assert_eq!(s.purge(&Selector::Tag("u".into()), false), 89);
+    assert_eq!(s.removals_queue().len(), 0, "the purge removed them itself");
+    s.cache.run_pending_tasks();
+    assert_eq!(s.cache.entry_count(), 0);
     assert_eq!(s.index_sizes(), (0, 0));
 }
