@@ -91,7 +91,10 @@ impl meridian_purge::Applier for LogApplier {
 
 /// Runs the store's housekeeping every second until shutdown: moka drops
 /// evicted and expired entries (and so their bodies) only when it does
-/// maintenance, which otherwise waits for traffic.
+/// maintenance, which otherwise waits for traffic, and the responses hard
+/// purges marked leave the store. That can take tens of milliseconds (moka
+/// rebuilds a table segment after many removals), so it runs on the
+/// blocking pool, never on a worker that serves requests.
 async fn maintain(store: Arc<dyn meridian_cache::Storage>, shutdown: Shutdown) {
     let stop = shutdown.wait();
     tokio::pin!(stop);
@@ -100,7 +103,13 @@ async fn maintain(store: Arc<dyn meridian_cache::Storage>, shutdown: Shutdown) {
     loop {
         tokio::select! {
             _ = &mut stop => return,
-            _ = tick.tick() => store.maintain(),
+            _ = tick.tick() => {
+                let store = Arc::clone(&store);
+                // One at a time: the next tick waits for this one.
+                if tokio::task::spawn_blocking(move || store.maintain()).await.is_err() {
+                    tracing::error!("store housekeeping panicked");
+                }
+            }
         }
     }
 }
