@@ -134,7 +134,7 @@ async fn stats(State(e): State<Arc<Engine>>) -> Json<Value> {
     let s = &e.stats;
     let load = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
     let (hits, misses) = (load(&s.hits), load(&s.misses));
-    let store = e.store().stats();
+    let store = store_stats(&e).await;
     Json(json!({
         "name": e.name(),
         "region": e.region(),
@@ -156,12 +156,32 @@ async fn stats(State(e): State<Arc<Engine>>) -> Json<Value> {
     }))
 }
 
+/// The store's figures, read on the blocking pool: exact figures run the
+/// store's housekeeping first (removing what hard purges marked), which
+/// can take tens of milliseconds and must not hold a worker that serves
+/// requests.
+async fn store_stats(e: &Arc<Engine>) -> meridian_cache::StoreStats {
+    let store = Arc::clone(e.store());
+    tokio::task::spawn_blocking(move || store.stats())
+        .await
+        .unwrap_or_default()
+}
+
 /// Prometheus metrics; no token needed (no secrets, nothing a client sent).
+/// Encoded on the blocking pool, for the store's figures (see
+/// [`store_stats`]).
 async fn metrics(
     State(e): State<Arc<Engine>>,
     headers: http::HeaderMap,
 ) -> axum::response::Response {
-    crate::metrics::scrape(&e, &headers)
+    tokio::task::spawn_blocking(move || crate::metrics::scrape(&e, &headers))
+        .await
+        .unwrap_or_else(|_| {
+            error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "metrics could not be gathered".into(),
+            )
+        })
 }
 
 /// `POST /purge`: the token first (an unauthenticated body is never
