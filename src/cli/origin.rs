@@ -75,19 +75,8 @@ pub fn main(args: OriginArgs) -> anyhow::Result<()> {
         rate: args.rate,
         surrogate_key_by_dir: args.surrogate_key_by_dir,
     };
-    let rt = super::runtime(args.workers)?;
-    rt.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(args.listen)
-            .await
-            .with_context(|| format!("--listen {}: cannot bind", args.listen))?;
-        let shutdown = meridian_common::Shutdown::new();
-        let trigger = shutdown.clone();
-        tokio::spawn(async move {
-            meridian_common::shutdown_signal().await;
-            trigger.trigger();
-        });
-        meridian_origin::run(listener, config, shutdown).await?;
-        Ok(())
+    serve(&args, |listener, shutdown| async move {
+        meridian_origin::run(listener, config, shutdown).await
     })
 }
 
@@ -95,18 +84,29 @@ pub fn main(args: OriginArgs) -> anyhow::Result<()> {
 fn sample_site(args: OriginArgs) -> anyhow::Result<()> {
     let site = Arc::new(SampleSite::generate(args.seed));
     let counters = Arc::new(Counters::default());
-    let rt = super::runtime(args.workers)?;
-    rt.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(args.listen)
+    serve(&args, |listener, shutdown| async move {
+        meridian_origin::run_sample(listener, site, counters, shutdown).await
+    })
+}
+
+/// Binds `--listen` and runs `origin` on it until Ctrl-C or SIGTERM.
+fn serve<F, Fut>(args: &OriginArgs, origin: F) -> anyhow::Result<()>
+where
+    F: FnOnce(tokio::net::TcpListener, meridian_common::Shutdown) -> Fut,
+    Fut: std::future::Future<Output = Result<(), meridian_origin::Error>>,
+{
+    let listen = args.listen;
+    super::runtime(args.workers)?.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(listen)
             .await
-            .with_context(|| format!("--listen {}: cannot bind", args.listen))?;
+            .with_context(|| format!("--listen {listen}: cannot bind"))?;
         let shutdown = meridian_common::Shutdown::new();
         let trigger = shutdown.clone();
         tokio::spawn(async move {
             meridian_common::shutdown_signal().await;
             trigger.trigger();
         });
-        meridian_origin::run_sample(listener, site, counters, shutdown).await?;
+        origin(listener, shutdown).await?;
         Ok(())
     })
 }

@@ -26,7 +26,7 @@
 //! this listener, and no frame.
 
 use std::convert::Infallible;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -251,40 +251,21 @@ async fn host_guard(State(own): State<SocketAddr>, req: Request, next: Next) -> 
 /// one `Host`) is `own` (`ip:port`), `localhost` or a loopback IP (any
 /// port: a port forward changes the port, not the host).
 fn host_allowed(headers: &HeaderMap, uri: &http::Uri, own: SocketAddr) -> bool {
-    let raw = match uri.authority() {
-        Some(a) => a.as_str(),
-        None => {
-            let mut hosts = headers.get_all(header::HOST).iter();
-            match (hosts.next(), hosts.next()) {
-                (Some(h), None) => match h.to_str() {
-                    Ok(h) => h,
-                    Err(_) => return false,
-                },
-                _ => return false,
-            }
-        }
-    };
-    let Ok(authority) = raw.parse::<http::uri::Authority>() else {
+    use meridian_common::host::{host_ip, is_loopback_host, request_host};
+    let Some(Ok(authority)) = request_host(headers, uri).map(str::parse::<http::uri::Authority>)
+    else {
         return false;
     };
     if authority.as_str().contains('@') {
         return false;
     }
     let host = authority.host();
-    if host.eq_ignore_ascii_case("localhost") {
-        return true;
-    }
-    let Ok(ip) = host
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .parse::<IpAddr>()
-    else {
-        return false;
-    };
-    ip.is_loopback()
-        || (ip == own.ip()
-            && !ip.is_unspecified()
-            && authority.port_u16().unwrap_or(80) == own.port())
+    is_loopback_host(host)
+        || host_ip(host).is_some_and(|ip| {
+            ip == own.ip()
+                && !ip.is_unspecified()
+                && authority.port_u16().unwrap_or(80) == own.port()
+        })
 }
 
 /// Checks `Authorization: Bearer <cluster token>`.

@@ -261,7 +261,7 @@ impl Cluster {
         // 4. Links: shield → origin, edge → each of its shields.
         let mut shield_origin_links = Vec::new();
         let origin_slot = slot_of(Role::Origin).unwrap_or(0);
-        for (i, s) in config.shields.iter().enumerate() {
+        for s in &config.shields {
             let rtt = config.rtt(&s.place, &config.origin.place);
             let l = bind(
                 SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -271,7 +271,6 @@ impl Cluster {
             shield_origin_links.push(format!("http://{}", local(&l)?));
             let target = slots[origin_slot].target.subscribe();
             tasks.push(tokio::spawn(serve_link(l, rtt, target, shutdown.clone())));
-            let _ = i;
         }
         let mut edge_links = Vec::new();
         for e in &config.edges {

@@ -9,6 +9,7 @@
 
 pub mod auth;
 mod config;
+pub mod host;
 mod shutdown;
 mod units;
 

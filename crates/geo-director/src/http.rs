@@ -182,34 +182,15 @@ pub fn host_guard(router: Router, own: Option<SocketAddr>) -> Router {
 /// Whether the request's authority (absolute-form target, else its one
 /// `Host`) is this listener.
 fn admin_host_allowed(headers: &HeaderMap, uri: &Uri, own: Option<SocketAddr>) -> bool {
-    let raw = match uri.authority() {
-        Some(a) => a.as_str().to_owned(),
-        None => {
-            let mut hosts = headers.get_all(header::HOST).iter();
-            match (hosts.next(), hosts.next()) {
-                (Some(h), None) => match h.to_str() {
-                    Ok(h) => h.to_owned(),
-                    Err(_) => return false,
-                },
-                _ => return false,
-            }
-        }
-    };
-    let Ok(authority) = raw.parse::<http::uri::Authority>() else {
-        return false;
-    };
-    let host = authority.host();
-    if host.eq_ignore_ascii_case("localhost") {
-        return true;
-    }
-    let Ok(ip) = host
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .parse::<IpAddr>()
+    use meridian_common::host::{host_ip, is_loopback_host, request_host};
+    let Some(Ok(authority)) = request_host(headers, uri).map(str::parse::<http::uri::Authority>)
     else {
         return false;
     };
-    ip.is_loopback() || own.is_some_and(|o| o.ip() == ip && !o.ip().is_unspecified())
+    let host = authority.host();
+    is_loopback_host(host)
+        || host_ip(host)
+            .is_some_and(|ip| own.is_some_and(|o| o.ip() == ip && !o.ip().is_unspecified()))
 }
 
 #[cfg(test)]

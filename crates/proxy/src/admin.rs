@@ -11,7 +11,7 @@
 //! rebinding into sending requests here carries the attacker's host name,
 //! and gets 421.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -82,30 +82,13 @@ impl HostGuard {
     /// Whether a request naming this authority (the absolute-form
     /// target's, else the one `Host`) is for us.
     fn allows(&self, headers: &HeaderMap, uri: &http::Uri) -> bool {
-        let raw = match uri.authority() {
-            Some(a) => a.as_str(),
-            None => {
-                let mut hosts = headers.get_all(header::HOST).iter();
-                match (hosts.next(), hosts.next()) {
-                    (Some(h), None) => match h.to_str() {
-                        Ok(h) => h,
-                        Err(_) => return false,
-                    },
-                    _ => return false,
-                }
-            }
+        let Some(raw) = meridian_common::host::request_host(headers, uri) else {
+            return false;
         };
         let Ok(a) = Authority::parse(raw, Scheme::Http) else {
             return false;
         };
-        let host = a.host();
-        let loopback = host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .parse::<IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback());
-        loopback
-            || host == "localhost"
+        meridian_common::host::is_loopback_host(a.host())
             || self.own.as_ref().is_some_and(|p| p.matches(&a))
             || self.extra.iter().any(|p| p.matches(&a))
     }

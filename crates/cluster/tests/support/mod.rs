@@ -15,7 +15,6 @@
 #![allow(dead_code)] // each test binary uses its own part
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -446,22 +445,7 @@ async fn serve_origin(
     serve(app, shutdown).await
 }
 
-/// Polls `check` every 50 ms until it holds; panics naming `what` after
-/// `within`. Runs at least once, and once more after the deadline.
-pub async fn eventually<F, Fut>(what: &str, within: Duration, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = Instant::now() + within;
-    loop {
-        if check().await {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {within:?} waiting for: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
+// The workspace's one bounded wait (polls every 20 ms).
+#[path = "../../../../tests/support/eventually.rs"]
+mod eventually_impl;
+pub use eventually_impl::eventually;
