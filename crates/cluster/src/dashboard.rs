@@ -51,7 +51,7 @@ use crate::control::{Action, Control, ControlError};
 mod poll;
 mod purges;
 pub mod snapshot;
-mod world;
+pub mod world;
 
 /// The page, with `{{LAND}}` and `{{WATER}}` for the map's paths.
 const INDEX_HTML: &str = include_str!("dashboard/index.html");

@@ -1,0 +1,40 @@
+//! `meridian simulate`: what users around the world would see through the
+//! cluster, against the alternatives, on one seeded workload.
+//!
+//! ```text
+//!  geo database ─► client addresses, weighted by internet users per country (weights)
+//!  sample site  ─► assets, Zipf popularity, think times                      (workload)
+//!          │
+//!          ▼ replayed three times on the same clusters, caches emptied between:
+//!     nearest edge (director) · random edge · straight to origin             (run)
+//!          │  each client: one keep-alive connection, the client-to-server leg
+//!          │  delayed by the distance (the cluster's latency model), sleeps not arithmetic
+//!          ▼
+//!     per request: latency, status, which tier answered (Cache-Status)      (stats)
+//!          ▼
+//!     Report ─► printed tables, self-contained HTML with inline SVG          (report)
+//! ```
+
+pub mod model;
+pub mod report;
+pub mod weights;
+pub mod workload;
+
+pub use model::*;
+
+/// Why a simulation could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("geo database: {0}")]
+    Geo(String),
+    #[error("workload: {0}")]
+    Workload(String),
+    #[error("cluster: {0}")]
+    Cluster(String),
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
