@@ -626,6 +626,8 @@ struct PhaseOut {
     events: Vec<Event>,
     /// Per client, the server of its first answered request.
     first_server: Vec<Option<u16>>,
+    /// How long each resolution through the director took, ms.
+    resolves_ms: Vec<f64>,
 }
 
 async fn phase(
@@ -671,24 +673,27 @@ async fn phase(
     let gather = async {
         let mut samples = Vec::with_capacity(workload.requests() as usize);
         let mut first_server = vec![None; workload.clients.len()];
+        let mut resolves_ms = Vec::new();
         while let Some(done) = clients.join_next().await {
-            if let Ok((i, (s, first))) = done {
-                samples.extend(s);
+            if let Ok((i, out)) = done {
+                samples.extend(out.samples);
+                resolves_ms.extend(out.resolves_ms);
                 if let Some(slot) = first_server.get_mut(i) {
-                    *slot = first;
+                    *slot = out.first;
                 }
             }
         }
-        (samples, first_server)
+        (samples, first_server, resolves_ms)
     };
     // The scenario's steps are all within the window; clients run past it
     // when they are late, so both are awaited.
-    let (events, (mut samples, first_server)) = tokio::join!(scenario, gather);
+    let (events, (mut samples, first_server, resolves_ms)) = tokio::join!(scenario, gather);
     samples.sort_by_key(|s| (s.start_ms, s.client));
     PhaseOut {
         samples,
         events,
         first_server,
+        resolves_ms,
     }
 }
 
@@ -707,16 +712,20 @@ async fn undo(api: &Api, plan: &Plan, events: &[Event]) -> Result<(), Error> {
     }
 }
 
+/// What one client saw.
+struct ClientOut {
+    samples: Vec<Sample>,
+    /// The server of its first answered request.
+    first: Option<u16>,
+    resolves_ms: Vec<f64>,
+}
+
 /// One client's session: its requests in order, each after its think
 /// time, on one keep-alive connection (a new one after a failure).
-async fn client(
-    ctx: &Ctx,
-    c: &Client,
-    routing: Routing,
-    t0: tokio::time::Instant,
-) -> (Vec<Sample>, Option<u16>) {
+async fn client(ctx: &Ctx, c: &Client, routing: Routing, t0: tokio::time::Instant) -> ClientOut {
     let mut samples = Vec::with_capacity(c.requests.len());
     let mut first = None;
+    let mut resolves_ms = Vec::new();
     let mut conn: Option<(usize, SendRequest<Empty<Bytes>>)> = None;
     let mut server: Option<usize> = None;
     let mut tries: u32 = 0;
@@ -732,7 +741,11 @@ async fn client(
             let chosen = match server {
                 Some(s) => s,
                 None => {
+                    let asked = Instant::now();
                     let s = choose(ctx, c, routing, &req.path, tries).await;
+                    if routing == Routing::Director {
+                        resolves_ms.push(asked.elapsed().as_secs_f64() * 1000.0);
+                    }
                     server = Some(s);
                     s
                 }
@@ -796,7 +809,11 @@ async fn client(
             pb.set_position(n + 1);
         }
     }
-    (samples, first)
+    ClientOut {
+        samples,
+        first,
+        resolves_ms,
+    }
 }
 
 /// The server for the client's next connection.
@@ -958,7 +975,11 @@ fn result(
         origin_counted,
         events: out.events,
         edge_down,
-        resolve_p50_ms: None,
+        resolve_p50_ms: {
+            let mut r = out.resolves_ms.clone();
+            r.sort_by(f64::total_cmp);
+            crate::stats::quantile(&r, 0.5)
+        },
         wall_ms,
     }
 }
