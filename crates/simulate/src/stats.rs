@@ -14,8 +14,9 @@ pub enum Served {
     ShieldHit,
     /// The origin (every tier missed, or no CDN at all).
     Origin,
-    /// Neither tier says it answered from cache, and no tier forwarded it
-    /// to the origin (a node's own error page, for instance).
+    /// Answered without a cache hit and without a trip of its own to the
+    /// origin: a waiter collapsed onto another request's fill, or a node's
+    /// own error page.
     Node,
     /// No answer at all: connection refused or reset, timeout.
     Failed,
@@ -75,6 +76,8 @@ pub fn served_by(headers: &HeaderMap, cdn: bool) -> (Served, bool) {
         [] => Served::Node,
         [.., edge] if edge.hit => Served::EdgeHit,
         [.., shield, _] if shield.hit => Served::ShieldHit,
+        [.., edge] if edge.collapsed => Served::Node,
+        [.., shield, _] if shield.collapsed => Served::Node,
         [.., first, _] | [first] if first.forwarded => Served::Origin,
         _ => Served::Node,
     };
@@ -85,6 +88,7 @@ pub fn served_by(headers: &HeaderMap, cdn: bool) -> (Served, bool) {
 struct Member {
     hit: bool,
     forwarded: bool,
+    collapsed: bool,
     stale: bool,
 }
 
@@ -93,6 +97,7 @@ impl Member {
         let mut m = Member {
             hit: false,
             forwarded: false,
+            collapsed: false,
             stale: false,
         };
         for param in s.split(';').skip(1).map(str::trim) {
@@ -100,6 +105,7 @@ impl Member {
             match key {
                 "hit" => m.hit = true,
                 "fwd" => m.forwarded = true,
+                "collapsed" => m.collapsed = true,
                 "detail" => {
                     m.stale = matches!(value, "stale-while-revalidate" | "stale-if-error");
                 }
@@ -256,6 +262,16 @@ mod tests {
                 false,
             ),
             ("eu-west; detail=no-upstream", Served::Node, false),
+            (
+                "shield-us; fwd=miss; fwd-status=200; stored, eu-west; fwd=miss; collapsed",
+                Served::Node,
+                false,
+            ),
+            (
+                "shield-us; fwd=miss; collapsed, eu-west; fwd=miss; fwd-status=200",
+                Served::Node,
+                false,
+            ),
         ];
         for (v, want, stale) in cases {
             assert_eq!(served_by(&cs(v), true), (want, stale), "{v}");
