@@ -26,7 +26,7 @@ pub const MAX_NODES: usize = 200;
 /// Edge colours, in the order of the report's edges; routes to an edge
 /// the report does not list are grey.
 pub const EDGE_COLOURS: [&str; 10] = [
-    "#1f6fb2", "#c8402f", "#2e8b57", "#8e44ad", "#d4860b", "#00838f", "#b5367b", "#5d6d1e",
+    "#1f6fb2", "#b5367b", "#2e8b57", "#8e44ad", "#d4860b", "#00838f", "#5d6d1e", "#c8402f",
     "#6d4c41", "#3949ab",
 ];
 const UNKNOWN: &str = "#8a8f98";
