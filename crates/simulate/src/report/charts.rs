@@ -51,7 +51,11 @@ impl Log {
         Log { lo, hi, a, b }
     }
     fn at(&self, v: f64) -> f64 {
-        let v = if v.is_finite() { v.clamp(self.lo, self.hi) } else { self.lo };
+        let v = if v.is_finite() {
+            v.clamp(self.lo, self.hi)
+        } else {
+            self.lo
+        };
         let f = (v.log10() - self.lo.log10()) / (self.hi.log10() - self.lo.log10());
         self.a + f * (self.b - self.a)
     }
@@ -137,8 +141,8 @@ pub fn latency(report: &Report) -> String {
         let _ = write!(
             s,
             "<line class=\"quantile\" x1=\"{left}\" y1=\"{py}\" x2=\"{right}\" y2=\"{py}\"/>\
-             <text class=\"tick q\" x=\"{}\" y=\"{}\" text-anchor=\"end\">{label}</text>",
-            right - 2.0,
+             <text class=\"tick q\" x=\"{}\" y=\"{}\">{label}</text>",
+            left + 4.0,
             num(y(p) - 3.0)
         );
     }
@@ -159,7 +163,13 @@ pub fn latency(report: &Report) -> String {
             .iter()
             .enumerate()
             .filter(|(_, v)| v.is_finite())
-            .map(|(i, v)| format!("{},{}", num(x.at(*v)), num(y(i as f64 * 100.0 / (n - 1) as f64))))
+            .map(|(i, v)| {
+                format!(
+                    "{},{}",
+                    num(x.at(*v)),
+                    num(y(i as f64 * 100.0 / (n - 1) as f64))
+                )
+            })
             .collect();
         let _ = write!(
             s,
@@ -184,26 +194,6 @@ pub fn latency(report: &Report) -> String {
             }
         }
     }
-    // The legend, top left, where a CDF has no line yet.
-    for (i, r) in report.routings.iter().enumerate() {
-        let ly = top + 16.0 + i as f64 * 19.0;
-        let _ = write!(
-            s,
-            "<line x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"{}\" class=\"key\"/>\
-             <text class=\"legend\" x=\"{}\" y=\"{}\"><tspan class=\"name\">{}</tspan> \
-             p50 {} · p99 {}</text>",
-            left + 8.0,
-            num(ly - 4.0),
-            left + 28.0,
-            num(ly - 4.0),
-            colour(r.routing),
-            left + 34.0,
-            num(ly),
-            esc(r.routing.label()),
-            format::ms(r.overall.p50_ms),
-            format::ms(r.overall.p99_ms)
-        );
-    }
     s.push_str("</svg>");
     s
 }
@@ -213,7 +203,12 @@ pub fn latency(report: &Report) -> String {
 pub fn regions(report: &Report) -> String {
     let regions: Vec<Region> = Region::ALL
         .into_iter()
-        .filter(|g| report.routings.iter().any(|r| r.regions.iter().any(|s| s.region == *g)))
+        .filter(|g| {
+            report
+                .routings
+                .iter()
+                .any(|r| r.regions.iter().any(|s| s.region == *g))
+        })
         .collect();
     if regions.is_empty() {
         return empty("regions", 620, 120, "hit ratio and latency per region");
@@ -255,7 +250,7 @@ pub fn regions(report: &Report) -> String {
             };
             let by = y0 + i as f64 * (bar + 2.0);
             if let Some(p50) = st.p50_ms.filter(|v| v.is_finite() && *v >= 0.0) {
-                let bw = (p50 / max_p50).min(1.0) * (lat_b - lat_a);
+                let bw = (p50 / max_p50).min(1.0) * (lat_b - lat_a - 50.0);
                 let _ = write!(
                     s,
                     "<rect class=\"bar {}\" x=\"{lat_a}\" y=\"{}\" width=\"{}\" height=\"{bar}\" fill=\"{}\">\
@@ -313,7 +308,11 @@ pub fn regions(report: &Report) -> String {
 pub fn timeline(report: &Report) -> String {
     let bucket_ms = report.params.bucket_ms.max(1);
     let per_s = |n: u64| n as f64 * 1000.0 / bucket_ms as f64;
-    let runs: Vec<&RoutingResult> = report.routings.iter().filter(|r| !r.timeline.is_empty()).collect();
+    let runs: Vec<&RoutingResult> = report
+        .routings
+        .iter()
+        .filter(|r| !r.timeline.is_empty())
+        .collect();
     let end_ms = runs
         .iter()
         .flat_map(|r| r.timeline.iter().take(MAX_BUCKETS))
@@ -329,7 +328,11 @@ pub fn timeline(report: &Report) -> String {
     let (o_top, o_bottom) = (40.0, 200.0);
     let (h_top, h_bottom) = (236.0, 326.0);
     let (f_top, f_bottom) = (362.0, 422.0);
-    let h = if failures { f_bottom + 34.0 } else { h_bottom + 34.0 };
+    let h = if failures {
+        f_bottom + 34.0
+    } else {
+        h_bottom + 34.0
+    };
     let x = |t: f64| left + t / end_ms as f64 * (right - left);
     let max_origin = runs
         .iter()
@@ -396,7 +399,13 @@ pub fn timeline(report: &Report) -> String {
         let buckets = || r.timeline.iter().take(MAX_BUCKETS);
         let mid = |t_ms: u64| x(t_ms as f64 + bucket_ms as f64 / 2.0);
         let origin: Vec<String> = buckets()
-            .map(|b| format!("{},{}", num(mid(b.t_ms)), num(oy.at(per_s(b.origin_requests)))))
+            .map(|b| {
+                format!(
+                    "{},{}",
+                    num(mid(b.t_ms)),
+                    num(oy.at(per_s(b.origin_requests)))
+                )
+            })
             .collect();
         let _ = write!(
             s,
@@ -420,23 +429,53 @@ pub fn timeline(report: &Report) -> String {
                 hits.join(" ")
             );
         }
-        // The last point's value, at the right end.
-        if let Some(b) = buckets().last() {
-            let _ = write!(
-                s,
-                "<text class=\"end-label\" x=\"{}\" y=\"{}\" fill=\"{}\">{}/s</text>",
-                right + 6.0,
-                num(oy.at(per_s(b.origin_requests)) + 4.0),
-                colour(r.routing),
-                format::count(per_s(b.origin_requests).round() as u64)
-            );
-        }
     }
+    end_labels(&mut s, &runs, |v| oy.at(v), per_s, right + 6.0);
     if failures {
         failure_bars(&mut s, &runs, &x, bucket_ms, (f_top, f_bottom));
     }
     s.push_str("</svg>");
     s
+}
+
+/// Each routing's last origin requests per second at the right end of
+/// its line, moved apart to stay readable.
+fn end_labels(
+    s: &mut String,
+    runs: &[&RoutingResult],
+    y: impl Fn(f64) -> f64,
+    per_s: impl Fn(u64) -> f64,
+    x: f64,
+) {
+    let mut labels: Vec<(f64, Routing, f64)> = runs
+        .iter()
+        .filter_map(|r| {
+            r.timeline
+                .iter()
+                .take(MAX_BUCKETS)
+                .next_back()
+                .map(|b| (r, b))
+        })
+        .map(|(r, b)| {
+            let v = per_s(b.origin_requests);
+            (y(v) + 4.0, r.routing, v)
+        })
+        .collect();
+    labels.sort_by(|a, b| a.0.total_cmp(&b.0));
+    for i in 1..labels.len() {
+        if labels[i].0 < labels[i - 1].0 + 12.0 {
+            labels[i].0 = labels[i - 1].0 + 12.0;
+        }
+    }
+    for (ly, routing, v) in labels {
+        let _ = write!(
+            s,
+            "<text class=\"end-label\" x=\"{x}\" y=\"{}\" fill=\"{}\">{}/s</text>",
+            num(ly),
+            colour(routing),
+            format::count(v.round() as u64)
+        );
+    }
 }
 
 /// Failed requests (solid) and stale answers (pale) per bucket, one bar
@@ -475,7 +514,8 @@ fn failure_bars(
                     continue;
                 }
                 let bh = n as f64 / max * (bottom - top);
-                let bx = x(b.t_ms as f64) + width * (0.5 + 2.0 * k as f64 + f64::from(u8::from(pale)));
+                let bx =
+                    x(b.t_ms as f64) + width * (0.5 + 2.0 * k as f64 + f64::from(u8::from(pale)));
                 let _ = write!(
                     s,
                     "<rect class=\"{} {}\" x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"{}\"{}>\

@@ -12,11 +12,11 @@
 
 use meridian_cluster::latency::{Model, great_circle_km};
 
+use crate::model::Region::{self, *};
 use crate::model::{
     Bucket, ClientPlace, Counted, CpuUse, EdgeDown, Event, NodeMark, RegionStats, Report, Route,
     Routing, RoutingResult, RunParams, Scenario, Stats, WorkloadParams,
 };
-use crate::model::Region::{self, *};
 
 /// city (for the reader of this file), country, region, latitude,
 /// longitude, clients.
@@ -86,6 +86,9 @@ const SHIELDS: &[(&str, &str, f64, f64)] = &[
 ];
 const ORIGIN: (f64, f64) = (39.04, -77.49);
 
+/// The origin's own time for a response (an application behind it);
+/// a cache answers in well under a millisecond.
+const ORIGIN_MS: f64 = 20.0;
 const DURATION_MS: u64 = 30_000;
 const BUCKET_MS: u64 = 1_000;
 const REQUESTS_PER_CLIENT: u64 = 8;
@@ -128,8 +131,8 @@ pub fn example() -> Report {
             config: "config/cluster.toml".into(),
             cluster: "spawned in-process".into(),
             database: "geo-data/dbip-country-centres.mmdb (249 countries, 1,024 networks)".into(),
-            weights_source: "internet users per country, ITU 2023 (60 countries, the rest by continent)"
-                .into(),
+            weights_source:
+                "internet users per country, ITU 2023 (60 countries, the rest by continent)".into(),
             started_at_ms: 1_796_143_202_000,
             wall_ms,
             bucket_ms: BUCKET_MS,
@@ -249,8 +252,8 @@ fn simulate(model: &Model, routing: Routing, nearest: &[[usize; 2]]) -> Vec<Samp
         let at = (p.3, p.4);
         let n = u64::from(p.5) * REQUESTS_PER_CLIENT;
         for j in 0..n {
-            let t_ms = ((j as f64 + unit(&[i as u64, j, 7])) / n as f64 * DURATION_MS as f64)
-                as u64;
+            let t_ms =
+                ((j as f64 + unit(&[i as u64, j, 7])) / n as f64 * DURATION_MS as f64) as u64;
             let new_connection = j < u64::from(p.5);
             let client = j % u64::from(p.5);
             let bytes = asset_bytes(j % 97);
@@ -271,7 +274,7 @@ fn simulate(model: &Model, routing: Routing, nearest: &[[usize; 2]]) -> Vec<Samp
                 let leg = rtt(model, at, ORIGIN) * if new_connection { 2.0 } else { 1.0 };
                 out.push(Sample {
                     t_ms,
-                    ms: (leg + 8.0 + bytes as f64 / 400_000.0) * jitter,
+                    ms: (leg + ORIGIN_MS + bytes as f64 / 400_000.0) * jitter,
                     place: i,
                     edge: None,
                     tier: Tier::Origin,
@@ -299,8 +302,17 @@ fn simulate(model: &Model, routing: Routing, nearest: &[[usize; 2]]) -> Vec<Samp
             // A new connection costs a round trip more; so does a client
             // that moved after its edge stopped.
             let moved = e != nearest[i][0] && routing == Routing::Director;
-            let leg = leg * if new_connection || moved && t_ms < DOWN_AT_MS + 3_000 { 2.0 } else { 1.0 };
-            let base = if routing == Routing::Random { 0.91 } else { 0.95 };
+            let leg = leg
+                * if new_connection || moved && t_ms < DOWN_AT_MS + 3_000 {
+                    2.0
+                } else {
+                    1.0
+                };
+            let base = if routing == Routing::Random {
+                0.91
+            } else {
+                0.95
+            };
             let warm = 1.0 - 0.6 * (-(t_ms as f64) / 1_500.0).exp();
             let purge = if t_ms >= PURGE_AT_MS {
                 1.0 - 0.5 * (-((t_ms - PURGE_AT_MS) as f64) / 2_000.0).exp()
@@ -315,7 +327,7 @@ fn simulate(model: &Model, routing: Routing, nearest: &[[usize; 2]]) -> Vec<Samp
                 (Tier::Shield, leg + rtt(model, edge_at, shield_at) + 0.6)
             } else {
                 let via = rtt(model, edge_at, shield_at) + rtt(model, shield_at, ORIGIN);
-                (Tier::Origin, leg + via + 8.0)
+                (Tier::Origin, leg + via + ORIGIN_MS)
             };
             out.push(Sample {
                 t_ms,
@@ -353,11 +365,16 @@ fn result(
     let regions = Region::ALL
         .into_iter()
         .filter_map(|region| {
-            let places: Vec<usize> = (0..PLACES.len()).filter(|&i| PLACES[i].2 == region).collect();
+            let places: Vec<usize> = (0..PLACES.len())
+                .filter(|&i| PLACES[i].2 == region)
+                .collect();
             if places.is_empty() {
                 return None;
             }
-            let of: Vec<&Sample> = samples.iter().filter(|s| PLACES[s.place].2 == region).collect();
+            let of: Vec<&Sample> = samples
+                .iter()
+                .filter(|s| PLACES[s.place].2 == region)
+                .collect();
             Some(RegionStats {
                 region,
                 clients: places.iter().map(|&i| PLACES[i].5).sum(),
@@ -433,8 +450,16 @@ fn result(
 
 fn down(samples: &[Sample], nearest: &[[usize; 2]]) -> EdgeDown {
     let theirs = |s: &&Sample| nearest[s.place][0] == DOWN_EDGE;
-    let before: Vec<&Sample> = samples.iter().filter(theirs).filter(|s| s.t_ms < DOWN_AT_MS).collect();
-    let after: Vec<&Sample> = samples.iter().filter(theirs).filter(|s| s.t_ms >= DOWN_AT_MS).collect();
+    let before: Vec<&Sample> = samples
+        .iter()
+        .filter(theirs)
+        .filter(|s| s.t_ms < DOWN_AT_MS)
+        .collect();
+    let after: Vec<&Sample> = samples
+        .iter()
+        .filter(theirs)
+        .filter(|s| s.t_ms >= DOWN_AT_MS)
+        .collect();
     let mut moved_to: Vec<(String, u32)> = Vec::new();
     for (i, n) in nearest.iter().enumerate() {
         if n[0] != DOWN_EDGE {
@@ -446,7 +471,7 @@ fn down(samples: &[Sample], nearest: &[[usize; 2]]) -> EdgeDown {
             None => moved_to.push((to.into(), PLACES[i].5)),
         }
     }
-    moved_to.sort_by(|a, b| b.1.cmp(&a.1));
+    moved_to.sort_by_key(|m| std::cmp::Reverse(m.1));
     EdgeDown {
         edge: EDGES[DOWN_EDGE].0.into(),
         at_ms: DOWN_AT_MS,
@@ -465,7 +490,10 @@ fn stats(routing: Routing, samples: &[&Sample]) -> Stats {
     } else {
         requests - errors
     };
-    let edge_hits = samples.iter().filter(|s| !s.error && s.edge.is_some() && s.tier == Tier::Edge).count() as u64;
+    let edge_hits = samples
+        .iter()
+        .filter(|s| !s.error && s.edge.is_some() && s.tier == Tier::Edge)
+        .count() as u64;
     let shield_hits = samples.iter().filter(|s| s.tier == Tier::Shield).count() as u64;
     let origin: Vec<&&Sample> = samples.iter().filter(|s| s.tier == Tier::Origin).collect();
     let mut ms: Vec<f64> = samples.iter().map(|s| s.ms).collect();

@@ -29,6 +29,36 @@ pub fn headline(report: &Report) -> Option<String> {
     Some(line)
 }
 
+/// The tail and the alternative, under the headline: "p99 376 ms against
+/// 464 ms straight to the origin; a random edge: 156 ms median".
+pub fn subhead(report: &Report) -> Option<String> {
+    let director = routing(report, Routing::Director)?;
+    let mut parts = Vec::new();
+    if let Some(origin) = routing(report, Routing::Origin) {
+        parts.push(format!(
+            "p99 {} against {} straight to the origin",
+            format::ms(director.overall.p99_ms),
+            format::ms(origin.overall.p99_ms)
+        ));
+    }
+    if let Some(random) = routing(report, Routing::Random) {
+        parts.push(format!(
+            "a random edge gives {} median: being near matters as much as the cache",
+            format::ms(random.overall.p50_ms)
+        ));
+    }
+    (!parts.is_empty()).then(|| capitalise(&parts.join("; ")) + ".")
+}
+
+/// `s` with its first letter in upper case.
+pub fn capitalise(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().chain(c).collect(),
+        None => String::new(),
+    }
+}
+
 /// Edge hits over the requests that reached an edge in `b` (none for the
 /// straight-to-origin routing).
 pub fn hit_ratio(routing: Routing, b: &Bucket) -> Option<f64> {
@@ -59,7 +89,9 @@ const AFTER: usize = 8;
 
 pub fn effect(result: &RoutingResult, event: &Event, bucket_ms: u64) -> Effect {
     let t = &result.timeline;
-    let at = t.iter().position(|b| b.t_ms.saturating_add(bucket_ms) > event.t_ms);
+    let at = t
+        .iter()
+        .position(|b| b.t_ms.saturating_add(bucket_ms) > event.t_ms);
     let at = at.unwrap_or(t.len());
     let before = &t[at.saturating_sub(BEFORE)..at];
     // Up to the routing's next event, so one event's effect is not
@@ -102,8 +134,7 @@ pub fn effect(result: &RoutingResult, event: &Event, bucket_ms: u64) -> Effect {
         hit_lowest: lowest.map(|l| l.1),
         recovered_at_ms,
         origin_before: (!before.is_empty()).then(|| {
-            per_second(before.iter().map(|b| b.origin_requests).sum::<u64>())
-                / before.len() as f64
+            per_second(before.iter().map(|b| b.origin_requests).sum::<u64>()) / before.len() as f64
         }),
         origin_peak: after
             .iter()
@@ -131,7 +162,10 @@ mod tests {
         let (before, lowest) = (e.hit_before.expect("before"), e.hit_lowest.expect("lowest"));
         assert!(before > 0.8 && lowest < before - 0.2, "{e:?}");
         assert!(e.recovered_at_ms.expect("recovers") > purge.t_ms, "{e:?}");
-        assert!(e.origin_peak.expect("peak") > e.origin_before.expect("before"), "{e:?}");
+        assert!(
+            e.origin_peak.expect("peak") > e.origin_before.expect("before"),
+            "{e:?}"
+        );
     }
 
     #[test]

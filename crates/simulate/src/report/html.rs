@@ -18,39 +18,44 @@ const STYLE: &str = include_str!("style.css");
 
 pub fn render(report: &Report) -> String {
     let mut s = String::with_capacity(96 * 1024);
-    let _ = write!(
+    let _ = writeln!(
         s,
         "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
          <meta http-equiv=\"Content-Security-Policy\" content=\"{CSP}\">\n\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
-         <title>{}</title>\n<link rel=\"icon\" href=\"data:,\">\n<style>\n{STYLE}</style>\n</head>\n<body>\n",
+         <title>{}</title>\n<link rel=\"icon\" href=\"data:,\">\n<style>\n{STYLE}</style>\n</head>\n<body>",
         esc(&title(report))
     );
     header(&mut s, report);
     headline(&mut s, report);
     map_section(&mut s, report);
     s.push_str("<div class=\"pair\">\n");
-    let _ = write!(
+    let _ = writeln!(
         s,
         "<section id=\"latency-panel\"><h2>Latency per request</h2>\
          <p class=\"note\">Share of requests answered within a time: the further left, the faster.</p>\
-         {}</section>\n",
-        charts::latency(report)
+         {}{}</section>",
+        charts::latency(report),
+        legend_latency(report)
     );
-    let _ = write!(
+    let _ = writeln!(
         s,
         "<section id=\"regions-panel\"><h2>Per region</h2>\
          <p class=\"note\">Median latency, and the share answered from the edge's cache.</p>\
-         {}</section>\n",
+         {}</section>",
         charts::regions(report)
     );
     s.push_str("</div>\n");
-    let _ = write!(
+    let _ = writeln!(
         s,
         "<section id=\"timeline-panel\"><h2>Over time</h2>\
          <p class=\"note\">What reached the origin, second by second, and the scenario's events{}.</p>\
-         {}{}</section>\n",
-        if report.params.scenario_target.is_some() { "" } else { " (none in this run)" },
+         {}{}</section>",
+        if report.params.scenario_target.is_some() {
+            ""
+        } else {
+            " (none in this run)"
+        },
         charts::timeline(report),
         legend_routings(report)
     );
@@ -81,11 +86,11 @@ fn header(s: &mut String, report: &Report) {
     if let Some(t) = &p.scenario_target {
         let _ = write!(scenario, " ({})", esc(t));
     }
-    let _ = write!(
+    let _ = writeln!(
         s,
         "<header><h1>What the CDN buys <span>meridian simulate</span></h1>\
          <p class=\"meta\">{} requests per routing from {} clients around the world · scenario {scenario} · \
-         seed {} · {}</p></header>\n",
+         seed {} · {}</p></header>",
         count(p.workload.requests),
         count(u64::from(p.workload.clients)),
         p.workload.seed,
@@ -97,9 +102,16 @@ fn headline(s: &mut String, report: &Report) {
     s.push_str("<section id=\"headline\">");
     match figures::headline(report) {
         Some(line) => {
-            let _ = write!(s, "<p class=\"lede\">{}.</p>", esc(&capitalise(&line)));
+            let _ = write!(
+                s,
+                "<p class=\"lede\">{}.</p>",
+                esc(&figures::capitalise(&line))
+            );
         }
         None => s.push_str("<p class=\"lede\">No routing ran: nothing to compare.</p>"),
+    }
+    if let Some(line) = figures::subhead(report) {
+        let _ = write!(s, "<p class=\"sub\">{}</p>", esc(&line));
     }
     s.push_str("<div class=\"cards\">");
     let origin_p50 = figures::routing(report, Routing::Origin).and_then(|o| o.overall.p50_ms);
@@ -107,7 +119,8 @@ fn headline(s: &mut String, report: &Report) {
         let o = &r.overall;
         let vs = match (r.routing, format::factor(o.p50_ms, origin_p50)) {
             (Routing::Origin, _) => "the baseline: no CDN".to_owned(),
-            (_, Some(f)) if f >= 1.0 => format!("{f:.1}x faster than the origin"),
+            (_, Some(f)) if f >= 1.15 => format!("{f:.1}x faster than the origin"),
+            (_, Some(f)) if f > 1.0 / 1.15 => "no faster than the origin".to_owned(),
             (_, Some(f)) => format!("{:.1}x slower than the origin", 1.0 / f),
             (_, None) => String::new(),
         };
@@ -134,16 +147,10 @@ fn headline(s: &mut String, report: &Report) {
     s.push_str("</div></section>\n");
 }
 
-fn capitalise(s: &str) -> String {
-    let mut c = s.chars();
-    match c.next() {
-        Some(f) => f.to_uppercase().chain(c).collect(),
-        None => String::new(),
-    }
-}
-
 fn map_section(s: &mut String, report: &Report) {
-    s.push_str("<section id=\"map-panel\"><h2>Where clients are, and where the director sent them</h2>");
+    s.push_str(
+        "<section id=\"map-panel\"><h2>Where clients are, and where the director sent them</h2>",
+    );
     s.push_str(&map::svg(report));
     s.push_str("<ul class=\"legend\" id=\"map-legend\">");
     s.push_str(
@@ -170,6 +177,23 @@ fn map_section(s: &mut String, report: &Report) {
     s.push_str("</ul></section>\n");
 }
 
+fn legend_latency(report: &Report) -> String {
+    let mut s = String::from("<ul class=\"legend\">");
+    for r in &report.routings {
+        let _ = write!(
+            s,
+            "<li><svg viewBox=\"0 0 16 6\"><line x1=\"0\" y1=\"3\" x2=\"16\" y2=\"3\" stroke=\"{}\" \
+             stroke-width=\"2.5\"/></svg><b>{}</b> p50 {} · p99 {}</li>",
+            charts::colour(r.routing),
+            esc(format::routing_short(r.routing)),
+            ms(r.overall.p50_ms),
+            ms(r.overall.p99_ms)
+        );
+    }
+    s.push_str("</ul>");
+    s
+}
+
 fn legend_routings(report: &Report) -> String {
     let mut s = String::from("<ul class=\"legend\">");
     for r in &report.routings {
@@ -189,24 +213,40 @@ fn edge_down(s: &mut String, routing: Routing, d: &EdgeDown) {
     let _ = write!(
         s,
         "<section id=\"edge-down\"><h2>Edge {} stopped at {}</h2>\
-         <p class=\"note\">Its {} clients ({}) before and after: the director sent them to the next nearest edge.</p>\
+         <p class=\"note\">Its {} clients under the {} routing, before and after: the director sent them \
+         to the next nearest edge.</p><p class=\"shift\">median {} <span>→</span> {}</p>\
          <div class=\"pair narrow\"><table class=\"figures\"><thead><tr><th></th><th>before</th><th>after</th></tr></thead><tbody>",
         esc(&d.edge),
         esc(&format::duration(d.at_ms)),
         count(u64::from(d.clients)),
-        esc(format::routing_short(routing))
+        esc(format::routing_short(routing)),
+        ms(d.before.p50_ms),
+        ms(d.after.p50_ms)
     );
     let rows: [(&str, String, String); 7] = [
-        ("requests", count(d.before.requests), count(d.after.requests)),
+        (
+            "requests",
+            count(d.before.requests),
+            count(d.after.requests),
+        ),
         ("latency p50", ms(d.before.p50_ms), ms(d.after.p50_ms)),
         ("latency p95", ms(d.before.p95_ms), ms(d.after.p95_ms)),
         ("latency p99", ms(d.before.p99_ms), ms(d.after.p99_ms)),
-        ("edge hit ratio", pct(d.before.edge_hit_ratio), pct(d.after.edge_hit_ratio)),
+        (
+            "edge hit ratio",
+            pct(d.before.edge_hit_ratio),
+            pct(d.after.edge_hit_ratio),
+        ),
         ("errors", count(d.before.errors), count(d.after.errors)),
         ("served stale", count(d.before.stale), count(d.after.stale)),
     ];
     for (k, b, a) in rows {
-        let _ = write!(s, "<tr><th>{k}</th><td>{}</td><td>{}</td></tr>", esc(&b), esc(&a));
+        let _ = write!(
+            s,
+            "<tr><th>{k}</th><td>{}</td><td>{}</td></tr>",
+            esc(&b),
+            esc(&a)
+        );
     }
     s.push_str("</tbody></table><div><h3>where they went</h3><ul class=\"moved\">");
     let most = d.moved_to.iter().map(|m| m.1).max().unwrap_or(1).max(1);
@@ -228,25 +268,34 @@ fn edge_down(s: &mut String, routing: Routing, d: &EdgeDown) {
 fn region_table(s: &mut String, report: &Report) {
     s.push_str(
         "<section id=\"region-table\"><h2>Per region, in figures</h2><table class=\"figures wide\">\
-         <thead><tr><th>region</th><th>routing</th><th>clients</th><th>requests</th><th>edge hit</th>\
+         <thead><tr><th class=\"l\">region</th><th class=\"l\">routing</th><th>clients</th><th>requests</th><th>edge hit</th>\
          <th>shield hit</th><th>p50</th><th>p95</th><th>p99</th><th>origin requests</th><th>bytes from origin</th></tr></thead><tbody>",
     );
     for region in crate::model::Region::ALL {
         let rows: Vec<(&RoutingResult, &crate::model::RegionStats)> = report
             .routings
             .iter()
-            .filter_map(|r| r.regions.iter().find(|g| g.region == region).map(|g| (r, g)))
+            .filter_map(|r| {
+                r.regions
+                    .iter()
+                    .find(|g| g.region == region)
+                    .map(|g| (r, g))
+            })
             .collect();
         for (i, (r, g)) in rows.iter().enumerate() {
             let st = &g.stats;
             let head = if i == 0 {
-                format!("<th rowspan=\"{}\">{}</th>", rows.len(), esc(region.label()))
+                format!(
+                    "<th rowspan=\"{}\">{}</th>",
+                    rows.len(),
+                    esc(region.label())
+                )
             } else {
                 String::new()
             };
             let _ = write!(
                 s,
-                "<tr class=\"{}\">{head}<td><i style=\"background:{}\"></i>{}</td><td>{}</td><td>{}</td>\
+                "<tr class=\"{}\">{head}<td class=\"routing\"><i style=\"background:{}\"></i>{}</td><td>{}</td><td>{}</td>\
                  <td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                 if i == 0 { "first" } else { "" },
                 charts::colour(r.routing),
@@ -285,7 +334,10 @@ fn parameters(s: &mut String, report: &Report) {
         ("seed", w.seed.to_string()),
         ("clients", count(u64::from(w.clients))),
         ("requests", format!("{} per routing", count(w.requests))),
-        ("duration", format!("{} per routing", format::duration(w.duration_ms))),
+        (
+            "duration",
+            format!("{} per routing", format::duration(w.duration_ms)),
+        ),
         ("popularity", format!("Zipf, exponent {:.2}", w.zipf_s)),
         ("scenario", scenario),
         ("cluster file", p.config.clone()),
@@ -293,7 +345,10 @@ fn parameters(s: &mut String, report: &Report) {
         ("geo database", p.database.clone()),
         ("client weights", p.weights_source.clone()),
         ("started", format::utc(p.started_at_ms)),
-        ("wall time", format!("{} (all routings)", format::duration(p.wall_ms))),
+        (
+            "wall time",
+            format!("{} (all routings)", format::duration(p.wall_ms)),
+        ),
         ("simulator CPU", cpu),
     ];
     s.push_str("<section id=\"params\"><h2>The run</h2><dl class=\"params\">");
@@ -320,8 +375,8 @@ fn data(s: &mut String, report: &Report) {
         .replace('<', "\\u003c")
         .replace('>', "\\u003e")
         .replace('&', "\\u0026");
-    let _ = write!(
+    let _ = writeln!(
         s,
-        "<script type=\"application/json\" id=\"report-data\">{json}</script>\n"
+        "<script type=\"application/json\" id=\"report-data\">{json}</script>"
     );
 }

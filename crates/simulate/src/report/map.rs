@@ -91,10 +91,16 @@ pub fn svg(report: &Report) -> String {
     ));
     s.push_str("<g class=\"graticule\">");
     for lon in (-150..=180).step_by(30) {
-        s.push_str(&format!("<line x1=\"{lon}\" y1=\"{vy}\" x2=\"{lon}\" y2=\"{}\"/>", vy + vh));
+        s.push_str(&format!(
+            "<line x1=\"{lon}\" y1=\"{vy}\" x2=\"{lon}\" y2=\"{}\"/>",
+            vy + vh
+        ));
     }
     for lat in (-60..=60).step_by(30) {
-        s.push_str(&format!("<line x1=\"{vx}\" y1=\"{lat}\" x2=\"{}\" y2=\"{lat}\"/>", vx + vw));
+        s.push_str(&format!(
+            "<line x1=\"{vx}\" y1=\"{lat}\" x2=\"{}\" y2=\"{lat}\"/>",
+            vx + vw
+        ));
     }
     s.push_str("</g>");
     s.push_str(&format!(
@@ -115,12 +121,16 @@ fn routes(s: &mut String, report: &Report, colours: &[(&str, &str)], groups: &[V
         .iter()
         .filter(|r| on_globe(r.latitude, r.longitude))
         .collect();
-    routes.sort_by(|a, b| b.clients.cmp(&a.clients));
+    routes.sort_by_key(|r| std::cmp::Reverse(r.clients));
     routes.truncate(MAX_ROUTES);
     let most = routes.iter().map(|r| r.clients).max().unwrap_or(1).max(1) as f64;
     s.push_str("<g id=\"routes\">");
     for r in routes {
-        let Some(to) = groups.iter().flatten().find(|m| m.kind == "edge" && m.name == r.edge) else {
+        let Some(to) = groups
+            .iter()
+            .flatten()
+            .find(|m| m.kind == "edge" && m.name == r.edge)
+        else {
             continue;
         };
         let width = 0.25 + 0.45 * (r.clients as f64 / most).sqrt();
@@ -154,7 +164,7 @@ fn places(s: &mut String, report: &Report) {
         .filter(|p| on_globe(p.latitude, p.longitude))
         .collect();
     // Large first, so small ones are drawn on top and stay visible.
-    places.sort_by(|a, b| b.clients.cmp(&a.clients));
+    places.sort_by_key(|p| std::cmp::Reverse(p.clients));
     places.truncate(MAX_PLACES);
     let most = places.iter().map(|p| p.clients).max().unwrap_or(1);
     s.push_str("<g id=\"places\">");
@@ -258,12 +268,42 @@ fn nodes(s: &mut String, groups: &[Vec<Mark>]) {
         let (cx, cy) = ((first.x + last.x) / 2.0, first.y);
         let half = (last.x - first.x) / 2.0 + 2.0;
         let candidates = [
-            Box { x: cx + half, y: cy - h / 2.0, w, h },
-            Box { x: cx - half - w, y: cy - h / 2.0, w, h },
-            Box { x: cx - w / 2.0, y: cy - 2.2 - h, w, h },
-            Box { x: cx - w / 2.0, y: cy + 2.2, w, h },
-            Box { x: cx + half, y: cy - h - 1.0, w, h },
-            Box { x: cx + half, y: cy + 1.0, w, h },
+            Box {
+                x: cx + half,
+                y: cy - h / 2.0,
+                w,
+                h,
+            },
+            Box {
+                x: cx - half - w,
+                y: cy - h / 2.0,
+                w,
+                h,
+            },
+            Box {
+                x: cx - w / 2.0,
+                y: cy - 2.2 - h,
+                w,
+                h,
+            },
+            Box {
+                x: cx - w / 2.0,
+                y: cy + 2.2,
+                w,
+                h,
+            },
+            Box {
+                x: cx + half,
+                y: cy - h - 1.0,
+                w,
+                h,
+            },
+            Box {
+                x: cx + half,
+                y: cy + 1.0,
+                w,
+                h,
+            },
         ];
         let pick = candidates
             .iter()
@@ -315,7 +355,12 @@ fn kind_class(kind: &str) -> &'static str {
 }
 
 fn mark(s: &mut String, m: &Mark) {
-    let title = format!("<title>{} ({}, {})</title>", esc(m.name), esc(m.kind), esc(m.region));
+    let title = format!(
+        "<title>{} ({}, {})</title>",
+        esc(m.name),
+        esc(m.kind),
+        esc(m.region)
+    );
     let (x, y, name) = (num(m.x), num(m.y), esc(m.name));
     match kind_class(m.kind) {
         "edge" => s.push_str(&format!(

@@ -51,7 +51,11 @@ fn headline(out: &mut String, report: &Report) {
     }
     let mut rows: Vec<Vec<String>> = vec![
         std::iter::once(String::new())
-            .chain(results.iter().map(|r| format::routing_short(r.routing).to_owned()))
+            .chain(
+                results
+                    .iter()
+                    .map(|r| format::routing_short(r.routing).to_owned()),
+            )
             .collect(),
     ];
     type Figure = fn(&RoutingResult) -> String;
@@ -64,9 +68,13 @@ fn headline(out: &mut String, report: &Report) {
         ("shield hit ratio", |r| pct(r.overall.shield_hit_ratio)),
         ("origin requests", |r| count(r.overall.origin_requests)),
         ("origin offload", |r| pct(r.overall.offload)),
-        ("bytes from origin", |r| format::bytes(r.overall.origin_bytes)),
+        ("bytes from origin", |r| {
+            format::bytes(r.overall.origin_bytes)
+        }),
         ("origin counted", |r| count(r.origin_counted.requests)),
-        ("bytes to clients", |r| format::bytes(r.overall.client_bytes)),
+        ("bytes to clients", |r| {
+            format::bytes(r.overall.client_bytes)
+        }),
         ("errors", |r| count(r.overall.errors)),
         ("served stale", |r| count(r.overall.stale)),
         ("director resolve p50", |r| ms(r.resolve_p50_ms)),
@@ -102,8 +110,8 @@ fn regions(out: &mut String, report: &Report) {
             "p95 ms",
             "p99 ms",
         ]
-            .map(str::to_owned)
-            .to_vec(),
+        .map(str::to_owned)
+        .to_vec(),
     ];
     for region in crate::model::Region::ALL {
         let mut first = true;
@@ -113,7 +121,11 @@ fn regions(out: &mut String, report: &Report) {
             };
             let s: &Stats = &rs.stats;
             rows.push(vec![
-                if first { region.label().to_owned() } else { String::new() },
+                if first {
+                    region.label().to_owned()
+                } else {
+                    String::new()
+                },
                 format::routing_short(r.routing).to_owned(),
                 count(u64::from(rs.clients)),
                 count(s.requests),
@@ -165,7 +177,11 @@ fn scenario(out: &mut String, report: &Report) {
                         let back = effect.recovered_at_ms.map_or(String::new(), |t| {
                             format!(", back by {}", format::duration(t))
                         });
-                        format!("edge hit ratio {} before, {} at the lowest{back}", pct(Some(b)), pct(Some(l)))
+                        format!(
+                            "edge hit ratio {} before, {} at the lowest{back}",
+                            pct(Some(b)),
+                            pct(Some(l))
+                        )
                     }
                     (b, _) => format!("edge hit ratio {} before, no dip after", pct(b)),
                 };
@@ -224,16 +240,36 @@ fn edge_down(out: &mut String, routing: Routing, d: &crate::model::EdgeDown) {
     );
     let rows = vec![
         vec!["".into(), "before".into(), "after".into()],
-        vec!["requests".into(), count(d.before.requests), count(d.after.requests)],
-        vec!["latency p50".into(), ms(d.before.p50_ms), ms(d.after.p50_ms)],
-        vec!["latency p95".into(), ms(d.before.p95_ms), ms(d.after.p95_ms)],
-        vec!["latency p99".into(), ms(d.before.p99_ms), ms(d.after.p99_ms)],
+        vec![
+            "requests".into(),
+            count(d.before.requests),
+            count(d.after.requests),
+        ],
+        vec![
+            "latency p50".into(),
+            ms(d.before.p50_ms),
+            ms(d.after.p50_ms),
+        ],
+        vec![
+            "latency p95".into(),
+            ms(d.before.p95_ms),
+            ms(d.after.p95_ms),
+        ],
+        vec![
+            "latency p99".into(),
+            ms(d.before.p99_ms),
+            ms(d.after.p99_ms),
+        ],
         vec![
             "edge hit ratio".into(),
             pct(d.before.edge_hit_ratio),
             pct(d.after.edge_hit_ratio),
         ],
-        vec!["errors".into(), count(d.before.errors), count(d.after.errors)],
+        vec![
+            "errors".into(),
+            count(d.before.errors),
+            count(d.after.errors),
+        ],
     ];
     table(out, &rows, &[false, true, true]);
 }
@@ -254,7 +290,10 @@ fn parameters(out: &mut String, report: &Report) {
         ("seed", w.seed.to_string()),
         ("clients", count(u64::from(w.clients))),
         ("requests", format!("{} per routing", count(w.requests))),
-        ("duration", format!("{} per routing", format::duration(w.duration_ms))),
+        (
+            "duration",
+            format!("{} per routing", format::duration(w.duration_ms)),
+        ),
         ("zipf exponent", format!("{:.2}", w.zipf_s)),
         ("config", clean(&p.config, 200)),
         ("cluster", clean(&p.cluster, 200)),
@@ -280,7 +319,13 @@ fn ms_bare(v: Option<f64>) -> String {
 pub fn clean(s: &str, max: usize) -> String {
     let mut out: String = s
         .chars()
-        .map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '?' })
+        .map(|c| {
+            if c.is_ascii_graphic() || c == ' ' {
+                c
+            } else {
+                '?'
+            }
+        })
         .collect();
     if out.len() > max && max > 3 {
         out.truncate(max - 3);
@@ -294,7 +339,13 @@ pub fn clean(s: &str, max: usize) -> String {
 fn table(out: &mut String, rows: &[Vec<String>], right: &[bool]) {
     let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
     let widths: Vec<usize> = (0..columns)
-        .map(|c| rows.iter().filter_map(|r| r.get(c)).map(String::len).max().unwrap_or(0))
+        .map(|c| {
+            rows.iter()
+                .filter_map(|r| r.get(c))
+                .map(String::len)
+                .max()
+                .unwrap_or(0)
+        })
         .collect();
     for row in rows {
         let mut line = String::from(" ");
