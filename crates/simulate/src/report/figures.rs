@@ -29,8 +29,9 @@ pub fn headline(report: &Report) -> Option<String> {
     Some(line)
 }
 
-/// The tail and the alternative, under the headline: "p99 376 ms against
-/// 464 ms straight to the origin; a random edge: 156 ms median".
+/// The tail and the alternative, under the headline: "At the tail, p99
+/// 376 ms against 464 ms straight to the origin; a random edge gives
+/// 156 ms median: ...".
 pub fn subhead(report: &Report) -> Option<String> {
     let director = routing(report, Routing::Director)?;
     let mut parts = Vec::new();
@@ -47,7 +48,7 @@ pub fn subhead(report: &Report) -> Option<String> {
             format::ms(random.overall.p50_ms)
         ));
     }
-    (!parts.is_empty()).then(|| capitalise(&parts.join("; ")) + ".")
+    (!parts.is_empty()).then(|| format!("At the tail, {}.", parts.join("; ")))
 }
 
 /// `s` with its first letter in upper case.

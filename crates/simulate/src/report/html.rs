@@ -51,7 +51,7 @@ pub fn render(report: &Report) -> String {
         "<section id=\"timeline-panel\"><h2>Over time</h2>\
          <p class=\"note\">What reached the origin, second by second, and the scenario's events{}.</p>\
          {}{}</section>",
-        if report.params.scenario_target.is_some() {
+        if report.routings.iter().any(|r| !r.events.is_empty()) {
             ""
         } else {
             " (none in this run)"

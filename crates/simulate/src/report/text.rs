@@ -11,6 +11,9 @@ use super::format::{self, NONE, count, ms, pct};
 /// The widest line printed.
 pub const WIDTH: usize = 100;
 
+/// At most this many events are listed per routing.
+const MAX_EVENTS: usize = 50;
+
 /// The widest name (node, country, path) in a table cell.
 const CELL: usize = 24;
 
@@ -157,7 +160,7 @@ fn scenario(out: &mut String, report: &Report) {
     out.push('\n');
     let mut any = false;
     for r in &report.routings {
-        for e in &r.events {
+        for e in r.events.iter().take(MAX_EVENTS) {
             any = true;
             let effect = figures::effect(r, e, p.bucket_ms);
             wrap(
