@@ -59,8 +59,12 @@ pub const THINK_MEAN_MAX_MS: f64 = 2_000.0;
 /// No single think time is longer, milliseconds.
 pub const THINK_CAP_MS: u64 = 5_000;
 /// The share of the time left after a client's start that its think times
-/// may fill, on average; the rest is for the responses themselves.
-pub const THINK_BUDGET_SHARE: f64 = 0.75;
+/// fill on average; the rest is for the responses themselves.
+pub const THINK_MEAN_SHARE: f64 = 0.5;
+/// The share of the time left after a client's start that its think times
+/// never exceed: a session whose draws add up to more has them scaled down
+/// to fit, so every session ends inside the window, responses aside.
+pub const THINK_MAX_SHARE: f64 = 0.75;
 
 /// The API calls of the sample site's pages, at the popularity rank
 /// (0 = most popular) a page's script would give them. `/api/` is
@@ -136,16 +140,18 @@ pub fn site_assets(site: &meridian_origin::SampleSite) -> Vec<AssetRef> {
 ///
 /// Timing: client `i` starts at `start_i`, uniform in `[0, D/2)` for a
 /// window `D = params.duration_ms`. Its `n_i` requests have `n_i - 1`
-/// think times, exponential with mean
+/// think times (the first request has none), exponential with mean
 ///
 /// ```text
-/// mean_i = min(THINK_MEAN_MAX_MS, THINK_BUDGET_SHARE * (D - start_i) / (n_i - 1))
+/// mean_i = min(THINK_MEAN_MAX_MS, THINK_MEAN_SHARE * (D - start_i) / (n_i - 1))
 /// ```
 ///
-/// each cut at [`THINK_CAP_MS`], so the expected sum of its think times is
-/// at most three quarters of the time left after its start, and its
-/// session is expected to end inside the window with a quarter left for
-/// the responses. How many requests each client makes: one each, and the
+/// each cut at [`THINK_CAP_MS`]: the expected sum of its think times is at
+/// most half the time left after its start, so its session is expected to
+/// end inside the window with half of what is left for the responses. The
+/// few sessions whose draws add up to more than [`THINK_MAX_SHARE`] of the
+/// time left have them scaled down to that, so none runs past the window
+/// by its think times alone. How many requests each client makes: one each, and the
 /// rest shared in proportion to weights drawn from Exp(1) (the largest
 /// remainders get the last ones), so the total is exactly
 /// `params.requests` and session lengths vary around their mean as web
@@ -287,13 +293,15 @@ fn requests(
     let mut thinks = stream(params.seed, Purpose::Think, who);
     let left = params.duration_ms.saturating_sub(start_ms) as f64;
     let gaps = n.saturating_sub(1).max(1) as f64;
-    let mean = (THINK_BUDGET_SHARE * left / gaps).min(THINK_MEAN_MAX_MS);
+    let mean = (THINK_MEAN_SHARE * left / gaps).min(THINK_MEAN_MAX_MS);
     let think = (mean > 0.0).then(|| Exp::new(1.0 / mean).ok()).flatten();
     let last = assets.len().saturating_sub(1);
     let mut out = Vec::with_capacity(n as usize);
     for k in 0..n {
         // Zipf gives 1..=n as a float; `as` saturates, `min` guards the top.
-        let rank = (zipf.sample(&mut paths) as usize).saturating_sub(1).min(last);
+        let rank = (zipf.sample(&mut paths) as usize)
+            .saturating_sub(1)
+            .min(last);
         let Some(asset) = assets.get(rank) else {
             continue;
         };
@@ -301,14 +309,27 @@ fn requests(
             (Some(d), 1..) => (d.sample(&mut thinks).round() as u64).min(THINK_CAP_MS),
             _ => 0,
         };
-        let range = (asset.bytes > LARGE_MEDIA_BYTES).then(|| (0, MEDIA_RANGE_BYTES - 1));
+        let range = (asset.bytes > LARGE_MEDIA_BYTES).then_some((0, MEDIA_RANGE_BYTES - 1));
         out.push(Request {
             path: asset.path.clone(),
             think_ms,
             range,
         });
     }
+    fit(&mut out, (THINK_MAX_SHARE * left) as u64);
     out
+}
+
+/// Scales the think times down so they add up to at most `budget` ms.
+fn fit(requests: &mut [Request], budget: u64) {
+    let sum: u64 = requests.iter().map(|r| r.think_ms).sum();
+    if sum <= budget {
+        return;
+    }
+    for r in requests {
+        // At most `budget * think / sum` each, rounded down: the sum fits.
+        r.think_ms = (u128::from(r.think_ms) * u128::from(budget) / u128::from(sum)) as u64;
+    }
 }
 
 /// The countries clients are drawn from, by weight.

@@ -387,7 +387,9 @@ impl Family for u32 {
 impl Family for u128 {
     type Count = u128;
     fn size(first: u128, last: u128) -> Option<u128> {
-        (last >= first).then(|| last - first).and_then(|d| d.checked_add(1))
+        (last >= first)
+            .then(|| last - first)
+            .and_then(|d| d.checked_add(1))
     }
     fn add(a: u128, b: u128) -> Option<u128> {
         a.checked_add(b)
@@ -408,7 +410,6 @@ impl Family for u128 {
         self.checked_add(1)
     }
 }
-
 
 fn shown(paths: &[PathBuf]) -> String {
     let parts: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
