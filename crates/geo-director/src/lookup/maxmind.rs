@@ -2,11 +2,13 @@
 //! detected once when a file is opened ([`Schema`]); each lookup then takes
 //! one `match` on it to pick the decoder.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
-use maxminddb::Reader;
+use ipnet::IpNet;
+use maxminddb::{LookupResult, Reader, Within, WithinOptions};
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 
@@ -127,6 +129,13 @@ impl MaxMindDb {
         // A lookup or decode error means this file cannot place the address;
         // it is not worth failing the request over.
         let found = self.reader.lookup(ip).ok()?;
+        self.geo_of(&found)
+    }
+
+    /// Where the record found for an address or a network puts it, by the
+    /// file's layout. `None` when the record holds no usable location (or
+    /// does not decode: treated the same, as a lookup does).
+    fn geo_of(&self, found: &LookupResult<'_, Vec<u8>>) -> Option<Geo> {
         match self.schema {
             Schema::City => {
                 let r: CityRecord = found.decode().ok()??;
@@ -154,6 +163,129 @@ impl MaxMindDb {
                 )
             }
         }
+    }
+
+    /// Every network of the file that holds a record, with where
+    /// [`GeoLookup::lookup`] puts its addresses, in address order: IPv4
+    /// networks as IPv4 (for an IPv6 file, once: not again through the
+    /// `::ffff:0:0/96` and 6to4 aliases), then IPv6 ones. Each distinct
+    /// record is decoded once, so a City database of millions of networks
+    /// (and some hundred thousand records) reads in seconds.
+    pub fn networks(&self) -> Networks<'_> {
+        let (inner, pending) = match self.reader.networks(WithinOptions::default()) {
+            Ok(within) => (Some(within), None),
+            Err(e) => (None, Some(self.bad_tree(e))),
+        };
+        Networks {
+            db: self,
+            inner,
+            pending,
+            decoded: HashMap::default(),
+            last: None,
+        }
+    }
+
+    /// The path the file was opened from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn bad_tree(&self, e: maxminddb::MaxMindDbError) -> Error {
+        Error::database(&self.path, format!("cannot read its networks: {e}"))
+    }
+}
+
+/// One network of a geo database and where the database puts it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Network {
+    pub net: IpNet,
+    /// `None` when its record has no usable location (no coordinates and no
+    /// country with a known centre), as `lookup` answers for it.
+    pub geo: Option<Geo>,
+}
+
+/// The networks of one [`MaxMindDb`] ([`MaxMindDb::networks`]). A broken
+/// search tree ends the iteration with one error naming the file.
+pub struct Networks<'a> {
+    db: &'a MaxMindDb,
+    inner: Option<Within<'a, Vec<u8>>>,
+    pending: Option<Error>,
+    /// Where each record (by its data offset) puts its networks: many
+    /// networks share a record.
+    decoded: HashMap<usize, Option<Geo>, BuildHasherDefault<OffsetHasher>>,
+    last: Option<(usize, Option<Geo>)>,
+}
+
+/// A multiplicative hash of a data offset (as rustc's FxHash): offsets
+/// come from the file, but only select among its own records, so nothing
+/// is gained from SipHash's resistance, and it is a third of the cost of
+/// reading a network.
+#[derive(Default)]
+struct OffsetHasher(u64);
+
+impl Hasher for OffsetHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
+    }
+}
+
+impl Iterator for Networks<'_> {
+    type Item = Result<Network, Error>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if let Some(e) = self.pending.take() {
+            return Some(Err(e));
+        }
+        let item = self.inner.as_mut()?.next()?;
+        let found = match item {
+            Ok(found) => found,
+            Err(e) => {
+                // The tree is broken from here on: stop after saying so.
+                self.inner = None;
+                return Some(Err(self.db.bad_tree(e)));
+            }
+        };
+        let net = match found.network() {
+            Ok(n) => IpNet::new(n.network(), n.prefix()).map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        let net = match net {
+            Ok(net) => net,
+            Err(e) => {
+                self.inner = None;
+                return Some(Err(Error::database(
+                    &self.db.path,
+                    format!("cannot read its networks: {e}"),
+                )));
+            }
+        };
+        let geo = match found.offset() {
+            // Networks split from one range follow each other with one record.
+            Some(offset) if self.last.is_some_and(|(o, _)| o == offset) => {
+                self.last.and_then(|(_, g)| g)
+            }
+            Some(offset) => {
+                let geo = *self
+                    .decoded
+                    .entry(offset)
+                    .or_insert_with(|| self.db.geo_of(&found));
+                self.last = Some((offset, geo));
+                geo
+            }
+            None => None,
+        };
+        Some(Ok(Network { net, geo }))
     }
 }
 
@@ -208,6 +340,27 @@ impl MaxMindFiles {
             .collect::<Result<Vec<_>, _>>()?;
         Ok(MaxMindFiles { dbs })
     }
+
+    /// The open files, in the order they are consulted.
+    pub fn databases(&self) -> &[MaxMindDb] {
+        &self.dbs
+    }
+
+    /// Every network of every file as [`GeoLookup::lookup`] sees them: the
+    /// files in order, each as [`MaxMindDb::networks`], leaving out a
+    /// network of a later file whose first address an earlier file already
+    /// locates (the earlier file answers for it). A later network that only
+    /// partly overlaps an earlier file's is kept whole; files meant to be
+    /// used together (an IPv4 and an IPv6 file) do not overlap.
+    pub fn networks(&self) -> impl Iterator<Item = Result<Network, Error>> + '_ {
+        self.dbs.iter().enumerate().flat_map(move |(i, db)| {
+            let earlier = self.dbs.get(..i).unwrap_or_default();
+            db.networks().filter(move |n| match n {
+                Ok(n) => !earlier.iter().any(|e| e.locate(n.net.network()).is_some()),
+                Err(_) => true,
+            })
+        })
+    }
 }
 
 impl GeoLookup for MaxMindFiles {
@@ -251,9 +404,132 @@ fn build_date(epoch: u64) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::net::IpAddr;
+    use std::path::{Path, PathBuf};
+
+    use ipnet::IpNet;
+    use mmdb_writer::{IpVersion, Value, Writer};
+
+    use super::*;
+    use crate::Precision;
+
     #[test]
     fn build_date_is_utc_calendar_date() {
         assert_eq!(super::build_date(0), "1970-01-01");
         assert_eq!(super::build_date(1_780_666_922), "2026-06-05");
+    }
+
+    fn write(dir: &Path, name: &str, version: IpVersion, rows: &[(&str, Value)]) -> PathBuf {
+        let mut w = Writer::builder("Test-DB").ip_version(version).build();
+        for (net, v) in rows {
+            w.insert_value(net.parse::<IpNet>().expect("cidr"), v.clone())
+                .expect("insert");
+        }
+        let path = dir.join(name);
+        std::fs::write(&path, w.to_bytes().expect("bytes")).expect("write");
+        path
+    }
+
+    fn city(cc: &str, lat: f64, lon: f64) -> Value {
+        Value::map([
+            ("country", Value::map([("iso_code", Value::from(cc))])),
+            (
+                "location",
+                Value::map([
+                    ("latitude", Value::Double(lat)),
+                    ("longitude", Value::Double(lon)),
+                ]),
+            ),
+        ])
+    }
+
+    fn nets(files: &MaxMindFiles) -> Vec<Network> {
+        files
+            .networks()
+            .collect::<Result<Vec<_>, _>>()
+            .expect("networks")
+    }
+
+    #[test]
+    fn networks_are_every_network_once_with_what_lookup_says_of_its_addresses() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = write(
+            dir.path(),
+            "city.mmdb",
+            IpVersion::V6,
+            &[
+                ("81.2.69.0/24", city("GB", 51.5, -0.1)),
+                ("81.2.70.0/23", city("GB", 53.5, -2.2)),
+                (
+                    "2.2.2.0/24",
+                    Value::map([("country", Value::map([("iso_code", Value::from("FR"))]))]),
+                ),
+                (
+                    "4.4.4.0/24",
+                    Value::map([("country", Value::map([("iso_code", Value::from("ZZ"))]))]),
+                ),
+                ("2a00::/16", city("DE", 52.0, 13.0)),
+            ],
+        );
+        let files = MaxMindFiles::open(&[&path]).expect("open");
+        let found = nets(&files);
+        let listed: Vec<String> = found.iter().map(|n| n.net.to_string()).collect();
+        // IPv4 as IPv4 and once (not again under ::ffff:0:0/96 or 2002::/16).
+        assert_eq!(
+            listed,
+            [
+                "2.2.2.0/24",
+                "4.4.4.0/24",
+                "81.2.69.0/24",
+                "81.2.70.0/23",
+                "2a00::/16"
+            ]
+        );
+        for n in &found {
+            for ip in [n.net.network(), n.net.broadcast()] {
+                assert_eq!(files.lookup(ip), n.geo, "{ip} in {}", n.net);
+            }
+        }
+        let fr = found.first().and_then(|n| n.geo).expect("France located");
+        assert_eq!(fr.precision, Precision::CountryCentre);
+        assert_eq!(
+            found.get(1).map(|n| n.geo),
+            Some(None),
+            "unknown country code"
+        );
+    }
+
+    #[test]
+    fn networks_of_several_files_leave_out_what_an_earlier_file_answers_for() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let v4 = write(
+            dir.path(),
+            "v4.mmdb",
+            IpVersion::V4,
+            &[("8.8.8.0/24", city("US", 37.4, -122.1))],
+        );
+        let v6 = write(
+            dir.path(),
+            "v6.mmdb",
+            IpVersion::V6,
+            &[
+                ("8.8.8.0/24", city("DE", 50.1, 8.7)),
+                ("9.9.9.0/24", city("CH", 47.4, 8.5)),
+                ("2a00::/16", city("DE", 52.0, 13.0)),
+            ],
+        );
+        let files = MaxMindFiles::open(&[&v4, &v6]).expect("open");
+        let found = nets(&files);
+        let listed: Vec<String> = found
+            .iter()
+            .map(|n| {
+                let cc = n.geo.and_then(|g| g.country);
+                format!("{} {}", n.net, cc.as_ref().map_or("-", CountryCode::as_str))
+            })
+            .collect();
+        // 8.8.8.0/24 of the second file is the first's: lookup answers US.
+        assert_eq!(listed, ["8.8.8.0/24 US", "9.9.9.0/24 CH", "2a00::/16 DE"]);
+        let ip: IpAddr = "8.8.8.8".parse().expect("ip");
+        assert_eq!(files.lookup(ip), found.first().and_then(|n| n.geo));
     }
 }
