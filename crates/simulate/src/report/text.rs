@@ -281,14 +281,7 @@ fn parameters(out: &mut String, report: &Report) {
     let p = &report.params;
     let w = &p.workload;
     out.push_str("Parameters\n");
-    let cpu = match &p.sim_cpu {
-        Some(c) => format!(
-            "{} of CPU, {:.1}% of one core over the run (the cluster's own work not counted)",
-            format::duration(c.cpu_ms),
-            c.percent_of_core
-        ),
-        None => "not measured on this platform".to_owned(),
-    };
+    let cpu = figures::cpu(p.sim_cpu);
     let rows: [(&str, String); 13] = [
         ("seed", w.seed.to_string()),
         ("clients", count(u64::from(w.clients))),
@@ -297,7 +290,7 @@ fn parameters(out: &mut String, report: &Report) {
             "duration",
             format!("{} per routing", format::duration(w.duration_ms)),
         ),
-        ("zipf exponent", format!("{:.2}", w.zipf_s)),
+        ("zipf exponent", format::fixed(w.zipf_s, 2)),
         ("config", clean(&p.config, 200)),
         ("cluster", clean(&p.cluster, 200)),
         ("geo database", clean(&p.database, 200)),
