@@ -52,15 +52,20 @@ fn headline(out: &mut String, report: &Report) {
         out.push_str("No routing ran: nothing to report.\n\n");
         return;
     }
-    let mut rows: Vec<Vec<String>> = vec![
+    // The routings' names over two lines: "nearest edge" / "(director)".
+    let head = |line: usize| {
         std::iter::once(String::new())
-            .chain(
-                results
-                    .iter()
-                    .map(|r| format::routing_short(r.routing).to_owned()),
-            )
-            .collect(),
-    ];
+            .chain(results.iter().map(|r| {
+                let (a, b) = match r.routing {
+                    Routing::Director => ("nearest edge", "(director)"),
+                    Routing::Random => ("random edge", ""),
+                    Routing::Origin => ("straight to", "origin"),
+                };
+                if line == 0 { a } else { b }.to_owned()
+            }))
+            .collect::<Vec<String>>()
+    };
+    let mut rows: Vec<Vec<String>> = vec![head(0), head(1)];
     type Figure = fn(&RoutingResult) -> String;
     let figures: [(&str, Figure); 14] = [
         ("requests", |r| count(r.overall.requests)),
