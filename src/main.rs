@@ -76,6 +76,9 @@ enum Command {
     /// Run a whole multi-region CDN on this machine (`cluster up`), and
     /// stop, start, slow or fail its nodes while it runs.
     Cluster(cli::cluster::ClusterArgs),
+    /// Drive the cluster with synthetic clients around the world: nearest
+    /// edge, random edge and straight to the origin, with an HTML report.
+    Simulate(cli::simulate::SimulateArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -89,6 +92,7 @@ fn main() -> std::process::ExitCode {
         Command::Director(a) => cli::director::main(a),
         Command::Purge(a) => cli::purge::main(a),
         Command::Cluster(a) => cli::cluster::main(a),
+        Command::Simulate(a) => cli::simulate::main(a),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

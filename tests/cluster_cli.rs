@@ -227,3 +227,71 @@ fn up_stop_start_status_and_ctrl_c() {
     let again = up(&config);
     let _ = again.summary();
 }
+
+/// `meridian simulate` as the README runs it: against a running `cluster
+/// up` (found through the cluster file and the token in its state
+/// directory), a short seeded run that prints the tables and writes the
+/// report and its figures.
+#[test]
+fn simulate_drives_a_running_cluster_up_and_writes_the_report() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = dir.path().join("state");
+    let config = moved_config(dir.path(), &state);
+    let cluster = up(&config);
+    let _ = cluster.summary();
+    let report = dir.path().join("report.html");
+    let json = dir.path().join("report.json");
+    let out = bin()
+        .args([
+            "simulate",
+            "--clients",
+            "40",
+            "--requests",
+            "240",
+            "--duration",
+            "1500ms",
+            "--seed",
+            "7",
+            "--config",
+        ])
+        .arg(&config)
+        .arg("--report")
+        .arg(&report)
+        .arg("--json")
+        .arg(&json)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdin(Stdio::null())
+        .output()
+        .expect("run meridian simulate");
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    for routing in ["nearest edge", "random edge", "straight to origin"] {
+        assert!(t.contains(routing), "{routing} missing:\n{t}");
+    }
+    let html = std::fs::read_to_string(&report).expect("the report");
+    assert!(
+        html.contains("<svg") && html.contains("id=\"map\""),
+        "{html:.300}"
+    );
+    let figures: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&json).expect("the figures")).expect("JSON");
+    let routings = figures["routings"].as_array().expect("routings");
+    assert_eq!(routings.len(), 3);
+    for r in routings {
+        assert_eq!(r["overall"]["requests"], 240, "{r}");
+    }
+    assert_eq!(figures["params"]["workload"]["seed"], 7);
+    assert!(
+        figures["params"]["cluster"]
+            .as_str()
+            .is_some_and(|c| c.contains("cluster up")),
+        "{}",
+        figures["params"]
+    );
+    // The simulator reports its own CPU use.
+    assert!(
+        figures["params"]["sim_cpu"]["cpu_ms"].is_u64(),
+        "{}",
+        figures["params"]
+    );
+}

@@ -93,7 +93,7 @@ fn fmt_ms(d: Duration) -> String {
 /// The cluster file: as given, else (for the default name) the copy in the
 /// source tree this binary was built from, so `cargo run -- cluster up`
 /// works from any folder of the repository.
-fn load(path: &Path) -> anyhow::Result<ClusterConfig> {
+pub(crate) fn load(path: &Path) -> anyhow::Result<ClusterConfig> {
     let built_in = Path::new(env!("CARGO_MANIFEST_DIR")).join(DEFAULT_CONFIG);
     let path = if !path.exists() && path == Path::new(DEFAULT_CONFIG) && built_in.exists() {
         built_in.as_path()
@@ -208,7 +208,7 @@ fn not_running(config: &ClusterConfig) -> String {
     )
 }
 
-fn read_token(config: &ClusterConfig) -> anyhow::Result<String> {
+pub(crate) fn read_token(config: &ClusterConfig) -> anyhow::Result<String> {
     if let Ok(t) = std::env::var(meridian_common::auth::TOKEN_ENV)
         && !t.trim().is_empty()
     {

@@ -6,6 +6,7 @@ pub mod edge;
 pub mod origin;
 pub mod purge;
 pub mod shield;
+pub mod simulate;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -716,6 +716,13 @@ impl Inner {
         }
         d.listen = Some(self.director);
         d.admin_listen = Some(self.director_admin);
+        // Everything is on loopback: the director believes X-Forwarded-For
+        // from it (unless the file says whom to trust), which is how
+        // `meridian simulate` places its clients around the world.
+        if d.trusted_proxies.is_empty() {
+            d.trusted_proxies
+                .push(ipnet::IpNet::from(std::net::IpAddr::from([127, 0, 0, 1])).trunc());
+        }
         d.purge_log.url = None;
         d.purge_log.state_dir = Some(self.config.state_dir.join("purge-log"));
         d.purge_log.tokens.push(TokenConfig {
@@ -886,7 +893,7 @@ fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
 
 /// The shipped database relative to the working directory, else to the
 /// source tree this was built from (cargo run from a subfolder, tests).
-fn resolve_shipped(path: &Path) -> PathBuf {
+pub fn resolve_shipped(path: &Path) -> PathBuf {
     if path.exists() || path.is_absolute() {
         return path.to_path_buf();
     }

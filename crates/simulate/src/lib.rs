@@ -15,8 +15,11 @@
 //!     Report ─► printed tables, self-contained HTML with inline SVG          (report)
 //! ```
 
+pub mod cpu;
 pub mod model;
 pub mod report;
+pub mod run;
+pub mod stats;
 pub mod weights;
 pub mod workload;
 
@@ -37,4 +40,24 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// The workload for a cluster file: its sample site's assets (the site of
+/// its `seed`) and addresses from its director's geo database. Answers the
+/// database's description with it.
+pub fn workload_for(
+    config: &meridian_cluster::config::ClusterConfig,
+    params: WorkloadParams,
+) -> Result<(Workload, String), Error> {
+    let paths: Vec<std::path::PathBuf> = config
+        .director
+        .geoip
+        .iter()
+        .map(|p| meridian_cluster::run::resolve_shipped(p))
+        .collect();
+    let places = workload::Places::open(&paths)?;
+    let site = meridian_origin::SampleSite::generate(config.seed);
+    let assets = workload::site_assets(&site);
+    let w = workload::generate(&params, &assets, &places)?;
+    Ok((w, places.describe()))
 }

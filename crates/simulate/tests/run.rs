@@ -1,0 +1,278 @@
+//! The simulator against a real in-process cluster (the shipped
+//! `config/cluster.toml` on ports from the OS): the runner on a small
+//! hand-built workload, and the short seeded run end to end.
+
+use std::net::IpAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use meridian_cluster::config::ClusterConfig;
+use meridian_cluster::run::Cluster;
+use meridian_simulate::run::{Settings, Target, run};
+use meridian_simulate::{Client, Region, Request, Routing, Scenario, Workload, WorkloadParams};
+
+fn config() -> ClusterConfig {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/cluster.toml");
+    ClusterConfig::load(&path)
+        .expect("config/cluster.toml")
+        .with_ephemeral_ports()
+}
+
+async fn start() -> (Cluster, Target, tempfile::TempDir) {
+    let state = tempfile::tempdir().expect("tempdir");
+    let mut c = config();
+    c.state_dir = state.path().to_path_buf();
+    let cluster = Cluster::start(c.clone()).await.expect("the cluster starts");
+    let target = Target {
+        dashboard: cluster.dashboard(),
+        token: cluster.token().to_owned(),
+        config: c,
+        label: "spawned in-process".into(),
+        database: "shipped".into(),
+    };
+    (cluster, target, state)
+}
+
+/// Clients at known places of the shipped database (country centres).
+fn hand_workload() -> Workload {
+    let places: [(&str, &str, Region, f64, f64); 3] = [
+        ("81.2.69.142", "GB", Region::Europe, 54.0, -2.0),
+        ("1.0.0.1", "AU", Region::Oceania, -27.0, 133.0),
+        ("8.8.8.8", "US", Region::NorthAmerica, 38.0, -97.0),
+    ];
+    let paths: Vec<Arc<str>> = ["/", "/news/", "/docs/", "/about.html"]
+        .iter()
+        .map(|p| Arc::from(*p))
+        .collect();
+    let clients = (0..12u32)
+        .map(|i| {
+            let (ip, cc, region, lat, lon) = places[i as usize % places.len()];
+            Client {
+                id: i,
+                ip: ip.parse::<IpAddr>().expect("ip"),
+                country: cc.into(),
+                region,
+                latitude: lat,
+                longitude: lon,
+                start_ms: u64::from(i) * 20,
+                requests: (0..10)
+                    .map(|k| Request {
+                        path: paths[(i as usize + k) % paths.len()].clone(),
+                        think_ms: 30,
+                        range: None,
+                    })
+                    .collect(),
+                random_pick: i * 7,
+            }
+        })
+        .collect();
+    Workload {
+        params: WorkloadParams {
+            seed: 0,
+            clients: 12,
+            requests: 120,
+            duration_ms: 600,
+            zipf_s: 1.0,
+        },
+        clients,
+        weights_source: "hand-built".into(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runner_measures_every_routing_on_a_hand_built_workload() {
+    let (cluster, target, _state) = start().await;
+    let w = hand_workload();
+    let report = run(&target, &w, &Settings::default()).await.expect("run");
+    assert_eq!(report.routings.len(), 3);
+    for r in &report.routings {
+        assert_eq!(r.overall.requests, 120, "{:?}", r.routing);
+        assert_eq!(r.overall.ok, 120, "{:?}: {:#?}", r.routing, r.overall);
+    }
+    let by = |x: Routing| {
+        report
+            .routings
+            .iter()
+            .find(|r| r.routing == x)
+            .expect("routing")
+    };
+    let (d, o) = (by(Routing::Director), by(Routing::Origin));
+    eprintln!("{:#?}", d.overall);
+    eprintln!("{:#?}", by(Routing::Random).overall);
+    eprintln!("{:#?}", o.overall);
+    assert!(d.overall.edge_hits > 0, "{:#?}", d.overall);
+    assert!(d.overall.p50_ms < o.overall.p50_ms);
+    assert_eq!(o.overall.origin_requests, 120);
+    assert!(d.overall.origin_requests < 120);
+    // The London clients went to eu-west, the Sydney ones to ap-southeast.
+    let route = |lat: f64| {
+        report
+            .routes
+            .iter()
+            .find(|r| (r.latitude - lat).abs() < 0.01)
+            .map(|r| r.edge.clone())
+    };
+    assert_eq!(
+        route(54.0).as_deref(),
+        Some("eu-west"),
+        "{:?}",
+        report.routes
+    );
+    assert_eq!(
+        route(-27.0).as_deref(),
+        Some("ap-southeast"),
+        "{:?}",
+        report.routes
+    );
+    let _ = Scenario::Steady;
+    cluster.shutdown().await;
+}
+
+fn params(seed: u64, clients: u32, requests: u64, duration_ms: u64) -> WorkloadParams {
+    WorkloadParams {
+        seed,
+        clients,
+        requests,
+        duration_ms,
+        zipf_s: 1.0,
+    }
+}
+
+fn routing(report: &meridian_simulate::Report, r: Routing) -> &meridian_simulate::RoutingResult {
+    report
+        .routings
+        .iter()
+        .find(|x| x.routing == r)
+        .expect("routing in the report")
+}
+
+/// The test: a short seeded run on the real workload (addresses
+/// from the shipped database, the sample site's assets).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_short_seeded_run_shows_what_the_cdn_buys() {
+    let (cluster, target, _state) = start().await;
+    let (w, _) = meridian_simulate::workload_for(&target.config, params(3, 60, 400, 2000))
+        .expect("workload");
+    assert_eq!(w.requests(), 400);
+    let report = run(&target, &w, &Settings::default()).await.expect("run");
+    let (d, o) = (
+        routing(&report, Routing::Director),
+        routing(&report, Routing::Origin),
+    );
+    assert!(
+        d.overall.edge_hit_ratio.is_some_and(|h| h > 0.0),
+        "{:#?}",
+        d.overall
+    );
+    assert!(
+        d.overall.p50_ms < o.overall.p50_ms,
+        "{:#?}\n{:#?}",
+        d.overall,
+        o.overall
+    );
+    // Fewer origin requests than client requests: as the origin counted
+    // them, and as the responses tell.
+    assert!(d.origin_counted.requests < 400, "{:?}", d.origin_counted);
+    assert!(d.overall.origin_requests < 400);
+    assert!(o.origin_counted.requests >= 400, "{:?}", o.origin_counted);
+    assert_eq!(report.params.workload.seed, 3);
+    assert!(!report.places.is_empty() && !report.routes.is_empty());
+    let html = meridian_simulate::report::html(&report);
+    assert!(html.starts_with("<!DOCTYPE html>") || html.starts_with("<!doctype html>"));
+    assert!(html.contains("id=\"map\""));
+    cluster.shutdown().await;
+}
+
+/// `purge`: the tag purge happens at half time in every routing, and the
+/// origin sees requests again after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn purge_scenario_purges_at_half_time() {
+    let (cluster, target, _state) = start().await;
+    let (w, _) = meridian_simulate::workload_for(&target.config, params(5, 40, 400, 2000))
+        .expect("workload");
+    let settings = Settings {
+        scenario: Scenario::Purge,
+        purge_tag: Some("home".into()),
+        routings: Some(vec![Routing::Director]),
+        ..Settings::default()
+    };
+    let report = run(&target, &w, &settings).await.expect("run");
+    let d = routing(&report, Routing::Director);
+    let purge = d
+        .events
+        .iter()
+        .find(|e| e.what.contains("purge"))
+        .expect("a purge event");
+    assert!(!purge.what.contains("failed"), "{purge:?}");
+    assert!((900..1600).contains(&purge.t_ms), "{purge:?}");
+    assert_eq!(d.overall.errors, 0, "{:#?}", d.overall);
+    cluster.shutdown().await;
+}
+
+/// `origin-outage`: the origin fails for the middle third; through the
+/// CDN clients keep being served (from cache, stale if need be), straight
+/// to the origin they get errors.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn origin_outage_hurts_only_the_clients_without_a_cdn() {
+    let (cluster, target, _state) = start().await;
+    let (w, _) = meridian_simulate::workload_for(&target.config, params(9, 40, 400, 3000))
+        .expect("workload");
+    let settings = Settings {
+        scenario: Scenario::OriginOutage,
+        routings: Some(vec![Routing::Director, Routing::Origin]),
+        ..Settings::default()
+    };
+    let report = run(&target, &w, &settings).await.expect("run");
+    let (d, o) = (
+        routing(&report, Routing::Director),
+        routing(&report, Routing::Origin),
+    );
+    for r in [d, o] {
+        let verbs: Vec<&str> = r.events.iter().map(|e| e.what.as_str()).collect();
+        assert_eq!(verbs, ["fail origin", "heal origin"], "{:?}", r.routing);
+    }
+    assert!(o.overall.errors > 0, "{:#?}", o.overall);
+    assert!(
+        d.overall.errors < o.overall.errors,
+        "{:#?}\n{:#?}",
+        d.overall,
+        o.overall
+    );
+    // The cluster is healed afterwards.
+    assert_eq!(
+        cluster.control().fault("origin"),
+        Some(meridian_cluster::control::Fault::None)
+    );
+    cluster.shutdown().await;
+}
+
+/// `edge-down`: the stopped edge's clients move to other edges and keep
+/// being served; the report says where they went.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edge_down_moves_its_clients() {
+    let (cluster, target, _state) = start().await;
+    let (w, _) = meridian_simulate::workload_for(&target.config, params(11, 60, 600, 3000))
+        .expect("workload");
+    let settings = Settings {
+        scenario: Scenario::EdgeDown,
+        edge_down: Some("eu-west".into()),
+        routings: Some(vec![Routing::Director]),
+        ..Settings::default()
+    };
+    let report = run(&target, &w, &settings).await.expect("run");
+    let d = routing(&report, Routing::Director);
+    let down = d.edge_down.as_ref().expect("the edge-down figures");
+    assert_eq!(down.edge, "eu-west");
+    assert!(down.clients > 0 && down.before.requests > 0, "{down:#?}");
+    assert!(
+        down.moved_to.iter().all(|(e, _)| e != "eu-west") && !down.moved_to.is_empty(),
+        "{down:#?}"
+    );
+    assert_eq!(down.after.errors, 0, "{down:#?}");
+    // It is started again afterwards.
+    assert_eq!(
+        cluster.control().fault("eu-west"),
+        Some(meridian_cluster::control::Fault::None)
+    );
+    cluster.shutdown().await;
+}
