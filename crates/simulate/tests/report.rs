@@ -315,6 +315,10 @@ fn an_empty_run_and_broken_figures_still_make_a_page() {
         });
     }
     broken.params.bucket_ms = 0;
+    broken.params.workload.zipf_s = f64::NAN;
+    if let Some(cpu) = &mut broken.params.sim_cpu {
+        cpu.percent_of_core = f64::INFINITY;
+    }
     let page = report::html(&broken);
     let text = report::text(&broken);
     assert!(!broken_number(&page), "no broken numbers drawn");

@@ -1,7 +1,7 @@
 //! Figures both reports derive from a [`Report`]: the headline sentence,
 //! a bucket's hit ratio, what an event did to the timeline.
 
-use crate::model::{Bucket, Event, Report, Routing, RoutingResult};
+use crate::model::{Bucket, CpuUse, Event, Report, Routing, RoutingResult};
 
 use super::format;
 
@@ -49,6 +49,18 @@ pub fn subhead(report: &Report) -> Option<String> {
         ));
     }
     (!parts.is_empty()).then(|| format!("At the tail, {}.", parts.join("; ")))
+}
+
+/// The simulator's own CPU, in words.
+pub fn cpu(cpu: Option<CpuUse>) -> String {
+    match cpu {
+        Some(c) => format!(
+            "{} of CPU, {} of one core over the run (the cluster's own work not counted)",
+            format::duration(c.cpu_ms),
+            format::pct(Some(c.percent_of_core / 100.0))
+        ),
+        None => "not measured on this platform".to_owned(),
+    }
 }
 
 /// `s` with its first letter in upper case.

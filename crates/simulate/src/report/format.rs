@@ -52,6 +52,15 @@ pub fn pct_short(v: Option<f64>) -> String {
     }
 }
 
+/// `v` with `decimals` decimals, [`NONE`] when not finite.
+pub fn fixed(v: f64, decimals: usize) -> String {
+    if v.is_finite() {
+        format!("{v:.decimals$}")
+    } else {
+        NONE.to_owned()
+    }
+}
+
 /// A count with thousands separators (`20,000`).
 pub fn count(n: u64) -> String {
     group(n as f64)

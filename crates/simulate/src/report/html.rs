@@ -318,14 +318,7 @@ fn region_table(s: &mut String, report: &Report) {
 fn parameters(s: &mut String, report: &Report) {
     let p = &report.params;
     let w = &p.workload;
-    let cpu = match &p.sim_cpu {
-        Some(c) => format!(
-            "{} of CPU, {:.1}% of one core over the run (the cluster's own work not counted)",
-            format::duration(c.cpu_ms),
-            c.percent_of_core
-        ),
-        None => "not measured on this platform".into(),
-    };
+    let cpu = figures::cpu(p.sim_cpu);
     let mut scenario = p.scenario.name().to_owned();
     if let Some(t) = &p.scenario_target {
         scenario.push_str(&format!(" ({t})"));
@@ -338,7 +331,10 @@ fn parameters(s: &mut String, report: &Report) {
             "duration",
             format!("{} per routing", format::duration(w.duration_ms)),
         ),
-        ("popularity", format!("Zipf, exponent {:.2}", w.zipf_s)),
+        (
+            "popularity",
+            format!("Zipf, exponent {}", format::fixed(w.zipf_s, 2)),
+        ),
         ("scenario", scenario),
         ("cluster file", p.config.clone()),
         ("cluster", p.cluster.clone()),

@@ -52,15 +52,20 @@ fn headline(out: &mut String, report: &Report) {
         out.push_str("No routing ran: nothing to report.\n\n");
         return;
     }
-    let mut rows: Vec<Vec<String>> = vec![
+    // The routings' names over two lines: "nearest edge" / "(director)".
+    let head = |line: usize| {
         std::iter::once(String::new())
-            .chain(
-                results
-                    .iter()
-                    .map(|r| format::routing_short(r.routing).to_owned()),
-            )
-            .collect(),
-    ];
+            .chain(results.iter().map(|r| {
+                let (a, b) = match r.routing {
+                    Routing::Director => ("nearest edge", "(director)"),
+                    Routing::Random => ("random edge", ""),
+                    Routing::Origin => ("straight to", "origin"),
+                };
+                if line == 0 { a } else { b }.to_owned()
+            }))
+            .collect::<Vec<String>>()
+    };
+    let mut rows: Vec<Vec<String>> = vec![head(0), head(1)];
     type Figure = fn(&RoutingResult) -> String;
     let figures: [(&str, Figure); 14] = [
         ("requests", |r| count(r.overall.requests)),
@@ -281,14 +286,7 @@ fn parameters(out: &mut String, report: &Report) {
     let p = &report.params;
     let w = &p.workload;
     out.push_str("Parameters\n");
-    let cpu = match &p.sim_cpu {
-        Some(c) => format!(
-            "{} of CPU, {:.1}% of one core over the run (the cluster's own work not counted)",
-            format::duration(c.cpu_ms),
-            c.percent_of_core
-        ),
-        None => "not measured on this platform".to_owned(),
-    };
+    let cpu = figures::cpu(p.sim_cpu);
     let rows: [(&str, String); 13] = [
         ("seed", w.seed.to_string()),
         ("clients", count(u64::from(w.clients))),
@@ -297,7 +295,7 @@ fn parameters(out: &mut String, report: &Report) {
             "duration",
             format!("{} per routing", format::duration(w.duration_ms)),
         ),
-        ("zipf exponent", format!("{:.2}", w.zipf_s)),
+        ("zipf exponent", format::fixed(w.zipf_s, 2)),
         ("config", clean(&p.config, 200)),
         ("cluster", clean(&p.cluster, 200)),
         ("geo database", clean(&p.database, 200)),
