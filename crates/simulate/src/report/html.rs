@@ -159,19 +159,14 @@ fn map_section(s: &mut String, report: &Report) {
          transform=\"rotate(45)\" class=\"key-shield\"/></svg>shield</li>\
          <li><svg viewBox=\"-3 -3 6 6\"><rect x=\"-2\" y=\"-2\" width=\"4\" height=\"4\" class=\"key-origin\"/></svg>origin</li>",
     );
-    for (name, colour) in map::edge_colours(report) {
-        let clients: u32 = report
-            .routes
-            .iter()
-            .filter(|r| r.edge == name)
-            .map(|r| r.clients)
-            .sum();
+    for t in map::targets(report) {
         let _ = write!(
             s,
-            "<li><svg viewBox=\"-3 -3 6 6\"><circle r=\"2\" fill=\"{colour}\"/></svg>edge {} \
+            "<li><svg viewBox=\"-3 -3 6 6\"><circle r=\"2\" fill=\"{}\"/></svg>edge {} \
              <span class=\"muted\">({} clients)</span></li>",
-            esc(name),
-            count(u64::from(clients))
+            t.colour,
+            esc(&t.label()),
+            count(map::clients_of(report, &t))
         );
     }
     s.push_str("</ul></section>\n");
