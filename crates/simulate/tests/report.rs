@@ -59,9 +59,11 @@ fn assert_every_panel(doc: &Html, r: &Report) {
         2,
         "no hit ratio without edges"
     );
-    assert!(
-        count(doc, "svg#timeline .event") >= 2,
-        "the purge and the stop marked"
+    // The purge (in every routing, one marker) and the stop.
+    assert_eq!(
+        count(doc, "svg#timeline .event"),
+        2,
+        "the purge and the stop"
     );
     assert_eq!(count(doc, "#headline .card"), 3);
     assert_eq!(count(doc, "#edge-down"), 1);

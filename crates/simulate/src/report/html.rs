@@ -49,7 +49,7 @@ pub fn render(report: &Report) -> String {
     let _ = writeln!(
         s,
         "<section id=\"timeline-panel\"><h2>Over time</h2>\
-         <p class=\"note\">What reached the origin, second by second, and the scenario's events{}.</p>\
+         <p class=\"note\">What reached the origin through the run, and the scenario's events{}.</p>\
          {}{}</section>",
         if report.routings.iter().any(|r| !r.events.is_empty()) {
             ""
