@@ -159,6 +159,11 @@ fn map_section(s: &mut String, report: &Report) {
          transform=\"rotate(45)\" class=\"key-shield\"/></svg>shield</li>\
          <li><svg viewBox=\"-3 -3 6 6\"><rect x=\"-2\" y=\"-2\" width=\"4\" height=\"4\" class=\"key-origin\"/></svg>origin</li>",
     );
+    if report.nodes.iter().any(|n| n.kind == "director") {
+        s.push_str(
+            "<li><svg viewBox=\"-3 -3 6 6\"><path d=\"M0 -2.2l2.2 3.8h-4.4z\" class=\"key-director\"/></svg>director</li>",
+        );
+    }
     for t in map::targets(report) {
         let _ = write!(
             s,
