@@ -59,9 +59,11 @@ fn assert_every_panel(doc: &Html, r: &Report) {
         2,
         "no hit ratio without edges"
     );
-    assert!(
-        count(doc, "svg#timeline .event") >= 2,
-        "the purge and the stop marked"
+    // The purge (in every routing, one marker) and the stop.
+    assert_eq!(
+        count(doc, "svg#timeline .event"),
+        2,
+        "the purge and the stop"
     );
     assert_eq!(count(doc, "#headline .card"), 3);
     assert_eq!(count(doc, "#edge-down"), 1);
@@ -105,6 +107,78 @@ fn the_page_parses_and_holds_every_panel() {
         .as_f64()
         .expect("p50");
     assert!((p50 - r.routings[0].overall.p50_ms.expect("p50")).abs() < 1e-9);
+}
+
+/// The director sends a region whose edges share one address to the
+/// region (the runner records `us-east`): those routes end between the
+/// region's edges, in the region's colour, and the legend counts them.
+#[test]
+fn routes_to_a_region_with_two_edges_end_between_them() {
+    let mut r = report::example();
+    let mut to_region = 0;
+    for route in r
+        .routes
+        .iter_mut()
+        .filter(|x| x.edge.starts_with("us-east-"))
+    {
+        route.edge = "us-east".into();
+        to_region += 1;
+    }
+    assert!(to_region > 0);
+    let doc = Html::parse_document(&report::html(&r));
+    assert_eq!(
+        count(&doc, "svg#map .route"),
+        r.routes.len(),
+        "every route drawn"
+    );
+    let x_of = |name: &str| -> f64 {
+        let mark = doc
+            .select(&sel(&format!("svg#map circle.edge[data-node=\"{name}\"]")))
+            .next()
+            .unwrap_or_else(|| panic!("{name}"));
+        mark.value()
+            .attr("cx")
+            .and_then(|v| v.parse().ok())
+            .expect("cx")
+    };
+    let (a, b) = (x_of("us-east-1"), x_of("us-east-2"));
+    let fill = |name: &str| {
+        doc.select(&sel(&format!("svg#map circle.edge[data-node=\"{name}\"]")))
+            .next()
+            .and_then(|m| m.value().attr("fill"))
+            .map(str::to_owned)
+    };
+    assert_eq!(
+        fill("us-east-1"),
+        fill("us-east-2"),
+        "one colour for the region"
+    );
+    for line in doc.select(&sel("svg#map .route[data-edge=\"us-east\"]")) {
+        let x2: f64 = line
+            .value()
+            .attr("x2")
+            .and_then(|v| v.parse().ok())
+            .expect("x2");
+        assert!(x2 > a.min(b) && x2 < a.max(b), "{x2} between {a} and {b}");
+        assert_eq!(
+            line.value().attr("stroke").map(str::to_owned),
+            fill("us-east-1")
+        );
+    }
+    let legend: String = doc
+        .select(&sel("#map-legend"))
+        .flat_map(|e| e.text())
+        .collect();
+    let clients: u32 = r
+        .routes
+        .iter()
+        .filter(|x| x.edge == "us-east")
+        .map(|x| x.clients)
+        .sum();
+    assert!(
+        legend.contains(&format!("edge us-east-1 + us-east-2 ({clients} clients)")),
+        "{legend}"
+    );
 }
 
 #[test]

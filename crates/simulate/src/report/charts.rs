@@ -394,7 +394,7 @@ pub fn timeline(report: &Report) -> String {
         t += step;
     }
     s.push_str("</g>");
-    events(&mut s, report, &x, o_top - 22.0, bottom);
+    events(&mut s, report, &x, (o_top - 22.0, bottom), bucket_ms);
     for r in &runs {
         let buckets = || r.timeline.iter().take(MAX_BUCKETS);
         let mid = |t_ms: u64| x(t_ms as f64 + bucket_ms as f64 / 2.0);
@@ -538,11 +538,20 @@ fn failure_bars(
 
 /// Each distinct event as a dashed vertical line with its label on top,
 /// labels moved down a row when they would overlap.
-fn events(s: &mut String, report: &Report, x: &dyn Fn(f64) -> f64, label_y: f64, bottom: f64) {
+fn events(
+    s: &mut String,
+    report: &Report,
+    x: &dyn Fn(f64) -> f64,
+    (label_y, bottom): (f64, f64),
+    near_ms: u64,
+) {
+    // Each routing has its own events: the same one a few milliseconds
+    // apart in each is one marker.
     let mut seen: Vec<(u64, &str)> = Vec::new();
     for r in &report.routings {
         for e in &r.events {
-            if !seen.iter().any(|(t, w)| *t == e.t_ms && *w == e.what) && seen.len() < MAX_EVENTS {
+            let same = |(t, w): &(u64, &str)| *w == e.what && t.abs_diff(e.t_ms) <= near_ms;
+            if !seen.iter().any(same) && seen.len() < MAX_EVENTS {
                 seen.push((e.t_ms, &e.what));
             }
         }

@@ -407,7 +407,8 @@ fn result(
         })
         .collect();
     let mut events = vec![Event {
-        t_ms: PURGE_AT_MS,
+        // Each routing's purge lands a few milliseconds apart, as in a run.
+        t_ms: PURGE_AT_MS + 2 * routing as u64,
         what: "tag news purged".into(),
     }];
     let mut edge_down = None;

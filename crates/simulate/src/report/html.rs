@@ -49,7 +49,7 @@ pub fn render(report: &Report) -> String {
     let _ = writeln!(
         s,
         "<section id=\"timeline-panel\"><h2>Over time</h2>\
-         <p class=\"note\">What reached the origin, second by second, and the scenario's events{}.</p>\
+         <p class=\"note\">What reached the origin through the run, and the scenario's events{}.</p>\
          {}{}</section>",
         if report.routings.iter().any(|r| !r.events.is_empty()) {
             ""
@@ -159,19 +159,19 @@ fn map_section(s: &mut String, report: &Report) {
          transform=\"rotate(45)\" class=\"key-shield\"/></svg>shield</li>\
          <li><svg viewBox=\"-3 -3 6 6\"><rect x=\"-2\" y=\"-2\" width=\"4\" height=\"4\" class=\"key-origin\"/></svg>origin</li>",
     );
-    for (name, colour) in map::edge_colours(report) {
-        let clients: u32 = report
-            .routes
-            .iter()
-            .filter(|r| r.edge == name)
-            .map(|r| r.clients)
-            .sum();
+    if report.nodes.iter().any(|n| n.kind == "director") {
+        s.push_str(
+            "<li><svg viewBox=\"-3 -3 6 6\"><path d=\"M0 -2.2l2.2 3.8h-4.4z\" class=\"key-director\"/></svg>director</li>",
+        );
+    }
+    for t in map::targets(report) {
         let _ = write!(
             s,
-            "<li><svg viewBox=\"-3 -3 6 6\"><circle r=\"2\" fill=\"{colour}\"/></svg>edge {} \
+            "<li><svg viewBox=\"-3 -3 6 6\"><circle r=\"2\" fill=\"{}\"/></svg>edge {} \
              <span class=\"muted\">({} clients)</span></li>",
-            esc(name),
-            count(u64::from(clients))
+            t.colour,
+            esc(&t.label()),
+            count(map::clients_of(report, &t))
         );
     }
     s.push_str("</ul></section>\n");

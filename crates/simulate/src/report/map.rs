@@ -26,7 +26,7 @@ pub const MAX_NODES: usize = 200;
 /// Edge colours, in the order of the report's edges; routes to an edge
 /// the report does not list are grey.
 pub const EDGE_COLOURS: [&str; 10] = [
-    "#1f6fb2", "#b5367b", "#2e8b57", "#8e44ad", "#d4860b", "#00838f", "#5d6d1e", "#c8402f",
+    "#1f6fb2", "#b5367b", "#2e8b57", "#d4860b", "#00838f", "#8e44ad", "#5d6d1e", "#c8402f",
     "#6d4c41", "#3949ab",
 ];
 const UNKNOWN: &str = "#8a8f98";
@@ -45,25 +45,64 @@ struct Mark<'a> {
     region: &'a str,
     x: f64,
     y: f64,
-    colour: &'a str,
+    colour: &'static str,
 }
 
-/// The colour of each edge, by name (the report's edges in order).
-pub fn edge_colours(report: &Report) -> Vec<(&str, &'static str)> {
+/// Where the director sends clients: an edge, or a region whose edges
+/// share one address (the director names the region, and the region's
+/// balancer picks the edge). One colour each.
+pub struct Target<'a> {
+    /// The region (or the edge's name when it has none).
+    pub key: &'a str,
+    /// Its edges, in the report's order.
+    pub edges: Vec<&'a str>,
+    pub colour: &'static str,
+}
+
+impl Target<'_> {
+    /// Whether a route's `edge` (an edge's name or a region) is this one.
+    pub fn matches(&self, edge: &str) -> bool {
+        self.key == edge || self.edges.contains(&edge)
+    }
+
+    /// `us-east-1 + us-east-2`.
+    pub fn label(&self) -> String {
+        self.edges.join(" + ")
+    }
+}
+
+/// The report's edges grouped by region, in order of first appearance.
+pub fn targets(report: &Report) -> Vec<Target<'_>> {
+    let mut out: Vec<Target> = Vec::new();
+    for n in report.nodes.iter().filter(|n| n.kind == "edge") {
+        let key = if n.region.is_empty() {
+            n.name.as_str()
+        } else {
+            n.region.as_str()
+        };
+        match out.iter_mut().find(|t| t.key == key) {
+            Some(t) => t.edges.push(&n.name),
+            None => {
+                let colour = EDGE_COLOURS[out.len() % EDGE_COLOURS.len()];
+                out.push(Target {
+                    key,
+                    edges: vec![&n.name],
+                    colour,
+                });
+            }
+        }
+    }
+    out
+}
+
+/// Clients the director sent to `target`.
+pub fn clients_of(report: &Report, target: &Target) -> u64 {
     report
-        .nodes
+        .routes
         .iter()
-        .filter(|n| n.kind == "edge")
-        .enumerate()
-        .map(|(i, n)| (n.name.as_str(), EDGE_COLOURS[i % EDGE_COLOURS.len()]))
-        .collect()
-}
-
-fn colour_of<'a>(colours: &[(&str, &'a str)], edge: &str) -> &'a str {
-    colours
-        .iter()
-        .find(|(n, _)| *n == edge)
-        .map_or(UNKNOWN, |(_, c)| *c)
+        .filter(|r| target.matches(&r.edge))
+        .map(|r| u64::from(r.clients))
+        .sum()
 }
 
 fn on_globe(lat: f64, lon: f64) -> bool {
@@ -71,8 +110,8 @@ fn on_globe(lat: f64, lon: f64) -> bool {
 }
 
 pub fn svg(report: &Report) -> String {
-    let colours = edge_colours(report);
-    let groups = groups(report, &colours);
+    let targets = targets(report);
+    let groups = groups(report, &targets);
     let (vx, vy, vw, vh) = VIEW;
     let mut s = format!(
         "<svg id=\"map\" viewBox=\"{} {} {} {}\" role=\"img\" \
@@ -108,14 +147,14 @@ pub fn svg(report: &Report) -> String {
         world::land(),
         world::water()
     ));
-    routes(&mut s, report, &colours, &groups);
+    routes(&mut s, report, &targets, &groups);
     places(&mut s, report);
     nodes(&mut s, &groups);
     s.push_str("</svg>");
     s
 }
 
-fn routes(s: &mut String, report: &Report, colours: &[(&str, &str)], groups: &[Vec<Mark>]) {
+fn routes(s: &mut String, report: &Report, targets: &[Target], groups: &[Vec<Mark>]) {
     let mut routes: Vec<_> = report
         .routes
         .iter()
@@ -126,13 +165,27 @@ fn routes(s: &mut String, report: &Report, colours: &[(&str, &str)], groups: &[V
     let most = routes.iter().map(|r| r.clients).max().unwrap_or(1).max(1) as f64;
     s.push_str("<g id=\"routes\">");
     for r in routes {
-        let Some(to) = groups
-            .iter()
-            .flatten()
-            .find(|m| m.kind == "edge" && m.name == r.edge)
-        else {
+        // To the edge named, or to the middle of the region's edges.
+        let Some(target) = targets.iter().find(|t| t.matches(&r.edge)) else {
             continue;
         };
+        let marks: Vec<&Mark> = groups
+            .iter()
+            .flatten()
+            .filter(|m| m.kind == "edge")
+            .filter(|m| {
+                m.name == r.edge
+                    || !target.edges.contains(&r.edge.as_str()) && target.edges.contains(&m.name)
+            })
+            .collect();
+        if marks.is_empty() {
+            continue;
+        }
+        let k = marks.len() as f64;
+        let to = (
+            marks.iter().map(|m| m.x).sum::<f64>() / k,
+            marks.iter().map(|m| m.y).sum::<f64>() / k,
+        );
         let width = 0.25 + 0.45 * (r.clients as f64 / most).sqrt();
         s.push_str(&format!(
             "<line class=\"route\" data-edge=\"{}\" x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" \
@@ -140,9 +193,9 @@ fn routes(s: &mut String, report: &Report, colours: &[(&str, &str)], groups: &[V
             esc(&r.edge),
             num(r.longitude),
             num(-r.latitude),
-            num(to.x),
-            num(to.y),
-            colour_of(colours, &r.edge),
+            num(to.0),
+            num(to.1),
+            target.colour,
             num(width),
             count(u64::from(r.clients)),
             esc(&r.edge)
@@ -187,7 +240,7 @@ fn places(s: &mut String, report: &Report) {
 }
 
 /// The report's nodes grouped by place, each mark where it is drawn.
-fn groups<'a>(report: &'a Report, colours: &[(&str, &'a str)]) -> Vec<Vec<Mark<'a>>> {
+fn groups<'a>(report: &'a Report, targets: &[Target]) -> Vec<Vec<Mark<'a>>> {
     let mut groups: Vec<(f64, f64, Vec<&'a crate::model::NodeMark>)> = Vec::new();
     for n in report
         .nodes
@@ -218,7 +271,10 @@ fn groups<'a>(report: &'a Report, colours: &[(&str, &'a str)]) -> Vec<Vec<Mark<'
                     x: x + (i as f64 - (k - 1.0) / 2.0) * SPREAD,
                     y,
                     colour: if n.kind == "edge" {
-                        colour_of(colours, &n.name)
+                        targets
+                            .iter()
+                            .find(|t| t.edges.contains(&n.name.as_str()))
+                            .map_or(UNKNOWN, |t| t.colour)
                     } else {
                         "#1d232b"
                     },
