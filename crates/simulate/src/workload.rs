@@ -19,7 +19,9 @@
 //! workload seed, the purpose of the draw and the client. A client's
 //! place, start, think times and paths are each drawn from their own
 //! stream: changing how think times are drawn does not move a single
-//! client, and client `i` is the same whatever the number of clients.
+//! client, and client `i` has the same address, start and first paths
+//! whatever the number of clients (only its number of requests, a share of
+//! the total, changes).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -151,11 +153,12 @@ pub fn site_assets(site: &meridian_origin::SampleSite) -> Vec<AssetRef> {
 /// end inside the window with half of what is left for the responses. The
 /// few sessions whose draws add up to more than [`THINK_MAX_SHARE`] of the
 /// time left have them scaled down to that, so none runs past the window
-/// by its think times alone. How many requests each client makes: one each, and the
-/// rest shared in proportion to weights drawn from Exp(1) (the largest
-/// remainders get the last ones), so the total is exactly
-/// `params.requests` and session lengths vary around their mean as web
-/// sessions do.
+/// by its think times alone.
+///
+/// How many requests each client makes: one each, and the rest shared in
+/// proportion to weights drawn from Exp(1) (the largest remainders get the
+/// last ones), so the total is exactly `params.requests` and session
+/// lengths vary around their mean as web sessions do.
 pub fn generate(
     params: &WorkloadParams,
     assets: &[AssetRef],
@@ -349,6 +352,9 @@ impl Weighted {
     /// times.
     fn draw(&self, places: &Places, rng: &mut Pcg64) -> Option<(IpAddr, Geo)> {
         let total = self.cumulative.last()?.1;
+        if !(total.is_finite() && total > 0.0) {
+            return None;
+        }
         for _ in 0..64 {
             let x = rng.random_range(0.0..total);
             let i = self.cumulative.partition_point(|&(_, c)| c <= x);
