@@ -109,7 +109,7 @@ fn splitmix64(x: u64) -> u64 {
 /// them: every asset of [`meridian_origin::SampleSite::assets`] (already
 /// in popularity order, tiers drawn from the site's seed) with the page's
 /// API calls among them (`/api/session` 4th, `/api/cart` 13th,
-/// `/api/recommendations` 41st: about 7 % of requests at Zipf exponent 1).
+/// `/api/recommendations` 41st: about 5 % of requests at Zipf exponent 1).
 /// `/sitemap.txt` is for crawlers, not a page asset: left out.
 pub fn site_assets(site: &meridian_origin::SampleSite) -> Vec<AssetRef> {
     let mut sections: HashMap<&str, Arc<str>> = HashMap::new();
