@@ -456,8 +456,9 @@ fn how_long_opening_and_generating_take() {
     let t = Instant::now();
     let p = Places::open(&[db()]).expect("open");
     let opened = t.elapsed();
+    let assets = assets();
     let t = Instant::now();
-    let w = workload::generate(&params(1, 2_000, 20_000), assets(), &p).expect("generated");
+    let w = workload::generate(&params(1, 2_000, 20_000), assets, &p).expect("generated");
     let generated = t.elapsed();
     eprintln!(
         "open {opened:?} ({}); generate 2000 clients x {} requests {generated:?}",

@@ -185,11 +185,6 @@ impl MaxMindDb {
         }
     }
 
-    /// The path the file was opened from.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     fn bad_tree(&self, e: maxminddb::MaxMindDbError) -> Error {
         Error::database(&self.path, format!("cannot read its networks: {e}"))
     }
@@ -339,11 +334,6 @@ impl MaxMindFiles {
             .map(|p| MaxMindDb::open(p.as_ref()))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(MaxMindFiles { dbs })
-    }
-
-    /// The open files, in the order they are consulted.
-    pub fn databases(&self) -> &[MaxMindDb] {
-        &self.dbs
     }
 
     /// Every network of every file as [`GeoLookup::lookup`] sees them: the
