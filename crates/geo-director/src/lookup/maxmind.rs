@@ -169,8 +169,8 @@ impl MaxMindDb {
     /// [`GeoLookup::lookup`] puts its addresses, in address order: IPv4
     /// networks as IPv4 (for an IPv6 file, once: not again through the
     /// `::ffff:0:0/96` and 6to4 aliases), then IPv6 ones. Each distinct
-    /// record is decoded once, so a City database of millions of networks
-    /// (and some hundred thousand records) reads in seconds.
+    /// record is decoded once, however many networks share it (the shipped
+    /// database: 1.27 million networks, 250 records).
     pub fn networks(&self) -> Networks<'_> {
         let (inner, pending) = match self.reader.networks(WithinOptions::default()) {
             Ok(within) => (Some(within), None),
@@ -211,10 +211,10 @@ pub struct Networks<'a> {
     last: Option<(usize, Option<Geo>)>,
 }
 
-/// A multiplicative hash of a data offset (as rustc's FxHash): offsets
-/// come from the file, but only select among its own records, so nothing
-/// is gained from SipHash's resistance, and it is a third of the cost of
-/// reading a network.
+/// A multiplicative hash of a data offset (as rustc's FxHash), cheaper
+/// than SipHash on a lookup per network. Offsets come from the file, but
+/// a crafted file gains nothing by colliding them: it only slows its own
+/// reading, as a file with more records would.
 #[derive(Default)]
 struct OffsetHasher(u64);
 
