@@ -170,7 +170,7 @@ impl MaxMindDb {
     /// networks as IPv4 (for an IPv6 file, once: not again through the
     /// `::ffff:0:0/96` and 6to4 aliases), then IPv6 ones. Each distinct
     /// record is decoded once, however many networks share it (the shipped
-    /// database: 1.27 million networks, 250 records).
+    /// database: 1.27 million networks at 250 locations).
     pub fn networks(&self) -> Networks<'_> {
         let (inner, pending) = match self.reader.networks(WithinOptions::default()) {
             Ok(within) => (Some(within), None),
