@@ -13,10 +13,9 @@ pub const SOURCE: &str = "internet users per country, millions, ~2023: ITU \"Ind
      World Bank population (SP.POP.TOTL), rounded; 0.1 M for each country not in the table";
 
 /// Internet users of a country missing from [`WEIGHTS`], millions: the
-/// table's ~150 countries leave out ~140 small countries and territories
-/// (micro-states, islands, Antarctica's research stations) that together
-/// hold under 1 % of users, so each gets a small equal share rather than
-/// none (a finer geo database can still place a client there).
+/// table leaves out some 80 small countries and territories (micro-states,
+/// islands, Antarctica's research stations) that together hold well under
+/// 1 % of users, so each gets this small equal share rather than none.
 pub const OTHER_COUNTRY_MILLIONS: f64 = 0.1;
 
 /// Internet users by ISO 3166-1 alpha-2 code, millions, about 2023.
@@ -30,11 +29,12 @@ pub const OTHER_COUNTRY_MILLIONS: f64 = 0.1;
 /// (Venezuela 2017, Afghanistan and Uganda 2021, several African countries
 /// 2022), that share was applied to the 2023 population. The figures are
 /// estimates with a few percent of uncertainty (the ITU's own world total
-/// for 2023 is 5.4 billion; this table sums to about 5.2): fine for where a
+/// for 2023 is 5.4 billion; this table sums to about 5.25): fine for where a
 /// synthetic client comes from, not for market research.
 ///
-/// It covers every country with over ~0.5 M users: the 60 largest alone
-/// are well over 90 % of the world's users. Sorted by code.
+/// It covers the countries with about half a million users or more (171
+/// of them); the 60 largest alone are well over 90 % of the world's users.
+/// Sorted by code.
 pub const WEIGHTS: &[(&str, f64)] = &[
     ("AE", 9.5),
     ("AF", 7.5),
@@ -53,12 +53,16 @@ pub const WEIGHTS: &[(&str, f64)] = &[
     ("BH", 1.6),
     ("BI", 1.2),
     ("BJ", 4.7),
+    ("BN", 0.45),
     ("BO", 9.0),
     ("BR", 181.0),
+    ("BS", 0.37),
+    ("BT", 0.7),
     ("BW", 2.0),
     ("BY", 8.7),
     ("CA", 37.0),
     ("CD", 27.0),
+    ("CF", 0.7),
     ("CG", 2.5),
     ("CH", 8.5),
     ("CI", 11.0),
@@ -68,9 +72,11 @@ pub const WEIGHTS: &[(&str, f64)] = &[
     ("CO", 40.0),
     ("CR", 4.4),
     ("CU", 8.0),
+    ("CV", 0.4),
     ("CY", 1.2),
     ("CZ", 9.4),
     ("DE", 77.0),
+    ("DJ", 0.7),
     ("DK", 5.8),
     ("DO", 9.6),
     ("DZ", 33.0),
@@ -86,9 +92,13 @@ pub const WEIGHTS: &[(&str, f64)] = &[
     ("GB", 65.0),
     ("GE", 3.2),
     ("GH", 24.0),
+    ("GM", 0.9),
     ("GN", 4.0),
+    ("GQ", 1.0),
     ("GR", 8.8),
     ("GT", 11.0),
+    ("GW", 0.7),
+    ("GY", 0.7),
     ("HK", 7.2),
     ("HN", 6.2),
     ("HR", 3.4),
@@ -100,6 +110,7 @@ pub const WEIGHTS: &[(&str, f64)] = &[
     ("IN", 750.0),
     ("IQ", 35.0),
     ("IR", 70.0),
+    ("IS", 0.38),
     ("IT", 51.0),
     ("JM", 2.3),
     ("JO", 10.0),
@@ -114,6 +125,7 @@ pub const WEIGHTS: &[(&str, f64)] = &[
     ("LB", 4.6),
     ("LK", 12.0),
     ("LR", 1.5),
+    ("LS", 1.0),
     ("LT", 2.5),
     ("LU", 0.65),
     ("LV", 1.7),
@@ -130,6 +142,7 @@ pub const WEIGHTS: &[(&str, f64)] = &[
     ("MR", 2.0),
     ("MT", 0.5),
     ("MU", 1.0),
+    ("MV", 0.5),
     ("MW", 5.0),
     ("MX", 100.0),
     ("MY", 33.0),
@@ -167,13 +180,16 @@ pub const WEIGHTS: &[(&str, f64)] = &[
     ("SL", 2.0),
     ("SN", 10.0),
     ("SO", 3.0),
+    ("SR", 0.5),
     ("SS", 1.0),
     ("SV", 4.0),
     ("SY", 8.0),
+    ("SZ", 0.7),
     ("TD", 2.0),
     ("TG", 3.0),
     ("TH", 63.0),
     ("TJ", 4.0),
+    ("TL", 0.5),
     ("TM", 1.5),
     ("TN", 9.8),
     ("TR", 74.0),

@@ -205,6 +205,13 @@ fn a_few_assets_get_most_requests() {
     assert!(top > 20 * median.max(1), "top {top}, median {median}");
     // The most popular is the first of the list: the home page.
     assert_eq!(by_asset.get("/").copied(), Some(top));
+    // The uncacheable API calls are a share of real traffic (~5 %).
+    let api: u64 = by_asset
+        .iter()
+        .filter(|(p, _)| p.starts_with("/api/"))
+        .map(|(_, n)| n)
+        .sum();
+    assert!((600..1_600).contains(&api), "{api} API calls of 20,000");
     // Zipf exponent 0 is uniform.
     let mut flat = params(21, 2_000, 20_000);
     flat.zipf_s = 0.0;
@@ -449,8 +456,9 @@ fn how_long_opening_and_generating_take() {
     let t = Instant::now();
     let p = Places::open(&[db()]).expect("open");
     let opened = t.elapsed();
+    let assets = assets();
     let t = Instant::now();
-    let w = workload::generate(&params(1, 2_000, 20_000), assets(), &p).expect("generated");
+    let w = workload::generate(&params(1, 2_000, 20_000), assets, &p).expect("generated");
     let generated = t.elapsed();
     eprintln!(
         "open {opened:?} ({}); generate 2000 clients x {} requests {generated:?}",

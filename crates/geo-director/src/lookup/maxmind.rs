@@ -169,8 +169,8 @@ impl MaxMindDb {
     /// [`GeoLookup::lookup`] puts its addresses, in address order: IPv4
     /// networks as IPv4 (for an IPv6 file, once: not again through the
     /// `::ffff:0:0/96` and 6to4 aliases), then IPv6 ones. Each distinct
-    /// record is decoded once, so a City database of millions of networks
-    /// (and some hundred thousand records) reads in seconds.
+    /// record is decoded once, however many networks share it (the shipped
+    /// database: 1.27 million networks at 250 locations).
     pub fn networks(&self) -> Networks<'_> {
         let (inner, pending) = match self.reader.networks(WithinOptions::default()) {
             Ok(within) => (Some(within), None),
@@ -183,11 +183,6 @@ impl MaxMindDb {
             decoded: HashMap::default(),
             last: None,
         }
-    }
-
-    /// The path the file was opened from.
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     fn bad_tree(&self, e: maxminddb::MaxMindDbError) -> Error {
@@ -216,10 +211,10 @@ pub struct Networks<'a> {
     last: Option<(usize, Option<Geo>)>,
 }
 
-/// A multiplicative hash of a data offset (as rustc's FxHash): offsets
-/// come from the file, but only select among its own records, so nothing
-/// is gained from SipHash's resistance, and it is a third of the cost of
-/// reading a network.
+/// A multiplicative hash of a data offset (as rustc's FxHash), cheaper
+/// than SipHash on a lookup per network. Offsets come from the file, but
+/// a crafted file gains nothing by colliding them: it only slows its own
+/// reading, as a file with more records would.
 #[derive(Default)]
 struct OffsetHasher(u64);
 
@@ -339,11 +334,6 @@ impl MaxMindFiles {
             .map(|p| MaxMindDb::open(p.as_ref()))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(MaxMindFiles { dbs })
-    }
-
-    /// The open files, in the order they are consulted.
-    pub fn databases(&self) -> &[MaxMindDb] {
-        &self.dbs
     }
 
     /// Every network of every file as [`GeoLookup::lookup`] sees them: the

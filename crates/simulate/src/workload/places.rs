@@ -4,9 +4,10 @@
 //! Memory is bounded by the number of networks, never by addresses: a
 //! country's networks are kept as ranges (adjacent networks with the same
 //! location merged into one), 16 bytes each for IPv4, with the distinct
-//! locations stored once. The shipped country-centre database becomes a
-//! few thousand ranges; a full City database (millions of networks) some
-//! tens of megabytes.
+//! locations stored once. The shipped country-centre database (1.27
+//! million networks) becomes 334,000 IPv4 ranges, 5 MiB; a full City
+//! database (a few million IPv4 networks) some tens of MiB. IPv6 networks
+//! are only kept for a country without IPv4 space (see [`Places`]).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
