@@ -56,6 +56,10 @@ pub struct SimulateArgs {
     /// Also write the report's figures as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Also write every request (routing, client, start, latency, status,
+    /// which tier answered, bytes, server) as CSV here.
+    #[arg(long)]
+    samples: Option<PathBuf>,
     /// The simulator's runtime threads (the cluster's, with --spawn, are apart).
     #[arg(long, default_value_t = 2)]
     workers: usize,
@@ -138,13 +142,15 @@ pub fn main(a: SimulateArgs) -> anyhow::Result<()> {
         .thread_name(cpu::THREAD_NAME)
         .enable_all()
         .build()?;
-    let result = sim_rt.block_on(meridian_simulate::run::run(&target, &workload, &settings));
+    let result = sim_rt.block_on(meridian_simulate::run::run_detailed(
+        &target, &workload, &settings,
+    ));
     let cpu_used = cpu::sim_threads_cpu();
     drop(sim_rt);
     if let (Some(rt), Some(c)) = (cluster_rt, spawned) {
         rt.block_on(c.shutdown());
     }
-    let mut report = result?;
+    let (mut report, detail) = result?;
     report.params.sim_cpu = cpu_used.map(|c| cpu_use(c, report.params.wall_ms));
 
     println!("{}", report::text(&report));
@@ -154,6 +160,10 @@ pub fn main(a: SimulateArgs) -> anyhow::Result<()> {
         let json = serde_json::to_string_pretty(&report)?;
         std::fs::write(path, json)
             .with_context(|| format!("cannot write the figures to {}", path.display()))?;
+    }
+    if let Some(path) = &a.samples {
+        std::fs::write(path, detail.csv(&workload))
+            .with_context(|| format!("cannot write the samples to {}", path.display()))?;
     }
     println!("report: {}", a.report.display());
     Ok(())

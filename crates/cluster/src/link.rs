@@ -49,6 +49,9 @@ pub const CHUNK_BYTES: usize = 64 * 1024;
 /// carries up to 4 MiB per one-way delay, as a real connection would.
 pub const DELAY_LINE_CHUNKS: usize = 64;
 
+/// Buffer per direction of a relay that adds no latency.
+pub const PLAIN_BUF_BYTES: usize = 16 * 1024;
+
 /// The longest request head a failing node reads before answering `503`.
 pub const MAX_HEAD_BYTES: usize = 64 * 1024;
 
@@ -221,6 +224,22 @@ impl Relay {
     ) {
         let _ = upstream.set_nodelay(true);
         let handshake = round_trip(self.rtt, watch.borrow().fault);
+        if handshake.is_zero() {
+            // No latency to add (a front, its edge not slowed): a plain copy,
+            // without the delay line's queue and per-chunk copies. A later
+            // `slow` closes the connection, so the next one gets its delay.
+            let (mut client, mut upstream) = (client, upstream);
+            tokio::select! {
+                done = tokio::io::copy_bidirectional_with_sizes(
+                    &mut client, &mut upstream, PLAIN_BUF_BYTES, PLAIN_BUF_BYTES,
+                ) => match done {
+                    Ok(_) => debug!(%addr, "relayed connection closed"),
+                    Err(error) => debug!(%addr, %error, "relayed connection failed; closing both sides"),
+                },
+                _ = diverted(watch, addr, true) => debug!(%addr, "target changed; closing the relayed connection"),
+            }
+            return;
+        }
         let ready = accepted + handshake;
         let rtt = self.rtt;
         let faults = watch.clone();
@@ -234,7 +253,7 @@ impl Relay {
                 Ok(_) => debug!(%addr, "relayed connection closed"),
                 Err(error) => debug!(%addr, %error, "relayed connection failed; closing both sides"),
             },
-            _ = diverted(watch, addr) => debug!(%addr, "target changed; closing the relayed connection"),
+            _ = diverted(watch, addr, false) => debug!(%addr, "target changed; closing the relayed connection"),
         }
     }
 
@@ -311,16 +330,20 @@ where
 }
 
 /// Resolves when the target no longer is the one a connection was opened
-/// to: another address, or stopped, or failing. (`Slow` does not count: the
-/// delay line applies it.)
-async fn diverted(mut watch: TargetWatch, addr: SocketAddr) {
+/// to: another address, or stopped, or failing; or, for a connection
+/// without a delay line (`on_slow`), slowed. (Otherwise `Slow` does not
+/// count: the delay line applies it.)
+async fn diverted(mut watch: TargetWatch, addr: SocketAddr, on_slow: bool) {
     loop {
         if watch.changed().await.is_err() {
             // No more changes will come; shutdown closes the connection.
             return pending().await;
         }
         let target = *watch.borrow_and_update();
-        if target.addr != Some(addr) || matches!(target.fault, Fault::Stopped | Fault::Failing) {
+        if target.addr != Some(addr)
+            || matches!(target.fault, Fault::Stopped | Fault::Failing)
+            || (on_slow && matches!(target.fault, Fault::Slow { .. }))
+        {
             return;
         }
     }

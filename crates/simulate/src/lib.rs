@@ -7,7 +7,7 @@
 //!          │
 //!          ▼ replayed three times on the same clusters, caches emptied between:
 //!     nearest edge (director) · random edge · straight to origin             (run)
-//!          │  each client: one keep-alive connection, the client-to-server leg
+//!          │  each client: up to six keep-alive connections, the client-to-server leg
 //!          │  delayed by the distance (the cluster's latency model), sleeps not arithmetic
 //!          ▼
 //!     per request: latency, status, which tier answered (Cache-Status)      (stats)

@@ -186,8 +186,11 @@ pub struct Client {
 pub struct Request {
     /// Path and query, starting with `/`.
     pub path: Arc<str>,
-    /// Pause after the previous request finished (0 for the first),
-    /// milliseconds: the client's think time.
+    /// Milliseconds after the previous request was due (0 for the first):
+    /// the client's think time. A request goes out when it is due, on one
+    /// of the client's few connections, as a browser's do; so a client's
+    /// session lasts its think times plus its last request, not the sum of
+    /// every latency.
     pub think_ms: u64,
     /// A byte range (`Range: bytes=first-last`) for large media, as a
     /// player asks for its first segment.

@@ -1,6 +1,7 @@
 //! Running a workload against a cluster: each routing in turn, caches
-//! emptied before each, every client on its own keep-alive connection with
-//! its distance to the server it talks to turned into real delay.
+//! emptied before each, every client on its own keep-alive connections
+//! (at most [`CONNECTIONS_PER_CLIENT`], each request sent when it is due)
+//! with its distance to the server it talks to turned into real delay.
 //!
 //! The delay a client sees from its distance is the cluster's own latency
 //! model (`[latency]` of the cluster file, the same one its links use
@@ -44,7 +45,7 @@ use tokio::task::JoinSet;
 
 use crate::Error;
 use crate::model::{
-    Client, ClientPlace, Counted, EdgeDown, Event, NodeMark, RegionStats, Report, Route,
+    Client, ClientPlace, Counted, EdgeDown, Event, NodeMark, RegionStats, Report, Request, Route,
     RoutingResult, RunParams, Scenario, Workload,
 };
 use crate::stats::{Sample, Served, cdf_ms, served_by, stats, timeline};
@@ -58,6 +59,9 @@ pub const RETRY_FOR: Duration = Duration::from_secs(4);
 pub const RETRY_PAUSE: Duration = Duration::from_millis(200);
 /// Longest wait for the cluster between routings (purge, edges healthy).
 pub const SETTLE_TIMEOUT: Duration = Duration::from_secs(20);
+/// Connections a client opens at most to the server it uses, as browsers
+/// do per host over HTTP/1.1.
+pub const CONNECTIONS_PER_CLIENT: usize = 6;
 /// The most answers read from the control API.
 const MAX_ANSWER: usize = 4 << 20;
 
@@ -372,6 +376,66 @@ pub async fn run(
     workload: &Workload,
     settings: &Settings,
 ) -> Result<Report, Error> {
+    run_detailed(target, workload, settings)
+        .await
+        .map(|(r, _)| r)
+}
+
+/// Every request one routing made.
+pub struct RoutingSamples {
+    pub routing: Routing,
+    pub samples: Vec<Sample>,
+}
+
+/// What a run found, with every request's [`Sample`]; `servers` names
+/// their `server` indexes.
+pub struct Detail {
+    pub servers: Vec<String>,
+    pub routings: Vec<RoutingSamples>,
+}
+
+impl Detail {
+    /// Every request of `workload` as CSV, one line each, with a header line.
+    pub fn csv(&self, workload: &Workload) -> String {
+        let mut out = String::from(
+            "routing,client,start_ms,latency_ms,status,served,stale,bytes,server,path\n",
+        );
+        for r in &self.routings {
+            for x in &r.samples {
+                let server = self
+                    .servers
+                    .get(usize::from(x.server))
+                    .map_or("?", String::as_str);
+                let path = workload
+                    .clients
+                    .get(x.client as usize)
+                    .and_then(|c| c.requests.get(x.request as usize))
+                    .map_or("?", |r| &*r.path);
+                out.push_str(&format!(
+                    "{:?},{},{},{:.3},{},{:?},{},{},{},{}\n",
+                    r.routing,
+                    x.client,
+                    x.start_ms,
+                    f64::from(x.latency_us) / 1000.0,
+                    x.status,
+                    x.served,
+                    x.stale,
+                    x.bytes,
+                    server,
+                    path
+                ));
+            }
+        }
+        out
+    }
+}
+
+/// [`run`], also answering every request's figures.
+pub async fn run_detailed(
+    target: &Target,
+    workload: &Workload,
+    settings: &Settings,
+) -> Result<(Report, Detail), Error> {
     let started = Instant::now();
     let started_at_ms = now_ms();
     let api = Api::new(target)?;
@@ -414,6 +478,7 @@ pub async fn run(
     let plan = Plan::new(&ctx, workload, settings);
 
     let mut results = Vec::new();
+    let mut detail = Vec::new();
     let mut routes = Vec::new();
     for routing in routings {
         settle(&api, &director_admin).await?;
@@ -433,6 +498,10 @@ pub async fn run(
         if routing == Routing::Director {
             routes = director_routes(&ctx, workload, &out.first_server);
         }
+        detail.push(RoutingSamples {
+            routing,
+            samples: out.samples.clone(),
+        });
         results.push(result(
             &ctx,
             workload,
@@ -449,7 +518,7 @@ pub async fn run(
     // Leave the cluster as clean as it was found: empty caches would be a
     // surprise, so only faults we set are undone (done after each routing).
     let wall_ms = ms(started.elapsed());
-    Ok(Report {
+    let report = Report {
         params: RunParams {
             workload: workload.params.clone(),
             scenario: settings.scenario,
@@ -477,7 +546,12 @@ pub async fn run(
         places: places(workload),
         routes,
         routings: results,
-    })
+    };
+    let detail = Detail {
+        servers: ctx.servers.iter().map(|s| s.label.clone()).collect(),
+        routings: detail,
+    };
+    Ok((report, detail))
 }
 
 fn progress_bar(total: u64) -> indicatif::ProgressBar {
@@ -641,7 +715,7 @@ async fn phase(
     let mut clients = JoinSet::new();
     for (i, c) in workload.clients.iter().enumerate() {
         let ctx = ctx.clone();
-        let c = c.clone();
+        let c = Arc::new(c.clone());
         clients.spawn(async move { (i, client(&ctx, &c, routing, t0).await) });
     }
     let steps = plan.steps();
@@ -720,99 +794,168 @@ struct ClientOut {
     resolves_ms: Vec<f64>,
 }
 
-/// One client's session: its requests in order, each after its think
-/// time, on one keep-alive connection (a new one after a failure).
-async fn client(ctx: &Ctx, c: &Client, routing: Routing, t0: tokio::time::Instant) -> ClientOut {
-    let mut samples = Vec::with_capacity(c.requests.len());
-    let mut first = None;
-    let mut resolves_ms = Vec::new();
-    let mut conn: Option<(usize, SendRequest<Empty<Bytes>>)> = None;
-    let mut server: Option<usize> = None;
-    let mut tries: u32 = 0;
+/// A client's connections and where they go, shared by its requests in
+/// flight.
+struct ClientConns {
+    /// The server it uses now; `None` until resolved, and again after a
+    /// failure (held while resolving, so one resolution serves every
+    /// request waiting for it).
+    server: tokio::sync::Mutex<Option<usize>>,
+    /// Idle keep-alive connections, with their server.
+    idle: std::sync::Mutex<Vec<(usize, SendRequest<Empty<Bytes>>)>>,
+    /// Failed attempts so far (the random routing's next pick).
+    tries: std::sync::atomic::AtomicU32,
+    resolves_ms: std::sync::Mutex<Vec<f64>>,
+}
+
+/// One client's session: each request goes out when it is due (the
+/// previous one's due time plus the think time), on one of at most
+/// [`CONNECTIONS_PER_CLIENT`] keep-alive connections, as a browser's
+/// requests to one host do; a request due while all are busy waits for
+/// one, and that wait is part of its latency.
+async fn client(
+    ctx: &Arc<Ctx>,
+    c: &Arc<Client>,
+    routing: Routing,
+    t0: tokio::time::Instant,
+) -> ClientOut {
+    let conns = Arc::new(ClientConns {
+        server: tokio::sync::Mutex::new(None),
+        idle: std::sync::Mutex::new(Vec::new()),
+        tries: std::sync::atomic::AtomicU32::new(0),
+        resolves_ms: std::sync::Mutex::new(Vec::new()),
+    });
+    let slots = Arc::new(tokio::sync::Semaphore::new(CONNECTIONS_PER_CLIENT));
+    let mut in_flight = JoinSet::new();
+    let mut due = t0 + Duration::from_millis(c.start_ms);
     for (k, req) in c.requests.iter().enumerate() {
-        if k == 0 {
-            tokio::time::sleep_until(t0 + Duration::from_millis(c.start_ms)).await;
-        } else {
-            tokio::time::sleep(Duration::from_millis(req.think_ms)).await;
+        if k > 0 {
+            due += Duration::from_millis(req.think_ms);
         }
-        let start = tokio::time::Instant::now();
-        let start_ms = ms(start.saturating_duration_since(t0));
-        let (outcome, used) = loop {
-            let chosen = match server {
+        tokio::time::sleep_until(due).await;
+        let start_ms = ms(due.saturating_duration_since(t0));
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            break;
+        };
+        let (ctx, c, conns, req) = (ctx.clone(), c.clone(), conns.clone(), req.clone());
+        in_flight.spawn(async move {
+            let mut sample = request(&ctx, &c, &conns, routing, &req, due, start_ms).await;
+            sample.request = u32::try_from(k).unwrap_or(u32::MAX);
+            drop(slot);
+            let n = ctx.done.fetch_add(1, Ordering::Relaxed);
+            if let Some(pb) = &ctx.progress
+                && n.is_multiple_of(64)
+            {
+                pb.set_position(n + 1);
+            }
+            (k, sample)
+        });
+    }
+    let mut samples: Vec<(usize, Sample)> = Vec::with_capacity(c.requests.len());
+    while let Some(done) = in_flight.join_next().await {
+        if let Ok(x) = done {
+            samples.push(x);
+        }
+    }
+    samples.sort_by_key(|(k, _)| *k);
+    let first = samples
+        .iter()
+        .find(|(_, s)| s.status != 0)
+        .map(|(_, s)| s.server);
+    let resolves_ms = conns
+        .resolves_ms
+        .lock()
+        .map(|mut r| std::mem::take(&mut *r))
+        .unwrap_or_default();
+    ClientOut {
+        samples: samples.into_iter().map(|(_, s)| s).collect(),
+        first,
+        resolves_ms,
+    }
+}
+
+/// One request, retried (on another connection, after asking again where
+/// to go) until it is answered or [`RETRY_FOR`] has passed.
+async fn request(
+    ctx: &Ctx,
+    c: &Client,
+    conns: &ClientConns,
+    routing: Routing,
+    req: &Request,
+    due: tokio::time::Instant,
+    start_ms: u64,
+) -> Sample {
+    let (outcome, used) = loop {
+        let chosen = {
+            let mut server = conns.server.lock().await;
+            match *server {
                 Some(s) => s,
                 None => {
                     let asked = Instant::now();
+                    let tries = conns.tries.load(Ordering::Relaxed);
                     let s = choose(ctx, c, routing, &req.path, tries).await;
-                    if routing == Routing::Director {
-                        resolves_ms.push(asked.elapsed().as_secs_f64() * 1000.0);
+                    if routing == Routing::Director
+                        && let Ok(mut r) = conns.resolves_ms.lock()
+                    {
+                        r.push(asked.elapsed().as_secs_f64() * 1000.0);
                     }
-                    server = Some(s);
+                    *server = Some(s);
                     s
                 }
-            };
-            let attempt = tokio::time::timeout(
-                REQUEST_TIMEOUT,
-                fetch(ctx, c, chosen, &mut conn, &req.path, req.range),
-            )
-            .await;
-            match attempt {
-                Ok(Ok(answer)) => break (Some(answer), chosen),
-                Ok(Err(_)) | Err(_) => {
-                    conn = None;
-                    tries += 1;
-                    // Straight to the origin there is nowhere else to go;
-                    // otherwise ask again (the director, or another edge).
-                    if routing != Routing::Origin {
-                        server = None;
-                    }
-                    if start.elapsed() >= RETRY_FOR {
-                        break (None, chosen);
-                    }
-                    tokio::time::sleep(RETRY_PAUSE).await;
-                }
             }
         };
-        let latency = start.elapsed();
-        let sample = match outcome {
-            Some(a) => {
-                let (served, stale) = served_by(&a.headers, routing != Routing::Origin);
-                Sample {
-                    client: c.id,
-                    start_ms: start_ms as u32,
-                    latency_us: micros(latency),
-                    status: a.status,
-                    served,
-                    stale,
-                    bytes: a.bytes,
-                    server: used as u16,
+        let reuse = conns.idle.lock().ok().and_then(|mut idle| {
+            idle.retain(|(_, send)| !send.is_closed());
+            let i = idle.iter().position(|(s, _)| *s == chosen)?;
+            Some(idle.swap_remove(i).1)
+        });
+        let attempt = tokio::time::timeout(
+            REQUEST_TIMEOUT,
+            fetch(ctx, c, chosen, reuse, &req.path, req.range),
+        )
+        .await;
+        match attempt {
+            Ok(Ok((answer, send))) => {
+                if let Ok(mut idle) = conns.idle.lock() {
+                    idle.push((chosen, send));
                 }
+                break (Some(answer), chosen);
             }
-            None => Sample {
-                client: c.id,
-                start_ms: start_ms as u32,
-                latency_us: micros(latency),
-                status: 0,
-                served: Served::Failed,
-                stale: false,
-                bytes: 0,
-                server: used as u16,
-            },
-        };
-        if first.is_none() && sample.status != 0 {
-            first = Some(sample.server);
+            Ok(Err(_)) | Err(_) => {
+                conns.tries.fetch_add(1, Ordering::Relaxed);
+                // Straight to the origin there is nowhere else to go;
+                // otherwise ask again (the director, or another edge).
+                if routing != Routing::Origin {
+                    let mut server = conns.server.lock().await;
+                    if *server == Some(chosen) {
+                        *server = None;
+                    }
+                }
+                if due.elapsed() >= RETRY_FOR {
+                    break (None, chosen);
+                }
+                tokio::time::sleep(RETRY_PAUSE).await;
+            }
         }
-        samples.push(sample);
-        let n = ctx.done.fetch_add(1, Ordering::Relaxed);
-        if let Some(pb) = &ctx.progress
-            && n.is_multiple_of(64)
-        {
-            pb.set_position(n + 1);
+    };
+    let latency = due.elapsed();
+    let (status, served, stale, bytes) = match outcome {
+        Some(a) => {
+            let (served, stale) = served_by(&a.headers, routing != Routing::Origin);
+            (a.status, served, stale, a.bytes)
         }
-    }
-    ClientOut {
-        samples,
-        first,
-        resolves_ms,
+        None => (0, Served::Failed, false, 0),
+    };
+    Sample {
+        client: c.id,
+        start_ms: u32::try_from(start_ms).unwrap_or(u32::MAX),
+        latency_us: micros(latency),
+        status,
+        served,
+        stale,
+        bytes,
+        server: u16::try_from(used).unwrap_or(u16::MAX),
+        request: 0,
     }
 }
 
@@ -869,40 +1012,35 @@ struct Answer {
     bytes: u64,
 }
 
-/// One request on the client's connection to `server` (opened first if
-/// there is none, paying the handshake's round trip).
+/// One request to `server`, on `reuse` if given, else on a new
+/// connection (paying the handshake's round trip); answers the
+/// connection for the next request.
 async fn fetch(
     ctx: &Ctx,
     c: &Client,
     server: usize,
-    conn: &mut Option<(usize, SendRequest<Empty<Bytes>>)>,
+    reuse: Option<SendRequest<Empty<Bytes>>>,
     path: &str,
     range: Option<(u64, u64)>,
-) -> Result<Answer, Error> {
+) -> Result<(Answer, SendRequest<Empty<Bytes>>), Error> {
     let rtt = ctx.rtt(c, server);
-    let reusable = matches!(conn, Some((s, send)) if *s == server && !send.is_closed());
-    if !reusable {
-        let target = ctx
-            .servers
-            .get(server)
-            .ok_or_else(|| Error::Cluster("no such server".into()))?;
-        let (send, driver) = connect(target.addr).await?;
-        tokio::spawn(async move {
-            let _ = driver.await;
-        });
-        tokio::time::sleep(rtt).await;
-        *conn = Some((server, send));
-    }
-    let Some((_, send)) = conn.as_mut() else {
-        return Err(Error::Cluster("no connection".into()));
-    };
-    let host = ctx
+    let target = ctx
         .servers
         .get(server)
-        .map(|s| s.host.clone())
         .ok_or_else(|| Error::Cluster("no such server".into()))?;
+    let mut send = match reuse {
+        Some(send) => send,
+        None => {
+            let (send, driver) = connect(target.addr).await?;
+            tokio::spawn(async move {
+                let _ = driver.await;
+            });
+            tokio::time::sleep(rtt).await;
+            send
+        }
+    };
     let mut req = HttpRequest::get(path)
-        .header(header::HOST, host)
+        .header(header::HOST, target.host.clone())
         .header(header::USER_AGENT, "meridian-simulate");
     if let Some((a, b)) = range {
         req = req.header(header::RANGE, format!("bytes={a}-{b}"));
@@ -928,11 +1066,14 @@ async fn fetch(
         }
     }
     tokio::time::sleep(rtt / 2).await;
-    Ok(Answer {
-        status,
-        headers: parts.headers,
-        bytes,
-    })
+    Ok((
+        Answer {
+            status,
+            headers: parts.headers,
+            bytes,
+        },
+        send,
+    ))
 }
 
 /// The figures of one routing's run.

@@ -40,6 +40,8 @@ pub struct Sample {
     pub bytes: u64,
     /// The server it went to: an index into the run's servers.
     pub server: u16,
+    /// Which of the client's requests it is.
+    pub request: u32,
 }
 
 impl Sample {
@@ -290,6 +292,7 @@ mod tests {
             stale: false,
             bytes: 100,
             server: 0,
+            request: 0,
         }
     }
 

@@ -8,10 +8,10 @@
 //!                  country   by internet users (weights), among the database's
 //!                  address   uniform over the country's addresses (so a network
 //!                            is drawn by its size), located as the database does
-//!                  start     uniform in the first half of the window
+//!                  start     uniform in the first (1 - SESSION_SHARE) of the window
 //!                  requests  the total split over clients (each at least one)
 //!                  paths     Zipf ranks over the assets, most popular first
-//!                  think     exponential, its mean fitted to the window
+//!                  think     exponential, a session lasting SESSION_SHARE of the window
 //! ```
 //!
 //! Every random draw comes from a PCG stream (`rand_pcg::Pcg64`, a fixed
@@ -60,13 +60,11 @@ pub const MEDIA_RANGE_BYTES: u64 = 1 << 20;
 pub const THINK_MEAN_MAX_MS: f64 = 2_000.0;
 /// No single think time is longer, milliseconds.
 pub const THINK_CAP_MS: u64 = 5_000;
-/// The share of the time left after a client's start that its think times
-/// fill on average; the rest is for the responses themselves.
-pub const THINK_MEAN_SHARE: f64 = 0.5;
-/// The share of the time left after a client's start that its think times
-/// never exceed: a session whose draws add up to more has them scaled down
-/// to fit, so every session ends inside the window, responses aside.
-pub const THINK_MAX_SHARE: f64 = 0.75;
+/// The share of the window a client's think times fill on average: its
+/// session. Clients start anywhere in the rest, so the load is flat over
+/// the middle of the window (at `1 / (1 - SESSION_SHARE)` times the mean
+/// rate) and ramps at both ends, rather than peaking at half time.
+pub const SESSION_SHARE: f64 = 0.25;
 
 /// The API calls of the sample site's pages, at the popularity rank
 /// (0 = most popular) a page's script would give them. `/api/` is
@@ -141,20 +139,20 @@ pub fn site_assets(site: &meridian_origin::SampleSite) -> Vec<AssetRef> {
 /// request asks for asset `k - 1` where `k` is drawn from Zipf(`n`,
 /// `params.zipf_s`), `n` the number of assets.
 ///
-/// Timing: client `i` starts at `start_i`, uniform in `[0, D/2)` for a
-/// window `D = params.duration_ms`. Its `n_i` requests have `n_i - 1`
-/// think times (the first request has none), exponential with mean
+/// Timing: client `i` starts at `start_i`, uniform in
+/// `[0, (1 - SESSION_SHARE) * D)` for a window `D = params.duration_ms`.
+/// Its `n_i` requests have `n_i - 1` think times (the first request has
+/// none; each is the gap after the previous request was due, the runner
+/// sending requests when due), exponential with mean
 ///
 /// ```text
-/// mean_i = min(THINK_MEAN_MAX_MS, THINK_MEAN_SHARE * (D - start_i) / (n_i - 1))
+/// mean_i = min(THINK_MEAN_MAX_MS, SESSION_SHARE * D / (n_i - 1))
 /// ```
 ///
-/// each cut at [`THINK_CAP_MS`]: the expected sum of its think times is at
-/// most half the time left after its start, so its session is expected to
-/// end inside the window with half of what is left for the responses. The
-/// few sessions whose draws add up to more than [`THINK_MAX_SHARE`] of the
-/// time left have them scaled down to that, so none runs past the window
-/// by its think times alone.
+/// each cut at [`THINK_CAP_MS`]: a session is expected to last a quarter
+/// of the window. The few sessions whose draws add up to more than the
+/// time left after their start have them scaled down to fit, so none runs
+/// past the window by its think times alone.
 ///
 /// How many requests each client makes: one each, and the rest shared in
 /// proportion to weights drawn from Exp(1) (the largest remainders get the
@@ -170,7 +168,7 @@ pub fn generate(
     let counts = request_counts(params);
     let zipf = Zipf::new(assets.len() as f64, params.zipf_s)
         .map_err(|e| Error::Workload(format!("zipf-s {}: {e}", params.zipf_s)))?;
-    let half = params.duration_ms / 2;
+    let starts_before = ((1.0 - SESSION_SHARE) * params.duration_ms as f64) as u64;
     let mut clients = Vec::with_capacity(counts.len());
     for (id, &n) in (0u32..).zip(&counts) {
         let who = u64::from(id);
@@ -183,10 +181,10 @@ pub fn generate(
         };
         let region = weights::region_of(code.as_str())
             .ok_or_else(|| Error::Workload(format!("{}: no region", code.as_str())))?;
-        let start_ms = if half == 0 {
+        let start_ms = if starts_before == 0 {
             0
         } else {
-            stream(seed, Purpose::Start, who).random_range(0..half)
+            stream(seed, Purpose::Start, who).random_range(0..starts_before)
         };
         clients.push(Client {
             id,
@@ -297,7 +295,7 @@ fn requests(
     let mut thinks = stream(params.seed, Purpose::Think, who);
     let left = params.duration_ms.saturating_sub(start_ms) as f64;
     let gaps = n.saturating_sub(1).max(1) as f64;
-    let mean = (THINK_MEAN_SHARE * left / gaps).min(THINK_MEAN_MAX_MS);
+    let mean = (SESSION_SHARE * params.duration_ms as f64 / gaps).min(THINK_MEAN_MAX_MS);
     let think = (mean > 0.0).then(|| Exp::new(1.0 / mean).ok()).flatten();
     let last = assets.len().saturating_sub(1);
     let mut out = Vec::with_capacity(n as usize);
@@ -320,7 +318,7 @@ fn requests(
             range,
         });
     }
-    fit(&mut out, (THINK_MAX_SHARE * left) as u64);
+    fit(&mut out, left as u64);
     out
 }
 
