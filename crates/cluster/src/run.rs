@@ -159,9 +159,17 @@ impl Cluster {
             format!("the director's admin and purge log (director.admin-listen in {src})"),
         )
         .await?;
-        let origin_l = bind(
+        // Clients reach the origin through a front of its own (so `fail
+        // origin` and `stop origin` apply to them as to the shields' links);
+        // the origin itself listens on a port from the OS.
+        let origin_front_l = bind(
             config.origin.listen,
             format!("the origin (origin.listen in {src})"),
+        )
+        .await?;
+        let origin_l = bind(
+            SocketAddr::from(([127, 0, 0, 1], 0)),
+            "the origin".to_owned(),
         )
         .await?;
         let mut shield_ls = Vec::new();
@@ -236,7 +244,7 @@ impl Cluster {
         // 3. Slots with their targets (nothing running yet).
         let mut slots = Vec::new();
         let origin_addr = local(&origin_l)?;
-        slots.push(slot(ORIGIN_NAME, Role::Origin, origin_addr, true, None));
+        slots.push(slot(ORIGIN_NAME, Role::Origin, origin_addr, false, None));
         for (i, (l, a)) in shield_ls.iter().enumerate() {
             slots.push(slot(
                 &config.shields[i].place.name,
@@ -306,11 +314,26 @@ impl Cluster {
             tasks.push(tokio::spawn(serve_front(l, targets, shutdown.clone())));
         }
 
+        let origin_front = local(&origin_front_l)?;
+        let target = slots[origin_slot].target.subscribe();
+        tasks.push(tokio::spawn(serve_front(
+            origin_front_l,
+            vec![target],
+            shutdown.clone(),
+        )));
+
         // 5. The node list, with real addresses.
         let director = local(&director_l)?;
         let director_admin = local(&director_admin_l)?;
         let dashboard = local(&dashboard_l)?;
-        let nodes = node_infos(&config, &slots, &front_addrs, director, director_admin);
+        let nodes = node_infos(
+            &config,
+            &slots,
+            &front_addrs,
+            origin_front,
+            director,
+            director_admin,
+        );
 
         let inner = Arc::new(Inner {
             origin: OriginRuntime {
@@ -471,6 +494,7 @@ fn node_infos(
     c: &ClusterConfig,
     slots: &[Slot],
     fronts: &[SocketAddr],
+    origin_front: SocketAddr,
     director: SocketAddr,
     director_admin: SocketAddr,
 ) -> Vec<NodeInfo> {
@@ -494,7 +518,7 @@ fn node_infos(
             Role::Origin => nodes.push(info(
                 &c.origin.place,
                 NodeKind::Origin,
-                format!("http://{}", s.listen),
+                format!("http://{origin_front}"),
                 None,
                 Vec::new(),
             )),
