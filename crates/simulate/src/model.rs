@@ -375,6 +375,22 @@ pub struct Bucket {
     pub p50_ms: Option<f64>,
 }
 
+impl Bucket {
+    /// The slice starting at `t_ms` with the figures of its requests.
+    pub fn of(t_ms: u64, st: &Stats) -> Bucket {
+        Bucket {
+            t_ms,
+            requests: st.requests,
+            edge_hits: st.edge_hits,
+            shield_hits: st.shield_hits,
+            origin_requests: st.origin_requests,
+            errors: st.errors,
+            stale: st.stale,
+            p50_ms: st.p50_ms,
+        }
+    }
+}
+
 /// Something the scenario did.
 #[derive(Debug, Clone, Serialize)]
 pub struct Event {

@@ -324,17 +324,11 @@ fn header_value(s: &str) -> Result<HeaderValue, Error> {
     HeaderValue::from_str(s).map_err(|e| Error::Cluster(format!("`{s}`: {e}")))
 }
 
-/// Groups the edges by the address clients reach them at.
-fn servers(nodes: &[NodeState]) -> Result<Vec<Server>, Error> {
-    let mut out: Vec<Server> = Vec::new();
-    for n in nodes.iter().filter(|n| n.kind == "edge") {
+impl Server {
+    /// The server at `n`'s address.
+    fn of(n: &NodeState) -> Result<Server, Error> {
         let (addr, authority) = parse_addr(&n.url)?;
-        if let Some(s) = out.iter_mut().find(|s| s.addr == addr) {
-            s.names.push(n.name.clone());
-            s.label = n.region.clone();
-            continue;
-        }
-        out.push(Server {
+        Ok(Server {
             names: vec![n.name.clone()],
             label: n.name.clone(),
             addr,
@@ -345,7 +339,21 @@ fn servers(nodes: &[NodeState]) -> Result<Vec<Server>, Error> {
                 latitude: n.latitude,
                 longitude: n.longitude,
             },
-        });
+        })
+    }
+}
+
+/// Groups the edges by the address clients reach them at; the origin last.
+fn servers(nodes: &[NodeState]) -> Result<Vec<Server>, Error> {
+    let mut out: Vec<Server> = Vec::new();
+    for n in nodes.iter().filter(|n| n.kind == "edge") {
+        let server = Server::of(n)?;
+        if let Some(s) = out.iter_mut().find(|s| s.addr == server.addr) {
+            s.names.push(n.name.clone());
+            s.label = n.region.clone();
+        } else {
+            out.push(server);
+        }
     }
     if out.is_empty() {
         return Err(Error::Cluster("the cluster has no edge".into()));
@@ -354,19 +362,7 @@ fn servers(nodes: &[NodeState]) -> Result<Vec<Server>, Error> {
         .iter()
         .find(|n| n.kind == "origin")
         .ok_or_else(|| Error::Cluster("the cluster has no origin".into()))?;
-    let (addr, authority) = parse_addr(&origin.url)?;
-    out.push(Server {
-        names: vec![origin.name.clone()],
-        label: origin.name.clone(),
-        addr,
-        host: header_value(&authority)?,
-        place: Place {
-            name: origin.name.clone(),
-            region: origin.region.clone(),
-            latitude: origin.latitude,
-            longitude: origin.longitude,
-        },
-    });
+    out.push(Server::of(origin)?);
     Ok(out)
 }
 
@@ -515,8 +511,8 @@ pub async fn run_detailed(
     if let Some(pb) = &ctx.progress {
         pb.finish_and_clear();
     }
-    // Leave the cluster as clean as it was found: empty caches would be a
-    // surprise, so only faults we set are undone (done after each routing).
+    // The faults the scenario set were undone after each routing; the
+    // caches stay as the last routing left them.
     let wall_ms = ms(started.elapsed());
     let report = Report {
         params: RunParams {

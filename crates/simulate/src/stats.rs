@@ -203,19 +203,7 @@ pub fn timeline(samples: &[Sample], bucket_ms: u64) -> Vec<Bucket> {
     }
     per.into_iter()
         .enumerate()
-        .map(|(i, b)| {
-            let st = stats(b.iter().copied(), true);
-            Bucket {
-                t_ms: i as u64 * width,
-                requests: st.requests,
-                edge_hits: st.edge_hits,
-                shield_hits: st.shield_hits,
-                origin_requests: st.origin_requests,
-                errors: st.errors,
-                stale: st.stale,
-                p50_ms: st.p50_ms,
-            }
-        })
+        .map(|(i, b)| Bucket::of(i as u64 * width, &stats(b.iter().copied(), true)))
         .collect()
 }
 

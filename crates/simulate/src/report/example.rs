@@ -393,17 +393,7 @@ fn result(
                 .iter()
                 .filter(|s| s.t_ms >= t_ms && s.t_ms < t_ms + BUCKET_MS)
                 .collect();
-            let st = stats(routing, &of);
-            Bucket {
-                t_ms,
-                requests: st.requests,
-                edge_hits: st.edge_hits,
-                shield_hits: st.shield_hits,
-                origin_requests: st.origin_requests,
-                errors: st.errors,
-                stale: st.stale,
-                p50_ms: st.p50_ms,
-            }
+            Bucket::of(t_ms, &stats(routing, &of))
         })
         .collect();
     let mut events = vec![Event {

@@ -52,6 +52,44 @@ pub fn subhead(report: &Report) -> Option<String> {
 }
 
 /// The simulator's own CPU, in words.
+/// The run's parameters, label and value, as both reports list them.
+pub fn parameters(report: &Report) -> Vec<(&'static str, String)> {
+    let p = &report.params;
+    let w = &p.workload;
+    let mut scenario = p.scenario.name().to_owned();
+    if let Some(t) = &p.scenario_target {
+        scenario.push_str(&format!(" ({t})"));
+    }
+    vec![
+        ("seed", w.seed.to_string()),
+        ("clients", format::count(u64::from(w.clients))),
+        (
+            "requests",
+            format!("{} per routing", format::count(w.requests)),
+        ),
+        (
+            "duration",
+            format!("{} per routing", format::duration(w.duration_ms)),
+        ),
+        (
+            "popularity",
+            format!("Zipf, exponent {}", format::fixed(w.zipf_s, 2)),
+        ),
+        ("scenario", scenario),
+        ("cluster file", p.config.clone()),
+        ("cluster", p.cluster.clone()),
+        ("geo database", p.database.clone()),
+        ("client weights", p.weights_source.clone()),
+        ("started", format::utc(p.started_at_ms)),
+        (
+            "wall time",
+            format!("{} (all routings)", format::duration(p.wall_ms)),
+        ),
+        ("time buckets", format::duration(p.bucket_ms)),
+        ("simulator CPU", cpu(p.sim_cpu)),
+    ]
+}
+
 pub fn cpu(cpu: Option<CpuUse>) -> String {
     match cpu {
         Some(c) => format!(

@@ -316,37 +316,7 @@ fn region_table(s: &mut String, report: &Report) {
 }
 
 fn parameters(s: &mut String, report: &Report) {
-    let p = &report.params;
-    let w = &p.workload;
-    let cpu = figures::cpu(p.sim_cpu);
-    let mut scenario = p.scenario.name().to_owned();
-    if let Some(t) = &p.scenario_target {
-        scenario.push_str(&format!(" ({t})"));
-    }
-    let rows: [(&str, String); 13] = [
-        ("seed", w.seed.to_string()),
-        ("clients", count(u64::from(w.clients))),
-        ("requests", format!("{} per routing", count(w.requests))),
-        (
-            "duration",
-            format!("{} per routing", format::duration(w.duration_ms)),
-        ),
-        (
-            "popularity",
-            format!("Zipf, exponent {}", format::fixed(w.zipf_s, 2)),
-        ),
-        ("scenario", scenario),
-        ("cluster file", p.config.clone()),
-        ("cluster", p.cluster.clone()),
-        ("geo database", p.database.clone()),
-        ("client weights", p.weights_source.clone()),
-        ("started", format::utc(p.started_at_ms)),
-        (
-            "wall time",
-            format!("{} (all routings)", format::duration(p.wall_ms)),
-        ),
-        ("simulator CPU", cpu),
-    ];
+    let rows = figures::parameters(report);
     s.push_str("<section id=\"params\"><h2>The run</h2><dl class=\"params\">");
     for (k, v) in rows {
         let _ = write!(s, "<div><dt>{k}</dt><dd>{}</dd></div>", esc(&v));

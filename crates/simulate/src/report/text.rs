@@ -283,30 +283,10 @@ fn edge_down(out: &mut String, routing: Routing, d: &crate::model::EdgeDown) {
 }
 
 fn parameters(out: &mut String, report: &Report) {
-    let p = &report.params;
-    let w = &p.workload;
     out.push_str("Parameters\n");
-    let cpu = figures::cpu(p.sim_cpu);
-    let rows: [(&str, String); 13] = [
-        ("seed", w.seed.to_string()),
-        ("clients", count(u64::from(w.clients))),
-        ("requests", format!("{} per routing", count(w.requests))),
-        (
-            "duration",
-            format!("{} per routing", format::duration(w.duration_ms)),
-        ),
-        ("zipf exponent", format::fixed(w.zipf_s, 2)),
-        ("config", clean(&p.config, 200)),
-        ("cluster", clean(&p.cluster, 200)),
-        ("geo database", clean(&p.database, 200)),
-        ("client weights", clean(&p.weights_source, 200)),
-        ("started", format::utc(p.started_at_ms)),
-        ("wall time", format::duration(p.wall_ms)),
-        ("time buckets", format::duration(p.bucket_ms)),
-        ("simulator CPU", cpu),
-    ];
+    let rows = figures::parameters(report);
     for (k, v) in rows {
-        wrap(out, &format!("  {k:<16}"), &v);
+        wrap(out, &format!("  {k:<16}"), &clean(&v, 200));
     }
 }
 
