@@ -41,18 +41,23 @@ async fn start() -> (Cluster, Target, tempfile::TempDir) {
     (cluster, target, state)
 }
 
-/// Clients at known places of the shipped database (country centres).
-fn hand_workload() -> Workload {
+/// Clients at known places of the shipped database (country centres):
+/// `clients` of them, each asking for `paths` in turn `per_client` times,
+/// `think_ms` apart, over a window of `duration_ms`.
+fn hand_workload(
+    clients: u32,
+    paths: &[&str],
+    per_client: usize,
+    think_ms: u64,
+    duration_ms: u64,
+) -> Workload {
     let places: [(&str, &str, Region, f64, f64); 3] = [
         ("81.2.69.142", "GB", Region::Europe, 54.0, -2.0),
         ("1.0.0.1", "AU", Region::Oceania, -27.0, 133.0),
         ("8.8.8.8", "US", Region::NorthAmerica, 38.0, -97.0),
     ];
-    let paths: Vec<Arc<str>> = ["/", "/news/", "/docs/", "/about.html"]
-        .iter()
-        .map(|p| Arc::from(*p))
-        .collect();
-    let clients = (0..12u32)
+    let paths: Vec<Arc<str>> = paths.iter().map(|p| Arc::from(*p)).collect();
+    let clients: Vec<Client> = (0..clients)
         .map(|i| {
             let (ip, cc, region, lat, lon) = places[i as usize % places.len()];
             Client {
@@ -63,10 +68,10 @@ fn hand_workload() -> Workload {
                 latitude: lat,
                 longitude: lon,
                 start_ms: u64::from(i) * 20,
-                requests: (0..10)
+                requests: (0..per_client)
                     .map(|k| Request {
                         path: paths[(i as usize + k) % paths.len()].clone(),
-                        think_ms: 30,
+                        think_ms: if k == 0 { 0 } else { think_ms },
                         range: None,
                     })
                     .collect(),
@@ -77,9 +82,9 @@ fn hand_workload() -> Workload {
     Workload {
         params: WorkloadParams {
             seed: 0,
-            clients: 12,
-            requests: 120,
-            duration_ms: 600,
+            clients: clients.len() as u32,
+            requests: clients.iter().map(|c| c.requests.len() as u64).sum(),
+            duration_ms,
             zipf_s: 1.0,
         },
         clients,
@@ -91,7 +96,7 @@ fn hand_workload() -> Workload {
 async fn runner_measures_every_routing_on_a_hand_built_workload() {
     let _serial = SERIAL.lock().await;
     let (cluster, target, _state) = start().await;
-    let w = hand_workload();
+    let w = hand_workload(12, &["/", "/news/", "/docs/", "/about.html"], 10, 30, 600);
     let report = run(&target, &w, &Settings::default()).await.expect("run");
     assert_eq!(report.routings.len(), 3);
     for r in &report.routings {
@@ -314,5 +319,32 @@ async fn edge_down_moves_its_clients() {
         cluster.control().fault("eu-west"),
         Some(meridian_cluster::control::Fault::None)
     );
+    cluster.shutdown().await;
+}
+
+/// `origin-outage` on a page that expires during it: the live scores
+/// (`max-age=5, stale-if-error=60`) are served stale through the CDN while
+/// the origin fails, and counted; straight to the origin they fail.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_if_error_serves_through_an_outage_and_is_counted() {
+    let _serial = SERIAL.lock().await;
+    let (cluster, target, _state) = start().await;
+    // Every 400 ms for 10.4 s: cached at once, stale from 5 s, the outage
+    // from 4 s to 8 s.
+    let w = hand_workload(3, &["/live/scores.json"], 27, 400, 12_000);
+    let settings = Settings {
+        scenario: Scenario::OriginOutage,
+        routings: Some(vec![Routing::Director, Routing::Origin]),
+        ..Settings::default()
+    };
+    let report = run(&target, &w, &settings).await.expect("run");
+    let (d, o) = (
+        routing(&report, Routing::Director),
+        routing(&report, Routing::Origin),
+    );
+    assert!(d.overall.stale > 0, "{:#?}", d.overall);
+    assert_eq!(d.overall.errors, 0, "{:#?}", d.overall);
+    assert_eq!(o.overall.stale, 0);
+    assert!(o.overall.errors > 0, "{:#?}", o.overall);
     cluster.shutdown().await;
 }
