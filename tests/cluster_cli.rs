@@ -295,3 +295,42 @@ fn simulate_drives_a_running_cluster_up_and_writes_the_report() {
         figures["params"]
     );
 }
+
+/// `meridian simulate --spawn`: no cluster running, it starts one in its
+/// own process on ports from the OS, with its token and purge log in a
+/// directory of its own (not the file's state directory, which a running
+/// `cluster up` may be using), and stops it at the end.
+#[test]
+fn simulate_spawn_runs_its_own_cluster_and_leaves_the_files_state_alone() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = dir.path().join("state");
+    let config = moved_config(dir.path(), &state);
+    let report = dir.path().join("spawned.html");
+    let out = bin()
+        .args([
+            "simulate",
+            "--spawn",
+            "--clients",
+            "10",
+            "--requests",
+            "40",
+            "--duration",
+            "500ms",
+            "--routing",
+            "director,origin",
+            "--config",
+        ])
+        .arg(&config)
+        .arg("--report")
+        .arg(&report)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdin(Stdio::null())
+        .output()
+        .expect("run meridian simulate");
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(t.contains("spawned in-process"), "{t}");
+    assert!(!t.contains("random edge"), "only the routings asked for:\n{t}");
+    assert!(report.exists());
+    assert!(!state.exists(), "the file's state directory was written");
+}

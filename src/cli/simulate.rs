@@ -117,8 +117,16 @@ pub fn main(a: SimulateArgs) -> anyhow::Result<()> {
     } else {
         None
     };
+    // A spawned cluster keeps its token and purge log in a directory of
+    // its own, not the file's (which a running `cluster up` may be using).
+    let spawn_state =
+        std::env::temp_dir().join(format!("meridian-simulate-{}", std::process::id()));
     let spawned = match &cluster_rt {
-        Some(rt) => Some(rt.block_on(Cluster::start(config.clone().with_ephemeral_ports()))?),
+        Some(rt) => {
+            let mut c = config.clone().with_ephemeral_ports();
+            c.state_dir = spawn_state.clone();
+            Some(rt.block_on(Cluster::start(c))?)
+        }
         None => None,
     };
     let target = match &spawned {
@@ -149,6 +157,7 @@ pub fn main(a: SimulateArgs) -> anyhow::Result<()> {
     drop(sim_rt);
     if let (Some(rt), Some(c)) = (cluster_rt, spawned) {
         rt.block_on(c.shutdown());
+        let _ = std::fs::remove_dir_all(&spawn_state);
     }
     let (mut report, detail) = result?;
     report.params.sim_cpu = cpu_used.map(|c| cpu_use(c, report.params.wall_ms));
