@@ -330,7 +330,10 @@ fn simulate_spawn_runs_its_own_cluster_and_leaves_the_files_state_alone() {
     let t = text(&out);
     assert!(out.status.success(), "{t}");
     assert!(t.contains("spawned in-process"), "{t}");
-    assert!(!t.contains("random edge"), "only the routings asked for:\n{t}");
+    assert!(
+        !t.contains("random edge"),
+        "only the routings asked for:\n{t}"
+    );
     assert!(report.exists());
     assert!(!state.exists(), "the file's state directory was written");
 }

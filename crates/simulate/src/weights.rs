@@ -8,9 +8,10 @@
 use crate::model::Region;
 
 /// What [`WEIGHTS`] is, for the report.
-pub const SOURCE: &str = "internet users per country, millions, ~2023: ITU \"Individuals using \
-     the Internet\" (% of population, as published by the World Bank, IT.NET.USER.ZS) \u{d7} \
-     World Bank population (SP.POP.TOTL), rounded; 0.1 M for each country not in the table";
+pub const SOURCE: &str = "internet users per country, millions, ~2023, rounded estimates after \
+     ITU \"Individuals using the Internet\" (% of population, as published by the World Bank, \
+     IT.NET.USER.ZS) \u{d7} World Bank population (SP.POP.TOTL); 0.1 M for each country not in \
+     the table";
 
 /// Internet users of a country missing from [`WEIGHTS`], millions: the
 /// table leaves out some 80 small countries and territories (micro-states,
@@ -30,7 +31,9 @@ pub const OTHER_COUNTRY_MILLIONS: f64 = 0.1;
 /// 2022), that share was applied to the 2023 population. The figures are
 /// estimates with a few percent of uncertainty (the ITU's own world total
 /// for 2023 is 5.4 billion; this table sums to about 5.25): fine for where a
-/// synthetic client comes from, not for market research.
+/// synthetic client comes from, not for market research. They were written
+/// down from those publications without a row-by-row check against the
+/// downloaded datasets; a rebuild from the CSVs is welcome.
 ///
 /// It covers the countries with about half a million users or more (171
 /// of them); the 60 largest alone are well over 90 % of the world's users.
