@@ -5,7 +5,7 @@
 //!  geo database ─► client addresses, weighted by internet users per country (weights)
 //!  sample site  ─► assets, Zipf popularity, think times                      (workload)
 //!          │
-//!          ▼ replayed three times on the same clusters, caches emptied between:
+//!          ▼ replayed three times on the same cluster, caches emptied between:
 //!     nearest edge (director) · random edge · straight to origin             (run)
 //!          │  each client: up to six keep-alive connections, the client-to-server leg
 //!          │  delayed by the distance (the cluster's latency model), sleeps not arithmetic
@@ -14,6 +14,14 @@
 //!          ▼
 //!     Report ─► printed tables, self-contained HTML with inline SVG          (report)
 //! ```
+//!
+//! Crates picked here: `rand_pcg` (PCG, a fixed algorithm, so a seed gives
+//! the same workload on every machine and every `rand` release, which
+//! `StdRng` does not promise) with `rand_distr` for Zipf and exponential
+//! draws; `indicatif` for the progress bar (it stays quiet when stderr is
+//! not a terminal); the client side is hyper's own connection API rather
+//! than reqwest, so the simulator knows when a connection is new (and owes
+//! its handshake's round trip) and which one a request goes out on.
 
 pub mod cpu;
 pub mod model;
