@@ -120,7 +120,7 @@ fn parse_into(cc: &mut CacheControl, seen: &mut Seen, input: &[u8]) {
 
 /// RFC 9111 §1.2.2 delta-seconds: digits only; anything else reads as 0
 /// (stale), and overflow is capped at 2^31.
-fn delta_seconds(value: Option<&[u8]>) -> u64 {
+pub(crate) fn delta_seconds(value: Option<&[u8]>) -> u64 {
     let Some(v) = value else { return 0 };
     if v.is_empty() || !v.iter().all(u8::is_ascii_digit) {
         return 0;

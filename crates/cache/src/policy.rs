@@ -267,13 +267,17 @@ pub fn corrected_initial_age(
     apparent_age.max(age_value + response_delay)
 }
 
-/// The `Age` header as seconds (§5.1); invalid or missing is zero.
+/// The `Age` header as seconds (§5.1): of a list (`Age: 7200, 0`, or the
+/// field on several lines) the first member counts; a member that is not
+/// delta-seconds (`abc`, `+5`, `-1`) is ignored, as is a missing field
+/// (zero); overflow is capped at 2^31.
 pub fn age_value(resp: &HeaderMap) -> Duration {
-    resp.get(http::header::AGE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|s| s.trim().parse::<u64>().ok())
-        .map(|s| Duration::from_secs(s.min(crate::cache_control::DELTA_SECONDS_CAP)))
-        .unwrap_or(Duration::ZERO)
+    let first = resp
+        .get(http::header::AGE)
+        .map(|v| v.as_bytes())
+        .and_then(|v| v.split(|&b| b == b',').next())
+        .map(|m| m.trim_ascii());
+    Duration::from_secs(crate::cache_control::delta_seconds(first))
 }
 
 pub fn header_date(h: &HeaderMap, name: &HeaderName) -> Option<SystemTime> {

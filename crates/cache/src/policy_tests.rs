@@ -331,6 +331,35 @@ fn set_cookie_stored_when_allowed() {
 }
 
 #[test]
+fn age_field_rfc9111_5_1() {
+    // (Age field lines, want seconds): the first member of a list counts;
+    // a value that is not delta-seconds is ignored.
+    let cases: [(&[&str], u64); 11] = [
+        (&["7200"], 7200),
+        (&["7200, 0"], 7200),
+        (&["7200,abc"], 7200),
+        (&["7200", "0"], 7200),
+        (&[" 60 "], 60),
+        (&["abc"], 0),
+        (&["+5"], 0),
+        (&["-1"], 0),
+        (&[""], 0),
+        (&["1.5"], 0),
+        (&["99999999999999999999999"], 2_147_483_648),
+    ];
+    for (lines, want) in cases {
+        let mut h = HeaderMap::new();
+        for l in lines {
+            h.append(
+                http::header::AGE,
+                http::HeaderValue::from_str(l).expect("value"),
+            );
+        }
+        assert_eq!(age_value(&h).as_secs(), want, "{lines:?}");
+    }
+}
+
+#[test]
 fn age_calculation_rfc9111_4_2_3() {
     // (date offset, Age header, request_time, response_time, want corrected_initial_age)
     let cases = [
