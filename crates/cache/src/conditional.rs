@@ -78,11 +78,11 @@ pub fn evaluate(
     } else if safe {
         // §13.1.3: a list of dates (several field lines) is ignored, as is an
         // invalid date; `single` and `parse_date` return None for both.
+        // RFC 9111 §4.3.2: a stored response without Last-Modified is
+        // compared by its Date.
         let since = single(req, &header::IF_MODIFIED_SINCE).and_then(parse_date);
-        if since
-            .zip(last_modified)
-            .is_some_and(|(since, lm)| lm <= since)
-        {
+        let modified = last_modified.or_else(|| single(resp, &header::DATE).and_then(parse_date));
+        if since.zip(modified).is_some_and(|(since, lm)| lm <= since) {
             return Precondition::NotModified;
         }
     }
@@ -375,12 +375,31 @@ mod tests {
             Method::POST,
             &stored(),
         );
-        // Nothing to compare with when the response has no Last-Modified.
+        // Nothing to compare with when the response has neither
+        // Last-Modified nor Date.
         let no_lm = headers(&[("etag", "\"v1\"")]);
         check(
             &[(&[("if-modified-since", AFTER)], Proceed)],
             Method::GET,
             &no_lm,
+        );
+        // Without Last-Modified, its Date stands in (RFC 9111 §4.3.2).
+        let dated = headers(&[("etag", "\"v1\""), ("date", LM)]);
+        check(
+            &[
+                (&[("if-modified-since", AFTER)], NotModified),
+                (&[("if-modified-since", LM)], NotModified),
+                (&[("if-modified-since", BEFORE)], Proceed),
+            ],
+            Method::GET,
+            &dated,
+        );
+        // Last-Modified, when present, wins over Date.
+        let both = headers(&[("last-modified", AFTER), ("date", BEFORE)]);
+        check(
+            &[(&[("if-modified-since", LM)], Proceed)],
+            Method::GET,
+            &both,
         );
     }
 
