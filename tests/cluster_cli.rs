@@ -186,14 +186,23 @@ fn up_stop_start_status_and_ctrl_c() {
     // Faults through the control API, with the token `up` wrote.
     let stop = run(&["cluster", "stop", "eu-west"], &config);
     assert!(stop.status.success(), "{}", text(&stop));
-    let status = run(&["cluster", "status"], &config);
-    let t = text(&status);
-    let line = t
-        .lines()
-        .find(|l| l.contains("eu-west"))
-        .unwrap_or_default()
-        .to_owned();
-    assert!(line.contains("down") || line.contains("stopped"), "{t}");
+    // `status` shows the dashboard's last poll (each second): ask until
+    // one after the stop (bounded).
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let status = run(&["cluster", "status"], &config);
+        let t = text(&status);
+        let line = t
+            .lines()
+            .find(|l| l.contains("eu-west"))
+            .unwrap_or_default()
+            .to_owned();
+        if line.contains("down") || line.contains("stopped") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "eu-west never shown down:\n{t}");
+        std::thread::sleep(Duration::from_millis(300));
+    }
     let start = run(&["cluster", "start", "eu-west"], &config);
     assert!(start.status.success(), "{}", text(&start));
     let unknown = run(&["cluster", "stop", "no-such-node"], &config);

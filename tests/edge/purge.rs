@@ -12,7 +12,9 @@ use http::Method;
 use meridian_common::auth::Scope;
 use serde_json::{Value, json};
 
-use crate::support::{Node, Origin, Reply, StreamOrigin, StreamSpec, cache_status, client};
+use crate::support::{
+    Node, Origin, Reply, StreamOrigin, StreamSpec, cache_status, client, fast_health,
+};
 
 /// A token with the `purge` scope.
 pub const OPS: &str = "ops-secret-0123456789";
@@ -309,15 +311,28 @@ async fn soft_purge_revalidates_and_keeps_a_copy_for_stale_if_error() {
 
 #[tokio::test]
 async fn a_soft_purged_copy_without_stale_if_error_is_not_served_on_error() {
-    // Fresh for a minute, no stale-if-error, no grace: once soft-purged it
-    // is stale, and a stale copy with no allowance is not an error answer.
+    // Fresh for a minute, no stale-if-error, the grace turned off: once
+    // soft-purged it is stale, and a stale copy with no allowance is not an
+    // error answer. (With the default grace of 10 s it would be, which is
+    // what a soft purge is for.)
     let mut origin = Origin::start(|s| {
         Reply::ok(format!("body of {}", s.path))
             .header("cache-control", "max-age=60")
             .header("etag", "\"v1\"")
     })
     .await;
-    let edge = guarded_edge(&origin).await;
+    let edge = Node::edge_with(meridian_edge::FileConfig {
+        name: Some("edge-1".into()),
+        upstream: vec![origin.url()],
+        health: fast_health(),
+        cache: meridian_edge::config::CacheSection {
+            stale_if_error_grace: Some("0s".parse().expect("duration")),
+            ..Default::default()
+        },
+        ..Default::default()
+    })
+    .admin_token("ops", OPS, &[Scope::Purge])
+    .await;
     let c = client();
     fetch(&c, &edge, HOST, "/plain").await;
     fetch(&c, &edge, HOST, "/kept").await;

@@ -234,3 +234,48 @@ async fn grace_serves_stale_when_the_origin_is_gone_and_must_revalidate_gives_50
         "no stale copy under must-revalidate: the connect error shows"
     );
 }
+
+/// RFC 9111 §4.2.4 with the default `cache.stale-if-error-grace` (10 s,
+/// nothing configured): an origin that is gone (connection refused) gets
+/// its stale copy served for a while; `no-cache`, `proxy-revalidate` and
+/// `s-maxage` still forbid it.
+#[tokio::test]
+async fn the_default_grace_serves_stale_when_the_origin_is_gone_unless_forbidden() {
+    let mut origin = Origin::start(|s| {
+        let cc = match s.path.as_str() {
+            "/no-cache" => "max-age=1, no-cache",
+            "/proxy" => "max-age=1, proxy-revalidate",
+            "/s-maxage" => "max-age=1, s-maxage=1",
+            _ => "max-age=1",
+        };
+        Reply::ok("kept")
+            .header("cache-control", cc)
+            .header("etag", "\"k\"")
+    })
+    .await;
+    let edge = Node::edge(&[origin.url()]).await;
+    let c = client();
+    let paths = ["/plain", "/no-cache", "/proxy", "/s-maxage"];
+    for p in paths {
+        let r = c.get(edge.url(p)).send().await.expect("fill");
+        assert_eq!(r.status(), 200, "{p}");
+    }
+    origin.stop().await;
+    until_stale().await;
+    let r = c.get(edge.url("/plain")).send().await.expect("send");
+    assert_eq!(r.status(), 200);
+    assert!(
+        cache_status(&r).contains("detail=stale-if-error"),
+        "{}",
+        cache_status(&r)
+    );
+    assert_eq!(r.text().await.expect("body"), "kept");
+    for p in ["/no-cache", "/proxy", "/s-maxage"] {
+        let r = c.get(edge.url(p)).send().await.expect("send");
+        assert_eq!(
+            r.status(),
+            502,
+            "{p}: no stale copy, the connect error shows"
+        );
+    }
+}

@@ -371,10 +371,13 @@ impl Freshness {
         Reuse::Revalidate
     }
 
-    /// RFC 5861 §4 and the operator's grace: may a stale copy be served when
-    /// the upstream fails? Never under must-revalidate (§5.2.2.2: a 504 is due).
+    /// RFC 5861 §4 and the operator's grace (RFC 9111 §4.2.4: a cache may
+    /// serve stale when it cannot reach the origin): may a stale copy be
+    /// served when the upstream fails? Never under must-revalidate,
+    /// proxy-revalidate or s-maxage (§5.2.2.2: a 504 is due), nor no-cache
+    /// (§5.2.2.4: never reused without a successful validation).
     pub fn usable_on_error(&self, now: SystemTime, grace: Duration) -> bool {
-        if self.must_revalidate {
+        if self.must_revalidate || self.no_cache {
             return false;
         }
         let staleness = self.current_age(now).saturating_sub(self.lifetime);

@@ -535,3 +535,32 @@ fn stale_if_error_window_rfc5861_4() {
         "must-revalidate: 504 instead"
     );
 }
+
+#[test]
+fn stale_when_disconnected_and_what_forbids_it_rfc9111_4_2_4() {
+    // (Cache-Control, seconds after storing, grace, usable when the
+    // upstream fails): the operator's grace serves stale for a while, and
+    // each directive that forbids serving stale without validation still
+    // forbids it.
+    let grace = Duration::from_secs(10);
+    let cases = [
+        ("max-age=60", 65, grace, true),
+        ("max-age=60", 70, grace, true),
+        ("max-age=60", 71, grace, false),
+        ("max-age=60", 65, Duration::ZERO, false),
+        ("max-age=60, must-revalidate", 61, grace, false),
+        ("max-age=60, proxy-revalidate", 61, grace, false),
+        ("max-age=60, s-maxage=60", 61, grace, false),
+        ("max-age=60, no-cache", 61, grace, false),
+        ("no-cache", 1, grace, false),
+        ("max-age=60, no-cache, stale-if-error=100", 61, grace, false),
+        ("max-age=60, stale-if-error=100", 150, grace, true),
+    ];
+    for (cc, at, g, want) in cases {
+        assert_eq!(
+            fresh_for(cc).usable_on_error(t(at), g),
+            want,
+            "{cc} at {at}s, grace {g:?}"
+        );
+    }
+}

@@ -11,6 +11,11 @@ use http::header::HeaderName;
 use ipnet::IpNet;
 use meridian_cache::{KeyOptions, Policy};
 use meridian_common::{ByteSize, ConfigError, HumanDuration};
+
+/// `cache.stale-if-error-grace` default: a stale copy is served this long
+/// past expiry when the upstream cannot be reached or fails (RFC 9111
+/// §4.2.4), as Varnish's default grace of 10 s.
+pub const DEFAULT_STALE_IF_ERROR_GRACE: Duration = Duration::from_secs(10);
 use serde::Deserialize;
 
 use crate::authority::{Authority, HostPattern, Scheme};
@@ -110,7 +115,7 @@ pub struct CacheSection {
     /// Query parameters left out of the cache key (default none).
     pub drop_query_params: Option<Vec<String>>,
     /// Serve stale this long past expiry when the upstream fails, on top of
-    /// any `stale-if-error` (default "0s").
+    /// any `stale-if-error` (default "10s", as Varnish's default grace).
     pub stale_if_error_grace: Option<HumanDuration>,
     /// How long a collapsed request waits for the leader's fetch (default "30s").
     pub collapse_wait: Option<HumanDuration>,
@@ -394,7 +399,7 @@ impl FileConfig {
             },
             stale_if_error_grace: c
                 .stale_if_error_grace
-                .map_or(Duration::ZERO, HumanDuration::get),
+                .map_or(DEFAULT_STALE_IF_ERROR_GRACE, HumanDuration::get),
             collapse_wait: c
                 .collapse_wait
                 .map_or(Duration::from_secs(30), HumanDuration::get),
