@@ -161,6 +161,27 @@ fn routing(report: &meridian_simulate::Report, r: Routing) -> &meridian_simulate
         .expect("routing in the report")
 }
 
+/// A run of the real workload (`params(seed, clients, requests,
+/// duration_ms)`) with `settings`, on a cluster of its own (one at a time);
+/// answers the cluster (still running, for checks of its state) and the
+/// report.
+async fn scenario(
+    seed: u64,
+    clients: u32,
+    requests: u64,
+    duration_ms: u64,
+    settings: Settings,
+) -> (Cluster, meridian_simulate::Report, tempfile::TempDir) {
+    let (cluster, target, state) = start().await;
+    let (w, _) = meridian_simulate::workload_for(
+        &target.config,
+        params(seed, clients, requests, duration_ms),
+    )
+    .expect("workload");
+    let report = run(&target, &w, &settings).await.expect("run");
+    (cluster, report, state)
+}
+
 /// The test: a short seeded run on the real workload (addresses
 /// from the shipped database, the sample site's assets).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -230,16 +251,19 @@ async fn a_short_seeded_run_shows_what_the_cdn_buys() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn purge_scenario_purges_at_half_time() {
     let _serial = SERIAL.lock().await;
-    let (cluster, target, _state) = start().await;
-    let (w, _) = meridian_simulate::workload_for(&target.config, params(5, 40, 400, 2000))
-        .expect("workload");
-    let settings = Settings {
-        scenario: Scenario::Purge,
-        purge_tag: Some("home".into()),
-        routings: Some(vec![Routing::Director]),
-        ..Settings::default()
-    };
-    let report = run(&target, &w, &settings).await.expect("run");
+    let (cluster, report, _state) = scenario(
+        5,
+        40,
+        400,
+        2000,
+        Settings {
+            scenario: Scenario::Purge,
+            purge_tag: Some("home".into()),
+            routings: Some(vec![Routing::Director]),
+            ..Settings::default()
+        },
+    )
+    .await;
     let d = routing(&report, Routing::Director);
     let purge = d
         .events
@@ -258,15 +282,18 @@ async fn purge_scenario_purges_at_half_time() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn origin_outage_hurts_only_the_clients_without_a_cdn() {
     let _serial = SERIAL.lock().await;
-    let (cluster, target, _state) = start().await;
-    let (w, _) = meridian_simulate::workload_for(&target.config, params(9, 40, 400, 3000))
-        .expect("workload");
-    let settings = Settings {
-        scenario: Scenario::OriginOutage,
-        routings: Some(vec![Routing::Director, Routing::Origin]),
-        ..Settings::default()
-    };
-    let report = run(&target, &w, &settings).await.expect("run");
+    let (cluster, report, _state) = scenario(
+        9,
+        40,
+        400,
+        3000,
+        Settings {
+            scenario: Scenario::OriginOutage,
+            routings: Some(vec![Routing::Director, Routing::Origin]),
+            ..Settings::default()
+        },
+    )
+    .await;
     let (d, o) = (
         routing(&report, Routing::Director),
         routing(&report, Routing::Origin),
@@ -295,16 +322,19 @@ async fn origin_outage_hurts_only_the_clients_without_a_cdn() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn edge_down_moves_its_clients() {
     let _serial = SERIAL.lock().await;
-    let (cluster, target, _state) = start().await;
-    let (w, _) = meridian_simulate::workload_for(&target.config, params(11, 60, 600, 3000))
-        .expect("workload");
-    let settings = Settings {
-        scenario: Scenario::EdgeDown,
-        edge_down: Some("eu-west".into()),
-        routings: Some(vec![Routing::Director]),
-        ..Settings::default()
-    };
-    let report = run(&target, &w, &settings).await.expect("run");
+    let (cluster, report, _state) = scenario(
+        11,
+        60,
+        600,
+        3000,
+        Settings {
+            scenario: Scenario::EdgeDown,
+            edge_down: Some("eu-west".into()),
+            routings: Some(vec![Routing::Director]),
+            ..Settings::default()
+        },
+    )
+    .await;
     let d = routing(&report, Routing::Director);
     let down = d.edge_down.as_ref().expect("the edge-down figures");
     assert_eq!(down.edge, "eu-west");
