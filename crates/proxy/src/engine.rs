@@ -575,8 +575,9 @@ fn request_body(b: Incoming) -> Body {
 /// The authority the client asked for (RFC 9112 §3.2): the absolute-form
 /// target's when there is one (§3.2.2, `Host` is then ignored), else
 /// `Host`. More than one `Host` line, an invalid one, or none on HTTP/1.1
-/// is an error (400). `Ok(None)`: an HTTP/1.0 request without `Host`,
-/// servable only as the configured `site-host`.
+/// is an error (400). On HTTP/2 the target carries `:authority`. `Ok(None)`:
+/// an HTTP/1.0 request without `Host`, servable only as the configured
+/// `site-host`.
 fn requested_authority(parts: &Parts, scheme: Scheme) -> Result<Option<Authority>, &'static str> {
     let mut lines = parts.headers.get_all(header::HOST).iter();
     let host = lines.next();
@@ -588,7 +589,11 @@ fn requested_authority(parts: &Parts, scheme: Scheme) -> Result<Option<Authority
             let s = v.to_str().map_err(|_| "invalid Host")?;
             Some(Authority::parse(s, scheme).map_err(|_| "invalid Host")?)
         }
-        None if parts.version >= Version::HTTP_11 => return Err("missing Host"),
+        // HTTP/2 carries the authority in `:authority` (the target's),
+        // and `Host` is optional there (RFC 9113 §8.3.1).
+        None if parts.version == Version::HTTP_11 && parts.uri.authority().is_none() => {
+            return Err("missing Host");
+        }
         None => None,
     };
     match parts.uri.authority() {
