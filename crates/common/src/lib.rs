@@ -8,6 +8,7 @@
 //! operator needs to fix a config file.
 
 pub mod auth;
+pub mod certs;
 mod config;
 pub mod host;
 mod shutdown;
