@@ -130,6 +130,10 @@ impl Backend {
             failures: self.failures(),
             server_errors: self.server_errors(),
             last_check_unix_ms: self.health.last_check_ms(),
+            tls_insecure_skip_verify: self
+                .spec
+                .tls()
+                .is_some_and(|t| t.insecure_skip_verify),
         }
     }
 }
@@ -186,6 +190,10 @@ pub struct BackendStats {
     /// Requests answered with a 5xx.
     pub server_errors: u64,
     pub last_check_unix_ms: Option<u64>,
+    /// The backend's certificate is not checked (`;insecure-skip-verify`);
+    /// shown only when true.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub tls_insecure_skip_verify: bool,
 }
 
 #[cfg(test)]

@@ -7,11 +7,40 @@
 //! model). Passive: `eject(cool_off)` marks the target down until the
 //! cool-off passes; the next active success after that brings it back.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use meridian_common::Shutdown;
+
+/// What one active check runs: a GET of `url` that succeeds when it is
+/// answered 2xx within `timeout`. reqwest's client is one; the proxy uses
+/// its own upstream client, so a check reaches an `https://` upstream with
+/// the same trust settings as the traffic does.
+pub trait Probe: Clone + Send + Sync + 'static {
+    fn check<'a>(
+        &'a self,
+        url: &'a str,
+        timeout: Duration,
+    ) -> Pin<Box<dyn Future<Output = bool> + Send + 'a>>;
+}
+
+impl Probe for reqwest::Client {
+    fn check<'a>(
+        &'a self,
+        url: &'a str,
+        timeout: Duration,
+    ) -> Pin<Box<dyn Future<Output = bool> + Send + 'a>> {
+        Box::pin(async move {
+            matches!(
+                self.get(url).timeout(timeout).send().await,
+                Ok(r) if r.status().is_success()
+            )
+        })
+    }
+}
 
 /// Thresholds for the active checks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -127,7 +156,7 @@ impl Health {
 /// one at once: a check succeeds when the target answers 2xx within
 /// `timeout`.
 pub async fn poll(
-    client: reqwest::Client,
+    client: impl Probe,
     url: String,
     interval: Duration,
     timeout: Duration,
@@ -150,7 +179,7 @@ pub async fn poll(
 /// keeps the state it started with (up).
 pub async fn poll_after(
     first: Duration,
-    client: reqwest::Client,
+    client: impl Probe,
     url: String,
     interval: Duration,
     timeout: Duration,
@@ -167,10 +196,7 @@ pub async fn poll_after(
             _ = &mut stop => return,
             _ = tick.tick() => {}
         }
-        let ok = matches!(
-            client.get(&url).timeout(timeout).send().await,
-            Ok(r) if r.status().is_success()
-        );
+        let ok = client.check(&url, timeout).await;
         match health.record(ok) {
             Some(Transition::WentDown) => tracing::warn!(%url, "health check: target is down"),
             Some(Transition::WentUp) => tracing::info!(%url, "health check: target is up"),

@@ -53,11 +53,11 @@ pub mod spec;
 pub use backend::{Backend, BackendStats, InFlight};
 pub use error::BalanceError;
 pub use hash::stable_hash;
-pub use health::{Health, HealthPolicy, Transition};
+pub use health::{Health, HealthPolicy, Probe, Transition};
 pub use passive::{DEFAULT_COOL_OFF, Outcome, PassivePolicy, Verdict};
 pub use pool::{Balance, Pool};
 pub use selector::{
     ConsistentHash, IpHash, LeastConnections, Pick, Rendezvous, RoundRobin, Selector, TwoChoices,
     WeightedRoundRobin, rendezvous_order,
 };
-pub use spec::{BackendSpec, MAX_WEIGHT};
+pub use spec::{BackendSpec, MAX_WEIGHT, TlsOptions};

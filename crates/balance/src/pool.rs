@@ -277,7 +277,7 @@ impl Pool {
     /// mark them down because it asked a millisecond before they listened.
     pub fn spawn_health_checks(
         &self,
-        client: reqwest::Client,
+        client: impl health::Probe,
         path: &str,
         interval: Duration,
         timeout: Duration,

@@ -1,7 +1,11 @@
 //! A backend's address and weight as an operator writes them:
-//! `http://127.0.0.1:9001;weight=3` on the command line or in a config file.
+//! `http://127.0.0.1:9001;weight=3` on the command line or in a config file,
+//! and for an `https://` backend how its certificate is checked:
+//! `https://origin.example:443;ca=/etc/meridian/origin-ca.pem;sni=origin.example`
+//! or `;insecure-skip-verify`.
 
 use std::fmt;
+use std::path::PathBuf;
 use std::str::FromStr;
 
 use http::Uri;
@@ -28,22 +32,132 @@ pub struct BackendSpec {
     /// addresses (relays, NAT, a local port per peer) still agree on which
     /// keys it owns (HAProxy's `hash-key id`, nginx's `server ... route=`).
     id: Option<String>,
+    /// `Some` exactly for an `https://` backend.
+    tls: Option<TlsOptions>,
 }
 
 /// Longest `;id=` value.
 pub const MAX_ID_LEN: usize = 64;
+
+/// Longest `;sni=` value (a DNS name is at most 253 characters).
+pub const MAX_SNI_LEN: usize = 253;
+
+/// How an `https://` backend's certificate is checked. The defaults verify
+/// it against the system roots for the URL's host name (nginx's
+/// `proxy_ssl_verify on` with `proxy_ssl_name` the proxied host).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct TlsOptions {
+    /// `;ca=PATH`: a PEM file of CA certificates trusted for this backend
+    /// instead of the system roots (a relative path is relative to the
+    /// config file).
+    pub ca: Option<PathBuf>,
+    /// `;sni=NAME`: the name sent in SNI and checked in the certificate,
+    /// instead of the URL's host (the `Host` header stays the request's).
+    pub sni: Option<String>,
+    /// `;insecure-skip-verify`: any certificate is accepted. For tests and
+    /// migrations only; logged as a warning at start and shown in `/stats`.
+    pub insecure_skip_verify: bool,
+}
+
+impl TlsOptions {
+    /// The options as they are written after the URL (`;ca=...;sni=...`).
+    fn write(&self, f: &mut impl fmt::Write) -> fmt::Result {
+        if let Some(ca) = &self.ca {
+            write!(f, ";ca={}", ca.display())?;
+        }
+        if let Some(sni) = &self.sni {
+            write!(f, ";sni={sni}")?;
+        }
+        if self.insecure_skip_verify {
+            f.write_str(";insecure-skip-verify")?;
+        }
+        Ok(())
+    }
+
+    /// Applies one `key[=value]` option; `Ok(false)` when `key` is not a
+    /// TLS option. `spec` names the backend in errors.
+    pub fn apply(&mut self, spec: &str, key: &str, value: Option<&str>) -> Result<bool, BalanceError> {
+        let bad = |reason: String| BalanceError::InvalidUrl {
+            url: spec.to_string(),
+            reason,
+        };
+        let needs_value = |v: Option<&str>| match v.map(str::trim) {
+            Some(v) if !v.is_empty() => Ok(v.to_owned()),
+            _ => Err(bad(format!("`{key}` needs a value (`;{key}=...`)"))),
+        };
+        match key {
+            "ca" => self.ca = Some(PathBuf::from(needs_value(value)?)),
+            "sni" => {
+                let name = needs_value(value)?;
+                let ok = name.len() <= MAX_SNI_LEN
+                    && name
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.'));
+                if !ok {
+                    return Err(bad(format!(
+                        "sni `{name}` must be a host name (letters, digits, `-` and `.`, at most {MAX_SNI_LEN})"
+                    )));
+                }
+                self.sni = Some(name);
+            }
+            "insecure-skip-verify" => {
+                if value.is_some() {
+                    return Err(bad("`insecure-skip-verify` takes no value".into()));
+                }
+                self.insecure_skip_verify = true;
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// Whether `key` is one of the TLS options.
+    pub fn is_option(key: &str) -> bool {
+        matches!(key, "ca" | "sni" | "insecure-skip-verify")
+    }
+}
 
 impl BackendSpec {
     /// A spec from a base URL and a weight (1..=[`MAX_WEIGHT`]).
     pub fn new(url: &str, weight: u32) -> Result<Self, BalanceError> {
         let (url, base) = parse_base_url(url)?;
         check_weight(&base, weight)?;
+        let tls = (url.scheme_str() == Some("https")).then(TlsOptions::default);
         Ok(BackendSpec {
             url,
             base,
             weight,
             id: None,
+            tls,
         })
+    }
+
+    /// The same `https://` backend with these TLS options.
+    pub fn with_tls(mut self, tls: TlsOptions) -> Result<Self, BalanceError> {
+        if self.tls.is_none() {
+            return Err(BalanceError::InvalidUrl {
+                url: self.base.clone(),
+                reason: "TLS options need an https:// URL".into(),
+            });
+        }
+        self.tls = Some(tls);
+        Ok(self)
+    }
+
+    /// How the backend's certificate is checked; `None` for `http://`.
+    pub fn tls(&self) -> Option<&TlsOptions> {
+        self.tls.as_ref()
+    }
+
+    /// The base URL with its TLS options and no weight or id: the form
+    /// an edge's `upstream` takes.
+    pub fn endpoint(&self) -> String {
+        let mut s = self.base.clone();
+        if let Some(tls) = &self.tls {
+            // Writing to a String cannot fail.
+            let _ = tls.write(&mut s);
+        }
+        s
     }
 
     /// The same backend with `id` as its identity on the hash ring.
@@ -98,7 +212,8 @@ fn check_id(spec: &str, id: &str) -> Result<(), BalanceError> {
     }
 }
 
-/// Accepts `http://host:port` with an optional path prefix, nothing else:
+/// Accepts `http://host:port` or `https://host:port` with an optional path
+/// prefix, nothing else:
 /// the proxy appends the request path to it, so a query, a fragment or
 /// credentials in the base would produce wrong upstream URLs.
 fn parse_base_url(s: &str) -> Result<(Uri, String), BalanceError> {
@@ -109,13 +224,15 @@ fn parse_base_url(s: &str) -> Result<(Uri, String), BalanceError> {
     let uri: Uri = s.trim().parse().map_err(|e: http::uri::InvalidUri| {
         bad(&format!("not a URL ({e}); expected http://host:port"))
     })?;
-    match uri.scheme_str() {
-        Some("http") => {}
+    let scheme = match uri.scheme_str() {
+        Some(s @ ("http" | "https")) => s,
         Some(other) => {
-            return Err(bad(&format!("scheme must be http (got `{other}`)")));
+            return Err(bad(&format!(
+                "scheme must be http or https (got `{other}`)"
+            )));
         }
         None => return Err(bad("missing scheme; expected http://host:port")),
-    }
+    };
     let authority = uri
         .authority()
         .ok_or_else(|| bad("missing host; expected http://host:port"))?;
@@ -134,14 +251,15 @@ fn parse_base_url(s: &str) -> Result<(Uri, String), BalanceError> {
         return Err(bad("a query string is not allowed in a backend URL"));
     }
     let prefix = uri.path().trim_end_matches('/');
-    let base = format!("http://{authority}{prefix}");
+    let base = format!("{scheme}://{authority}{prefix}");
     Ok((uri, base))
 }
 
 impl FromStr for BackendSpec {
     type Err = BalanceError;
 
-    /// `URL[;weight=N]`; options are `;key=value` pairs after the URL.
+    /// `URL[;weight=N][;id=NAME]`, and for `https://` the [`TlsOptions`];
+    /// options are `;key=value` pairs after the URL.
     fn from_str(spec: &str) -> Result<Self, Self::Err> {
         let mut parts = spec.split(';');
         // `split` always yields a first item, even for "".
@@ -149,9 +267,24 @@ impl FromStr for BackendSpec {
         let (url, base) = parse_base_url(url)?;
         let mut weight = 1;
         let mut id = None;
+        let mut tls = url.scheme_str().is_some_and(|s| s == "https").then(TlsOptions::default);
         for opt in parts.map(str::trim).filter(|o| !o.is_empty()) {
-            let (key, value) = opt.split_once('=').unwrap_or((opt, ""));
-            match key.trim() {
+            let (key, value) = match opt.split_once('=') {
+                Some((k, v)) => (k.trim(), Some(v)),
+                None => (opt, None),
+            };
+            if TlsOptions::is_option(key) {
+                let Some(tls) = tls.as_mut() else {
+                    return Err(BalanceError::InvalidUrl {
+                        url: spec.to_string(),
+                        reason: format!("`{key}` applies only to an https:// backend"),
+                    });
+                };
+                tls.apply(spec, key, value)?;
+                continue;
+            }
+            let value = value.unwrap_or("");
+            match key {
                 "weight" => {
                     weight = value
                         .trim()
@@ -179,6 +312,7 @@ impl FromStr for BackendSpec {
             base,
             weight,
             id,
+            tls,
         })
     }
 }
@@ -191,6 +325,9 @@ impl fmt::Display for BackendSpec {
         }
         if let Some(id) = &self.id {
             write!(f, ";id={id}")?;
+        }
+        if let Some(tls) = &self.tls {
+            tls.write(f)?;
         }
         Ok(())
     }
@@ -254,7 +391,14 @@ mod tests {
     #[test]
     fn bad_origin_specs_are_rejected_with_the_reason() {
         let cases = [
-            ("https://127.0.0.1:9001", "scheme must be http"),
+            ("ftp://127.0.0.1:9001", "scheme must be http or https"),
+            ("http://127.0.0.1:9001;ca=/x.pem", "only to an https:// backend"),
+            ("http://127.0.0.1:9001;insecure-skip-verify", "only to an https://"),
+            ("https://127.0.0.1:9001;ca=", "`ca` needs a value"),
+            ("https://127.0.0.1:9001;sni", "`sni` needs a value"),
+            ("https://127.0.0.1:9001;sni=a b", "must be a host name"),
+            ("https://127.0.0.1:9001;insecure-skip-verify=yes", "takes no value"),
+            ("https://127.0.0.1:9001;verify=off", "unknown option `verify`"),
             ("127.0.0.1:9001", "missing scheme"),
             ("http://127.0.0.1", "missing port"),
             ("http://127.0.0.1:0", "port 0"),
@@ -277,8 +421,37 @@ mod tests {
     }
 
     #[test]
+    fn an_https_backend_takes_tls_options() {
+        let s: BackendSpec = "https://o.example:443/p;weight=2;ca=certs/ca.pem;sni=cdn.example"
+            .parse()
+            .expect("valid");
+        assert_eq!((s.base(), s.weight()), ("https://o.example:443/p", 2));
+        let tls = s.tls().expect("https has TLS options");
+        assert_eq!(tls.ca.as_deref(), Some(std::path::Path::new("certs/ca.pem")));
+        assert_eq!(tls.sni.as_deref(), Some("cdn.example"));
+        assert!(!tls.insecure_skip_verify);
+        assert_eq!(
+            s.endpoint(),
+            "https://o.example:443/p;ca=certs/ca.pem;sni=cdn.example"
+        );
+        let plain: BackendSpec = "https://o.example:8443".parse().expect("valid");
+        assert_eq!(plain.tls(), Some(&TlsOptions::default()));
+        let off: BackendSpec = "https://o.example:8443; insecure-skip-verify "
+            .parse()
+            .expect("valid");
+        assert!(off.tls().is_some_and(|t| t.insecure_skip_verify));
+        let http: BackendSpec = "http://o.example:80".parse().expect("valid");
+        assert_eq!(http.tls(), None);
+        assert!(http.with_tls(TlsOptions::default()).is_err());
+    }
+
+    #[test]
     fn spec_round_trips_through_display() {
-        for s in ["http://a:1", "http://a:1/p;weight=3"] {
+        for s in [
+            "http://a:1",
+            "http://a:1/p;weight=3",
+            "https://a:1;weight=3;ca=/c.pem;sni=b.example;insecure-skip-verify",
+        ] {
             let spec: BackendSpec = s.parse().expect(s);
             assert_eq!(spec.to_string(), s);
             assert_eq!(spec.to_string().parse::<BackendSpec>().expect(s), spec);
