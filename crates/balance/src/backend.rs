@@ -130,10 +130,7 @@ impl Backend {
             failures: self.failures(),
             server_errors: self.server_errors(),
             last_check_unix_ms: self.health.last_check_ms(),
-            tls_insecure_skip_verify: self
-                .spec
-                .tls()
-                .is_some_and(|t| t.insecure_skip_verify),
+            tls_insecure_skip_verify: self.spec.tls().is_some_and(|t| t.insecure_skip_verify),
         }
     }
 }

@@ -6,7 +6,9 @@ pub enum BalanceError {
     InvalidUrl { url: String, reason: String },
     #[error("backend `{spec}`: weight {reason}")]
     InvalidWeight { spec: String, reason: String },
-    #[error("backend `{spec}`: unknown option `{key}` (options: `weight`, `id`; for https also `ca`, `sni`, `insecure-skip-verify`)")]
+    #[error(
+        "backend `{spec}`: unknown option `{key}` (options: `weight`, `id`; for https also `ca`, `sni`, `insecure-skip-verify`)"
+    )]
     UnknownOption { spec: String, key: String },
     #[error("unknown balance algorithm `{name}` (valid: {valid})")]
     UnknownBalance { name: String, valid: String },

@@ -76,7 +76,12 @@ impl TlsOptions {
 
     /// Applies one `key[=value]` option; `Ok(false)` when `key` is not a
     /// TLS option. `spec` names the backend in errors.
-    pub fn apply(&mut self, spec: &str, key: &str, value: Option<&str>) -> Result<bool, BalanceError> {
+    pub fn apply(
+        &mut self,
+        spec: &str,
+        key: &str,
+        value: Option<&str>,
+    ) -> Result<bool, BalanceError> {
         let bad = |reason: String| BalanceError::InvalidUrl {
             url: spec.to_string(),
             reason,
@@ -267,7 +272,10 @@ impl FromStr for BackendSpec {
         let (url, base) = parse_base_url(url)?;
         let mut weight = 1;
         let mut id = None;
-        let mut tls = url.scheme_str().is_some_and(|s| s == "https").then(TlsOptions::default);
+        let mut tls = url
+            .scheme_str()
+            .is_some_and(|s| s == "https")
+            .then(TlsOptions::default);
         for opt in parts.map(str::trim).filter(|o| !o.is_empty()) {
             let (key, value) = match opt.split_once('=') {
                 Some((k, v)) => (k.trim(), Some(v)),
@@ -392,13 +400,25 @@ mod tests {
     fn bad_origin_specs_are_rejected_with_the_reason() {
         let cases = [
             ("ftp://127.0.0.1:9001", "scheme must be http or https"),
-            ("http://127.0.0.1:9001;ca=/x.pem", "only to an https:// backend"),
-            ("http://127.0.0.1:9001;insecure-skip-verify", "only to an https://"),
+            (
+                "http://127.0.0.1:9001;ca=/x.pem",
+                "only to an https:// backend",
+            ),
+            (
+                "http://127.0.0.1:9001;insecure-skip-verify",
+                "only to an https://",
+            ),
             ("https://127.0.0.1:9001;ca=", "`ca` needs a value"),
             ("https://127.0.0.1:9001;sni", "`sni` needs a value"),
             ("https://127.0.0.1:9001;sni=a b", "must be a host name"),
-            ("https://127.0.0.1:9001;insecure-skip-verify=yes", "takes no value"),
-            ("https://127.0.0.1:9001;verify=off", "unknown option `verify`"),
+            (
+                "https://127.0.0.1:9001;insecure-skip-verify=yes",
+                "takes no value",
+            ),
+            (
+                "https://127.0.0.1:9001;verify=off",
+                "unknown option `verify`",
+            ),
             ("127.0.0.1:9001", "missing scheme"),
             ("http://127.0.0.1", "missing port"),
             ("http://127.0.0.1:0", "port 0"),
@@ -427,7 +447,10 @@ mod tests {
             .expect("valid");
         assert_eq!((s.base(), s.weight()), ("https://o.example:443/p", 2));
         let tls = s.tls().expect("https has TLS options");
-        assert_eq!(tls.ca.as_deref(), Some(std::path::Path::new("certs/ca.pem")));
+        assert_eq!(
+            tls.ca.as_deref(),
+            Some(std::path::Path::new("certs/ca.pem"))
+        );
         assert_eq!(tls.sni.as_deref(), Some("cdn.example"));
         assert!(!tls.insecure_skip_verify);
         assert_eq!(

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use meridian_balance::{Backend, BackendSpec, Balance, BalanceError, Health, HealthPolicy, Pool};
 use meridian_common::Shutdown;
-pub use meridian_proxy::{Config, Engine, Error, FileConfig, config, health_client};
+pub use meridian_proxy::{Config, Engine, Error, FileConfig, config, health_client, health_probe};
 use tokio::net::TcpListener;
 
 /// The edge's upstreams: with several shields, each cache key goes to its
@@ -25,10 +25,14 @@ pub fn upstream_pool(config: &Config) -> Result<Pool, BalanceError> {
         .upstreams
         .iter()
         .zip(config.upstream_ids.iter().chain(std::iter::repeat(&None)))
-        .map(|(u, id)| {
+        .zip(config.upstream_tls.iter().chain(std::iter::repeat(&None)))
+        .map(|((u, id), tls)| {
             let mut spec = u.to_string().parse::<BackendSpec>()?;
             if let Some(id) = id {
                 spec = spec.with_id(id)?;
+            }
+            if let Some(tls) = tls {
+                spec = spec.with_tls(tls.clone())?;
             }
             Ok(Backend::new(spec, Arc::new(Health::new(policy))))
         })
@@ -50,7 +54,7 @@ pub async fn run(
     let pool = Arc::new(upstream_pool(&config)?);
     if pool.backends().len() > 1 && !config.health_interval.is_zero() {
         pool.spawn_health_checks(
-            health_client(),
+            health_probe(&config),
             &config.health_path,
             config.health_interval,
             config

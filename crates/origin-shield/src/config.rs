@@ -41,9 +41,14 @@ pub struct FileConfig {
     pub listen: Option<SocketAddr>,
     /// Admin listener (`/healthz`, `/stats`) (default none).
     pub admin_listen: Option<SocketAddr>,
-    /// Origins, `http://host:port[;weight=N]` (required).
+    /// Origins, `http://host:port[;weight=N]` (required), or `https://...`
+    /// with `;ca=PATH`, `;sni=NAME`, `;insecure-skip-verify`.
     #[serde(default)]
     pub origin: Vec<String>,
+    /// PEM file of CA certificates that `https://` origins without their
+    /// own `;ca=` are verified against, instead of the system roots
+    /// (default none: the system roots). Relative to the config file.
+    pub origin_ca: Option<std::path::PathBuf>,
     /// How requests are spread over the origins (default "round-robin").
     pub balance: Option<Balance>,
     /// CIDRs of peers (the edges, a load balancer) whose forwarding fields
@@ -131,7 +136,10 @@ impl FileConfig {
             region: self.region.clone(),
             listen: Some(self.listen.unwrap_or(DEFAULT_LISTEN)),
             admin_listen: self.admin_listen,
-            upstream: origins.iter().map(|o| o.base().to_owned()).collect(),
+            // With each https origin's TLS options, so the engine builds
+            // the same trust settings the pool's specs name.
+            upstream: origins.iter().map(BackendSpec::endpoint).collect(),
+            upstream_ca: self.origin_ca.clone(),
             workers: self.workers,
             site_host: self.site_host.clone(),
             accept_hosts: self.accept_hosts.clone(),
@@ -142,7 +150,18 @@ impl FileConfig {
             admin: self.admin.clone(),
             purge: self.purge.clone(),
         };
-        let mut engine = edge.validate(source)?;
+        // The engine names its upstreams `upstream`; here they are `origin`.
+        let mut engine = edge.validate(source).map_err(|e| match e {
+            ConfigError::Invalid { file, key, reason } => {
+                let key = match key.as_str() {
+                    "upstream" => "origin".to_owned(),
+                    "upstream-ca" => "origin-ca".to_owned(),
+                    _ => key,
+                };
+                ConfigError::Invalid { file, key, reason }
+            }
+            other => other,
+        })?;
         engine.tier = meridian_purge::Tier::Shield;
         Ok(ShieldConfig {
             engine,

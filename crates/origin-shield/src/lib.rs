@@ -73,7 +73,7 @@ pub async fn run(
     let e = &config.engine;
     if !e.health_interval.is_zero() {
         pool.spawn_health_checks(
-            meridian_proxy::health_client(),
+            meridian_proxy::health_probe(e),
             &e.health_path,
             e.health_interval,
             e.health_interval.max(MIN_CHECK_TIMEOUT),

@@ -19,6 +19,8 @@ pub const DEFAULT_STALE_IF_ERROR_GRACE: Duration = Duration::from_secs(10);
 use serde::Deserialize;
 
 use crate::authority::{Authority, HostPattern, Scheme};
+use crate::upstream::tls::{TlsUpstream, UpstreamTls};
+use meridian_balance::TlsOptions;
 
 /// The file as written by an operator. See `config/edge.toml`.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -32,9 +34,15 @@ pub struct FileConfig {
     pub listen: Option<SocketAddr>,
     /// Admin listener (`/healthz`, `/stats`) (default none).
     pub admin_listen: Option<SocketAddr>,
-    /// Upstream base URLs (an origin, or shields) (required).
+    /// Upstream base URLs (an origin, or shields) (required):
+    /// `http://host:port[/prefix][;id=NAME]`, or `https://...` with
+    /// `;ca=PATH`, `;sni=NAME`, `;insecure-skip-verify`.
     #[serde(default)]
     pub upstream: Vec<String>,
+    /// PEM file of CA certificates that `https://` upstreams without their
+    /// own `;ca=` are verified against, instead of the system roots
+    /// (default none: the system roots). Relative to the config file.
+    pub upstream_ca: Option<std::path::PathBuf>,
     /// Runtime worker threads; 0 = one per core (default 0).
     pub workers: Option<usize>,
     /// Serve every request as this site (`host[:port]`), whatever
@@ -176,6 +184,11 @@ pub struct Config {
     /// Each upstream's `;id=NAME`, if given: its identity for the
     /// key-to-shield hashing instead of its address.
     pub upstream_ids: Vec<Option<String>>,
+    /// Each `https://` upstream's TLS options (`None` for `http://`).
+    pub upstream_tls: Vec<Option<TlsOptions>>,
+    /// The TLS settings built from them, shared by every connection to an
+    /// upstream and by the health checks.
+    pub tls: std::sync::Arc<UpstreamTls>,
     pub workers: Option<usize>,
     /// `site-host`, validated.
     pub site_host: Option<String>,
@@ -229,11 +242,25 @@ impl FileConfig {
                 "at least one upstream URL is required (--upstream http://HOST:PORT)".into(),
             ));
         }
-        let (upstreams, upstream_ids) = self
+        let parsed = self
             .upstream
             .iter()
-            .map(|u| parse_upstream_with_id(u).map_err(|r| bad("upstream", r)))
-            .collect::<Result<(Vec<_>, Vec<_>), _>>()?;
+            .map(|u| parse_upstream_spec(u).map_err(|r| bad("upstream", r)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let base = Path::new(source).parent().unwrap_or(Path::new("."));
+        let with_tls: Vec<_> = parsed
+            .iter()
+            .filter_map(|u| {
+                u.tls.as_ref().map(|options| TlsUpstream {
+                    uri: &u.uri,
+                    options,
+                })
+            })
+            .collect();
+        let tls = UpstreamTls::build(&with_tls, self.upstream_ca.as_deref(), base)
+            .map_err(|e| bad(e.key, e.reason))?;
+        let (upstreams, (upstream_ids, upstream_tls)): (Vec<_>, (Vec<_>, Vec<_>)) =
+            parsed.into_iter().map(|u| (u.uri, (u.id, u.tls))).unzip();
         let c = &self.cache;
         let cache_size = c.size.map_or(256 << 20, ByteSize::bytes);
         let max_object_size = c.max_object_size.map_or(64 << 20, ByteSize::bytes);
@@ -346,7 +373,6 @@ impl FileConfig {
         for h in &admin_hosts {
             HostPattern::parse(h).map_err(|e| bad("admin.hosts", format!("`{h}`: {e}")))?;
         }
-        let base = Path::new(source).parent().unwrap_or(Path::new("."));
         let admin_tokens = meridian_common::auth::Tokens::load(&self.admin.token, base, source)?;
         let purge_max_lag = self
             .purge
@@ -384,6 +410,8 @@ impl FileConfig {
             admin_listen: self.admin_listen,
             upstreams,
             upstream_ids,
+            upstream_tls,
+            tls: std::sync::Arc::new(tls),
             workers: self.workers.filter(|&w| w > 0),
             site_host,
             accept_hosts,
@@ -449,37 +477,73 @@ impl Config {
     }
 }
 
-/// `URL[;id=NAME]`: the URL as [`parse_upstream`] takes it, and an
-/// optional identity on the hash ring (so edges reaching a shield through
-/// different addresses agree on which keys it owns).
-pub fn parse_upstream_with_id(s: &str) -> Result<(Uri, Option<String>), String> {
+/// One `upstream` entry: `URL[;id=NAME]`, and for `https://` the TLS
+/// options `;ca=PATH`, `;sni=NAME`, `;insecure-skip-verify`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamSpec {
+    pub uri: Uri,
+    /// `;id=NAME`: the upstream's identity on the hash ring (so edges
+    /// reaching a shield through different addresses agree on which keys
+    /// it owns).
+    pub id: Option<String>,
+    /// `Some` exactly for an `https://` upstream.
+    pub tls: Option<TlsOptions>,
+}
+
+/// Parses one `upstream` entry (see [`UpstreamSpec`]).
+pub fn parse_upstream_spec(s: &str) -> Result<UpstreamSpec, String> {
     let (url, options) = s.split_once(';').unwrap_or((s, ""));
     let uri = parse_upstream(url.trim())?;
     let mut id = None;
+    let mut tls = (uri.scheme_str() == Some("https")).then(TlsOptions::default);
     for opt in options.split(';').map(str::trim).filter(|o| !o.is_empty()) {
-        match opt.split_once('=') {
-            Some(("id", v)) => {
+        let (key, value) = match opt.split_once('=') {
+            Some((k, v)) => (k.trim(), Some(v)),
+            None => (opt, None),
+        };
+        match key {
+            "id" => {
+                let v = value.unwrap_or_default().trim();
                 // The balancer checks the characters and length.
                 meridian_balance::BackendSpec::new(&uri.to_string(), 1)
-                    .and_then(|spec| spec.with_id(v.trim()))
+                    .and_then(|spec| spec.with_id(v))
                     .map_err(|e| format!("`{s}`: {e}"))?;
-                id = Some(v.trim().to_owned());
+                id = Some(v.to_owned());
             }
-            _ => return Err(format!("`{s}`: unknown option `{opt}` (only `;id=NAME`)")),
+            k if TlsOptions::is_option(k) => {
+                let Some(tls) = tls.as_mut() else {
+                    return Err(format!("`{s}`: `{k}` applies only to an https:// upstream"));
+                };
+                // The balancer's own parser, so both tiers read one syntax.
+                tls.apply(s, k, value).map_err(|e| e.to_string())?;
+            }
+            _ => {
+                return Err(format!(
+                    "`{s}`: unknown option `{opt}` (options: `id=NAME`; for https:// \
+                     also `ca=PATH`, `sni=NAME`, `insecure-skip-verify`)"
+                ));
+            }
         }
     }
-    Ok((uri, id))
+    Ok(UpstreamSpec { uri, id, tls })
 }
 
-/// An upstream must be `http://host:port[/prefix]`: TLS to upstreams is not
-/// built yet, and a clear error beats a confusing connect failure.
+/// `URL[;id=NAME]`: the URL as [`parse_upstream`] takes it, and an
+/// optional identity on the hash ring. TLS options are accepted and
+/// checked but not returned: [`parse_upstream_spec`] has them.
+pub fn parse_upstream_with_id(s: &str) -> Result<(Uri, Option<String>), String> {
+    parse_upstream_spec(s).map(|u| (u.uri, u.id))
+}
+
+/// An upstream must be `http://host:port[/prefix]` or
+/// `https://host:port[/prefix]`: no query, no other scheme.
 pub fn parse_upstream(s: &str) -> Result<Uri, String> {
     let uri: Uri = s.parse().map_err(|e| format!("`{s}` is not a URL: {e}"))?;
     match uri.scheme_str() {
-        Some("http") => {}
+        Some("http" | "https") => {}
         Some(other) => {
             return Err(format!(
-                "`{s}`: scheme `{other}` is not supported (use http://)"
+                "`{s}`: scheme `{other}` is not supported (use http:// or https://)"
             ));
         }
         None => return Err(format!("`{s}` needs a scheme, like http://{s}")),
@@ -511,11 +575,60 @@ mod tests {
         f.upstream = vec!["http://127.0.0.1:7001;weight=2".into()];
         let e = f.validate("t.toml").expect_err("only id").to_string();
         assert!(
-            e.contains("upstream") && e.contains("only `;id=NAME`"),
+            e.contains("upstream") && e.contains("unknown option `weight=2`"),
             "{e}"
         );
         f.upstream = vec!["http://127.0.0.1:7001;id=a b".into()];
         assert!(f.validate("t.toml").is_err());
+    }
+
+    #[test]
+    fn upstream_tls_options_parse() {
+        let u = parse_upstream_spec("https://o.example:8443/p;sni=cdn.example;id=o-1;ca=ca.pem")
+            .expect("valid");
+        assert_eq!(u.uri.scheme_str(), Some("https"));
+        assert_eq!(u.id.as_deref(), Some("o-1"));
+        let tls = u.tls.expect("https");
+        assert_eq!(tls.sni.as_deref(), Some("cdn.example"));
+        assert_eq!(tls.ca.as_deref(), Some(Path::new("ca.pem")));
+        assert!(!tls.insecure_skip_verify);
+        let u = parse_upstream_spec("https://127.0.0.1:8443; insecure-skip-verify").expect("valid");
+        assert!(
+            u.tls
+                .is_some_and(|t| t.insecure_skip_verify && t.ca.is_none())
+        );
+        assert_eq!(
+            parse_upstream_spec("http://127.0.0.1:80")
+                .expect("valid")
+                .tls,
+            None
+        );
+        let refused = [
+            ("http://a:1;ca=ca.pem", "only to an https:// upstream"),
+            (
+                "http://a:1;insecure-skip-verify",
+                "only to an https:// upstream",
+            ),
+            ("https://a:1;ca", "`ca` needs a value"),
+            ("https://a:1;sni=x/y", "must be a host name"),
+            ("https://a:1;insecure-skip-verify=true", "takes no value"),
+            ("https://a:1;verify=none", "unknown option `verify=none`"),
+        ];
+        for (s, why) in refused {
+            let e = parse_upstream_spec(s).expect_err(s);
+            assert!(e.contains(why), "{s}: {e}");
+        }
+    }
+
+    #[test]
+    fn an_unverified_upstream_is_listed_for_the_start_warning() {
+        let c = Config::for_upstream("https://127.0.0.1:8443;insecure-skip-verify").expect("valid");
+        assert_eq!(c.tls.unverified(), ["https://127.0.0.1:8443"]);
+        assert!(
+            c.upstream_tls[0]
+                .as_ref()
+                .is_some_and(|t| t.insecure_skip_verify)
+        );
     }
 
     #[test]
@@ -535,10 +648,25 @@ mod tests {
             (FileConfig::default(), "upstream"),
             (
                 FileConfig {
-                    upstream: vec!["https://x".into()],
+                    upstream: vec!["ftp://x".into()],
                     ..Default::default()
                 },
                 "upstream",
+            ),
+            (
+                FileConfig {
+                    upstream: vec!["https://x:443;ca=/no/such/ca.pem".into()],
+                    ..Default::default()
+                },
+                "upstream",
+            ),
+            (
+                FileConfig {
+                    upstream: vec!["https://x:443".into()],
+                    upstream_ca: Some("/no/such/ca.pem".into()),
+                    ..Default::default()
+                },
+                "upstream-ca",
             ),
             (
                 FileConfig {

@@ -114,7 +114,14 @@ async fn maintain(store: Arc<dyn meridian_cache::Storage>, shutdown: Shutdown) {
     }
 }
 
-/// The client for active health checks.
+/// The client for active health checks of `config`'s upstreams: the
+/// upstream connector with the same TLS settings as the traffic's.
+pub fn health_probe(config: &Config) -> upstream::HealthProbe {
+    upstream::HealthProbe::new(config)
+}
+
+/// A plain reqwest client for health checks of `http://` targets (the
+/// director's); a proxy's upstreams are checked with [`health_probe`].
 pub fn health_client() -> reqwest::Client {
     reqwest::Client::builder()
         .no_proxy()

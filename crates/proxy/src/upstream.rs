@@ -22,8 +22,10 @@
 //! The pool's idle timeout (`timeouts.pool-idle`, default 4s) is kept
 //! below common origin keep-alive timeouts, so the race is rare to begin with.
 
+mod probe;
 mod request_body;
 mod reuse;
+pub mod tls;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -32,9 +34,10 @@ use std::time::{Duration, SystemTime};
 use http::{HeaderMap, Method, Request, Response, StatusCode, Uri};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::{HttpConnector, capture_connection};
+use hyper_util::client::legacy::connect::capture_connection;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use meridian_balance::{Backend, InFlight, Outcome, Pick, Pool};
+pub use probe::HealthProbe;
 pub use request_body::{BodyState, RequestBody};
 use reuse::{TrackingConnector, Usage};
 
@@ -130,11 +133,8 @@ struct Failed {
 
 impl Upstreams {
     pub fn new(pool: Arc<Pool>, config: &Config) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(config.connect_timeout));
-        connector.set_nodelay(true);
-        connector.enforce_http(true);
-        let connector = TrackingConnector(connector);
+        let connector = TrackingConnector::new(config.connect_timeout, Arc::clone(&config.tls));
+        config.tls.warn_unverified();
         let idle = config.pool_idle_timeout;
         let client = Client::builder(TokioExecutor::new())
             .pool_timer(TokioTimer::new())

@@ -6,10 +6,13 @@
 //! only these two facts tell that race (safe to retry an idempotent request
 //! on a new connection) from an origin that failed it.
 //!
-//! The connector wraps each new TCP stream so that it counts its requests
+//! The connector wraps each new stream so that it counts its requests
 //! (a write after a read starts one, in HTTP/1.1) and the bytes it read;
 //! [`Usage`] rides along in hyper-util's `Connected` extras, where
 //! `capture_connection` finds it after the request, whatever its result.
+//! For an `https://` upstream it counts above TLS, so the handshake and
+//! TLS's own records (session tickets) are not taken for a request or an
+//! answer, and one pool holds both kinds of connection.
 
 use std::future::Future;
 use std::io;
@@ -17,14 +20,17 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use http::Uri;
 use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
 use tower_service::Service;
 
+use super::tls::UpstreamTls;
 use crate::body::BoxError;
 
 /// Per-connection counters, shared by the stream and its `Connected`.
@@ -78,10 +84,84 @@ impl Usage {
     }
 }
 
-/// A TCP stream that keeps its [`Usage`].
+/// A connection to an upstream: plain TCP, or TLS over it.
+#[derive(Debug)]
+pub(crate) enum Stream {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl Stream {
+    fn tcp(&self) -> &TcpStream {
+        match self {
+            Stream::Plain(s) => s,
+            Stream::Tls(s) => s.get_ref().0,
+        }
+    }
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Stream::Plain(s) => s.is_write_vectored(),
+            Stream::Tls(s) => s.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+/// A connection that keeps its [`Usage`].
 #[derive(Debug)]
 pub(crate) struct Tracked {
-    io: TcpStream,
+    io: Stream,
     usage: Usage,
 }
 
@@ -135,13 +215,35 @@ impl AsyncWrite for Tracked {
 
 impl Connection for Tracked {
     fn connected(&self) -> Connected {
-        self.io.connected().extra(self.usage.clone())
+        self.io.tcp().connected().extra(self.usage.clone())
     }
 }
 
-/// hyper-util's `HttpConnector`, handing out [`Tracked`] streams.
+/// hyper-util's `HttpConnector` for TCP, then for an `https://` upstream
+/// the TLS handshake with its [`UpstreamTls`] settings, handing out
+/// [`Tracked`] streams. `connect_timeout` covers both: a handshake that
+/// stalls is a connect failure like a SYN that goes unanswered.
 #[derive(Debug, Clone)]
-pub(crate) struct TrackingConnector(pub HttpConnector);
+pub(crate) struct TrackingConnector {
+    tcp: HttpConnector,
+    tls: Arc<UpstreamTls>,
+    connect_timeout: Duration,
+}
+
+impl TrackingConnector {
+    pub(crate) fn new(connect_timeout: Duration, tls: Arc<UpstreamTls>) -> Self {
+        let mut tcp = HttpConnector::new();
+        tcp.set_connect_timeout(Some(connect_timeout));
+        tcp.set_nodelay(true);
+        // `https://` URIs reach the TCP step too; TLS is added below.
+        tcp.enforce_http(false);
+        TrackingConnector {
+            tcp,
+            tls,
+            connect_timeout,
+        }
+    }
+}
 
 type Connecting = Pin<Box<dyn Future<Output = Result<TokioIo<Tracked>, BoxError>> + Send>>;
 
@@ -151,13 +253,46 @@ impl Service<Uri> for TrackingConnector {
     type Future = Connecting;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
-        self.0.poll_ready(cx).map_err(Into::into)
+        self.tcp.poll_ready(cx).map_err(Into::into)
     }
 
     fn call(&mut self, uri: Uri) -> Connecting {
-        let connecting = self.0.call(uri);
+        let tls = match uri.scheme_str() {
+            Some("https") => match self.tls.endpoint(&uri) {
+                Some(e) => Some(e.clone()),
+                // Every https upstream has settings; one without is refused
+                // rather than reached unverified.
+                None => {
+                    let why = format!("no TLS settings for upstream {uri}");
+                    return Box::pin(async move { Err(why.into()) });
+                }
+            },
+            Some("http") => None,
+            _ => {
+                let why = format!("unsupported upstream scheme in {uri}");
+                return Box::pin(async move { Err(why.into()) });
+            }
+        };
+        let connecting = self.tcp.call(uri);
+        let limit = self.connect_timeout;
         Box::pin(async move {
-            let io = connecting.await?.into_inner();
+            let connect = async move {
+                let tcp = connecting.await?.into_inner();
+                let io = match tls {
+                    None => Stream::Plain(tcp),
+                    Some(e) => {
+                        let tls = tokio_rustls::TlsConnector::from(e.config)
+                            .connect(e.name, tcp)
+                            .await
+                            .map_err(|err| TlsHandshake(err.to_string()))?;
+                        Stream::Tls(Box::new(tls))
+                    }
+                };
+                Ok::<_, BoxError>(io)
+            };
+            let io = tokio::time::timeout(limit, connect)
+                .await
+                .map_err(|_| format!("connect (TCP and TLS) took more than {limit:?}"))??;
             Ok(TokioIo::new(Tracked {
                 io,
                 usage: Usage::default(),
@@ -165,6 +300,12 @@ impl Service<Uri> for TrackingConnector {
         })
     }
 }
+
+/// The TLS handshake with an upstream failed (unknown CA, wrong name,
+/// expired certificate, no common protocol).
+#[derive(Debug, thiserror::Error)]
+#[error("TLS handshake failed: {0}")]
+pub(crate) struct TlsHandshake(String);
 
 #[cfg(test)]
 mod tests {
