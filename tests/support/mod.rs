@@ -1,6 +1,7 @@
 //! The one test-support module of every end-to-end test binary (`tests/edge`,
 //! `tests/shield.rs`, `tests/director.rs`): real axum origins that record
-//! what reaches them ([`Origin`], [`StreamOrigin`]), real edges and shields
+//! what reaches them ([`Origin`], [`StreamOrigin`], behind TLS
+//! [`TlsOrigin`]), real edges and shields
 //! started in this process ([`Node`]), one HTTP [`client`], and
 //! [`eventually`] instead of sleeps. Everything listens on 127.0.0.1 with a
 //! port from the OS; nothing leaves loopback.
@@ -16,6 +17,7 @@ mod eventually;
 mod node;
 mod origin;
 mod stream_origin;
+mod tls_origin;
 
 // Re-exported for the binaries that use them; unused in the others, as above.
 #[allow(unused_imports)]
@@ -28,3 +30,5 @@ pub use node::{INTERVAL, Node, fast_health};
 pub use origin::{Origin, Reply, Seen};
 #[allow(unused_imports)]
 pub use stream_origin::{StreamOrigin, StreamSpec};
+#[allow(unused_imports)]
+pub use tls_origin::{Handshake, TestCa, TlsOrigin};
