@@ -617,3 +617,53 @@ async fn shield_accept_hosts_answers_other_authorities_421() {
     assert_eq!(r.status(), 421, "the shield's bare address is not accepted");
     assert_eq!(o.count_path("/a"), 1);
 }
+
+/// Issue 12 item 2: a shield's active checks reach `https://` origins with
+/// the same trust settings as its traffic, so an origin whose certificate
+/// the shield cannot verify is down, and one it can is up and serves.
+#[tokio::test]
+async fn health_checks_reach_https_origins_with_the_traffics_trust() {
+    use support::{TestCa, TlsOrigin};
+    let (a, b) = (Origin::named("a").await, Origin::named("b").await);
+    let (right, other) = (TestCa::new("right CA"), TestCa::new("other CA"));
+    let good = TlsOrigin::start(&a, &right, &["localhost"]).await;
+    let bad = TlsOrigin::start(&b, &other, &["localhost"]).await;
+    let shield = Node::shield(&[
+        format!("{}{}", good.url(), right.option()),
+        format!("{}{}", bad.url(), right.option()),
+    ])
+    .name("s")
+    .health_fall(2)
+    .await;
+    let c = client();
+    eventually("the unverifiable origin down", WAIT, || async {
+        !shield.upstream_up(&c, &bad.url()).await
+    })
+    .await;
+    assert!(shield.upstream_up(&c, &good.url()).await);
+    let paths: Vec<String> = (0..4).map(|i| format!("/nostore/tls/{i}")).collect();
+    let served = origin_of_each(&c, &shield, &paths).await;
+    assert_eq!(count(&served, "a"), 4);
+    assert_eq!(b.count(), 0, "nothing reached the origin behind the bad certificate");
+    assert!(!good.handshakes().is_empty());
+}
+
+#[test]
+fn a_shield_origins_tls_errors_name_the_key() {
+    let shield = |origin: &str, ca: Option<&str>| {
+        meridian_origin_shield::FileConfig {
+            origin: vec![origin.to_owned()],
+            origin_ca: ca.map(Into::into),
+            ..Default::default()
+        }
+        .validate("shield.toml")
+        .expect_err(origin)
+        .to_string()
+    };
+    let e = shield("https://localhost:8443;ca=/no/such/ca.pem", None);
+    assert!(e.contains("`origin`") && e.contains("/no/such/ca.pem"), "{e}");
+    let e = shield("https://localhost:8443", Some("/no/such/ca.pem"));
+    assert!(e.contains("`origin-ca`") && e.contains("/no/such/ca.pem"), "{e}");
+    let e = shield("https://localhost:8443;verify=no", None);
+    assert!(e.contains("`origin`") && e.contains("unknown option `verify`"), "{e}");
+}
