@@ -644,7 +644,11 @@ async fn health_checks_reach_https_origins_with_the_traffics_trust() {
     let paths: Vec<String> = (0..4).map(|i| format!("/nostore/tls/{i}")).collect();
     let served = origin_of_each(&c, &shield, &paths).await;
     assert_eq!(count(&served, "a"), 4);
-    assert_eq!(b.count(), 0, "nothing reached the origin behind the bad certificate");
+    assert_eq!(
+        b.count(),
+        0,
+        "nothing reached the origin behind the bad certificate"
+    );
     assert!(!good.handshakes().is_empty());
 }
 
@@ -661,9 +665,18 @@ fn a_shield_origins_tls_errors_name_the_key() {
         .to_string()
     };
     let e = shield("https://localhost:8443;ca=/no/such/ca.pem", None);
-    assert!(e.contains("`origin`") && e.contains("/no/such/ca.pem"), "{e}");
+    assert!(
+        e.contains("`origin`") && e.contains("/no/such/ca.pem"),
+        "{e}"
+    );
     let e = shield("https://localhost:8443", Some("/no/such/ca.pem"));
-    assert!(e.contains("`origin-ca`") && e.contains("/no/such/ca.pem"), "{e}");
+    assert!(
+        e.contains("`origin-ca`") && e.contains("/no/such/ca.pem"),
+        "{e}"
+    );
     let e = shield("https://localhost:8443;verify=no", None);
-    assert!(e.contains("`origin`") && e.contains("unknown option `verify`"), "{e}");
+    assert!(
+        e.contains("`origin`") && e.contains("unknown option `verify`"),
+        "{e}"
+    );
 }

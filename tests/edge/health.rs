@@ -304,9 +304,32 @@ async fn a_get_on_a_closed_pooled_connection_is_retried_on_a_new_one() {
     }
 }
 
+/// The same race over TLS: the origin's close reaches the edge as TLS's
+/// close_notify (or a cut without one), and the handshake and session
+/// tickets are not taken for a request or an answer.
+#[tokio::test]
+async fn a_get_on_a_closed_pooled_tls_connection_is_retried_on_a_new_one() {
+    for close in [Close::Clean, Close::Reset] {
+        let origin = ClosingOrigin::start(close).await;
+        let ca = crate::support::TestCa::new("origin CA");
+        let addr = origin
+            .url
+            .trim_start_matches("http://")
+            .parse()
+            .expect("addr");
+        let front = crate::support::TlsOrigin::start_for(addr, &ca, &["localhost"]).await;
+        gets_survive_closed_connections_at(&origin, &format!("{}{}", front.url(), ca.option()))
+            .await;
+    }
+}
+
 async fn gets_survive_closed_connections(close: Close) {
     let origin = ClosingOrigin::start(close).await;
-    let edge = Node::edge(&[&origin.url]).await;
+    gets_survive_closed_connections_at(&origin, &origin.url).await;
+}
+
+async fn gets_survive_closed_connections_at(origin: &ClosingOrigin, upstream: &str) {
+    let edge = Node::edge(&[upstream]).await;
     let c = client();
     for i in 0..10 {
         let r = c

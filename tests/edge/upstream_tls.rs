@@ -12,8 +12,10 @@ use crate::support::{
 
 /// An origin whose every answer is cacheable for a minute.
 async fn origin() -> Origin {
-    Origin::start(|s| Reply::ok(format!("body of {}", s.path)).header("cache-control", "max-age=60"))
-        .await
+    Origin::start(|s| {
+        Reply::ok(format!("body of {}", s.path)).header("cache-control", "max-age=60")
+    })
+    .await
 }
 
 fn http11(sni: Option<&str>) -> Handshake {
@@ -224,5 +226,8 @@ fn a_missing_ca_file_or_an_unknown_option_names_the_key() {
     .validate("edge.toml")
     .expect_err("missing upstream-ca")
     .to_string();
-    assert!(e.contains("`upstream-ca`") && e.contains("/no/such/ca.pem"), "{e}");
+    assert!(
+        e.contains("`upstream-ca`") && e.contains("/no/such/ca.pem"),
+        "{e}"
+    );
 }

@@ -39,7 +39,11 @@ impl TestCa {
         let ca = LocalCa::generate(name).expect("generate CA");
         let file = dir.path().join("ca.pem");
         ca.write_cert(&file).expect("write CA");
-        TestCa { ca, file, _dir: dir }
+        TestCa {
+            ca,
+            file,
+            _dir: dir,
+        }
     }
 
     /// `;ca=FILE`, to append to an upstream URL.
@@ -69,6 +73,12 @@ impl TlsOrigin {
     pub async fn start(origin: &Origin, ca: &TestCa, names: &[&str]) -> TlsOrigin {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         TlsOrigin::serve(listener, origin.addr, ca, names)
+    }
+
+    /// A front for any plain HTTP server at `target`.
+    pub async fn start_for(target: SocketAddr, ca: &TestCa, names: &[&str]) -> TlsOrigin {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        TlsOrigin::serve(listener, target, ca, names)
     }
 
     /// The same on a given address (a stopped front's).
