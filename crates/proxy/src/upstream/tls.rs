@@ -356,16 +356,14 @@ mod tests {
         std::fs::write(&junk, "not a certificate").expect("write");
         for (file, why) in [(&missing, "No such file"), (&junk, "no PEM certificate")] {
             let spec = format!("https://a.example:443;ca={}", file.display());
-            let e = build(&[&spec], None).err().expect("refused");
+            let e = build(&[&spec], None).expect_err("refused");
             assert_eq!(e.key, "upstream");
             assert!(
                 e.reason.contains(&file.display().to_string()) && e.reason.contains(why),
                 "{}",
                 e.reason
             );
-            let e = build(&["https://a.example:443"], Some(file))
-                .err()
-                .expect("refused");
+            let e = build(&["https://a.example:443"], Some(file)).expect_err("refused");
             assert_eq!(e.key, "upstream-ca", "{}", e.reason);
         }
     }
@@ -379,8 +377,7 @@ mod tests {
             ],
             None,
         )
-        .err()
-        .expect("refused");
+        .expect_err("refused");
         assert!(e.reason.contains("other TLS options"), "{}", e.reason);
     }
 }
