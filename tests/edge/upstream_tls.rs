@@ -18,10 +18,12 @@ async fn origin() -> Origin {
     .await
 }
 
+/// A full handshake for `sni` that settled on HTTP/1.1.
 fn http11(sni: Option<&str>) -> Handshake {
     Handshake {
         sni: sni.map(str::to_owned),
         alpn: Some("http/1.1".into()),
+        resumed: false,
     }
 }
 
@@ -77,6 +79,26 @@ async fn a_certificate_from_another_ca_is_502_and_nothing_is_stored() {
     assert_eq!((status, body.as_str()), (200, "body of /x"), "{cs}");
     assert!(cs.contains("fwd=miss"), "the 502 was not stored: {cs}");
     assert_eq!(origin.count(), 1);
+}
+
+#[tokio::test]
+async fn a_new_connection_resumes_the_tls_session() {
+    let origin = Origin::start(|_| Reply::ok("fresh").header("cache-control", "no-store")).await;
+    let ca = TestCa::new("origin CA");
+    let front = TlsOrigin::start(&origin, &ca, &["localhost"]).await;
+    // No idle connections kept: every request connects anew.
+    let edge = Node::edge(&[format!("{}{}", front.url(), ca.option())])
+        .config(|c| c.timeouts.pool_idle = Some("0s".parse().expect("duration")))
+        .await;
+    let c = client();
+    for i in 0..3 {
+        let (status, _, cs, _) = get(&c, &edge.url(&format!("/r{i}"))).await;
+        assert_eq!(status, 200, "{cs}");
+    }
+    let seen = front.handshakes();
+    assert_eq!(seen.len(), 3, "{seen:?}");
+    assert!(!seen[0].resumed, "{seen:?}");
+    assert!(seen[1..].iter().all(|h| h.resumed), "{seen:?}");
 }
 
 #[tokio::test]

@@ -57,6 +57,8 @@ impl TestCa {
 pub struct Handshake {
     pub sni: Option<String>,
     pub alpn: Option<String>,
+    /// The client resumed an earlier session instead of a full handshake.
+    pub resumed: bool,
 }
 
 /// A TLS listener in front of an [`Origin`].
@@ -182,6 +184,7 @@ async fn relay(
         alpn: session
             .alpn_protocol()
             .map(|p| String::from_utf8_lossy(p).into_owned()),
+        resumed: session.handshake_kind() == Some(rustls::HandshakeKind::Resumed),
     };
     handshakes.lock().expect("lock").push(seen);
     let Ok(mut plain) = TcpStream::connect(origin).await else {

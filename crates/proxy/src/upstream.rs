@@ -287,11 +287,18 @@ impl Upstreams {
                 (FetchError::Client(why.to_owned()), None, false)
             }
             None => (FetchError::Timeout(base()), Some(Outcome::Timeout), false),
-            Some(Err(e)) if e.is_connect() => (
-                FetchError::Connect(base()),
-                Some(Outcome::ConnectError),
-                false,
-            ),
+            Some(Err(e)) if e.is_connect() => {
+                if is_tls_handshake(&e) {
+                    // A certificate that does not verify is an operator's
+                    // problem to see, not only a 502 for the client.
+                    tracing::warn!(upstream = %backend.base(), "{}", error_chain(&e));
+                }
+                (
+                    FetchError::Connect(base()),
+                    Some(Outcome::ConnectError),
+                    false,
+                )
+            }
             Some(Err(e)) => {
                 let closed = closed_early(&e);
                 let stale = closed && seen.is_some_and(|s| s.reused && !s.answered);
@@ -349,6 +356,19 @@ fn closed_early(e: &hyper_util::client::legacy::Error) -> bool {
                     | std::io::ErrorKind::UnexpectedEof
             )
         {
+            return true;
+        }
+        src = err.source();
+    }
+    false
+}
+
+/// The connect failed in the TLS handshake (unknown CA, wrong name,
+/// expired certificate), not in TCP.
+fn is_tls_handshake(e: &hyper_util::client::legacy::Error) -> bool {
+    let mut src: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(err) = src {
+        if err.is::<reuse::TlsHandshake>() {
             return true;
         }
         src = err.source();

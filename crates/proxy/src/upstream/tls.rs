@@ -92,6 +92,11 @@ impl UpstreamTls {
                 key: "upstream",
                 reason: format!("`{}`: {reason}", shown.trim_end_matches('/')),
             };
+            if u.options.insecure_skip_verify && u.options.ca.is_some() {
+                return Err(bad(
+                    "`ca` and `insecure-skip-verify` contradict each other: choose one".into(),
+                ));
+            }
             let (trust, key) = if u.options.insecure_skip_verify {
                 (Trust::Unverified, "upstream")
             } else if let Some(file) = &u.options.ca {
@@ -366,6 +371,16 @@ mod tests {
             let e = build(&["https://a.example:443"], Some(file)).expect_err("refused");
             assert_eq!(e.key, "upstream-ca", "{}", e.reason);
         }
+    }
+
+    #[test]
+    fn a_ca_and_no_verification_together_are_refused() {
+        let e = build(
+            &["https://a.example:443;ca=ca.pem;insecure-skip-verify"],
+            None,
+        )
+        .expect_err("refused");
+        assert!(e.reason.contains("choose one"), "{}", e.reason);
     }
 
     #[test]
