@@ -170,7 +170,11 @@ impl Engine {
                 }
                 return served;
             }
+            // A 5xx never replaces a copy that may still be served stale
+            // (as Varnish's grace and Fastly's serve-stale): that copy is
+            // served and kept. A stored error is not such a copy.
             if status.is_server_error()
+                && !old.status.is_server_error()
                 && !req.purge_lag
                 && old.usable_on_error(SystemTime::now(), self.grace)
             {
@@ -248,9 +252,13 @@ impl Engine {
         let freshness = match decision {
             Ok(f) => f,
             Err(reason) => {
-                if let Some(old) = stale {
+                if let Some(old) = stale
+                    && !rp.status.is_server_error()
+                {
                     // This URL's new answer may not be reused: drop the
-                    // variant it replaces, and only that one.
+                    // variant it replaces, and only that one. An unstorable
+                    // 5xx says nothing about the representation: the copy
+                    // stays for a later stale-if-error or max-stale.
                     self.store.remove(&req.key, old);
                 }
                 cs.detail = Some(reason.as_str());

@@ -1,0 +1,164 @@
+//! The cache's remaining RFC gaps (issue 14): stored 5xx and heuristic
+//! statuses, CDN-Cache-Control as a Structured Field, Accept-Language
+//! variants, HEAD responses updating the stored GET, 1xx interim responses.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, SystemTime};
+
+use crate::support::{Node, Origin, Reply, cache_status, client};
+
+/// The `ttl=` member of a `Cache-Status`.
+fn ttl(cs: &str) -> Option<i64> {
+    cs.split("; ")
+        .find_map(|p| p.strip_prefix("ttl="))
+        .and_then(|t| t.parse().ok())
+}
+
+/// RFC 9111 §3: a 5xx with explicit freshness is stored, for at most
+/// `cache.error-max-ttl` whatever its `max-age`; without explicit freshness
+/// (or as an error this node makes) it is not.
+#[tokio::test]
+async fn server_error_with_max_age_is_stored_briefly_rfc9111_3() {
+    let lm = httpdate::fmt_http_date(SystemTime::now() - Duration::from_secs(100_000));
+    let origin = Origin::start(move |s| match s.path.as_str() {
+        "/503" => Reply::ok("down for maintenance")
+            .status(503)
+            .header("cache-control", "max-age=3600"),
+        "/500-heuristic" => Reply::ok("oops").status(500).header("last-modified", &lm),
+        _ => Reply::ok("?").status(404),
+    })
+    .await;
+    let edge = Node::edge(&[origin.url()]).await;
+    let c = client();
+    for _ in 0..3 {
+        let r = c.get(edge.url("/503")).send().await.expect("send");
+        assert_eq!(r.status(), 503);
+        let cs = cache_status(&r);
+        assert!(ttl(&cs).is_some_and(|t| t <= 10), "capped at 10 s: {cs}");
+        assert_eq!(r.text().await.expect("body"), "down for maintenance");
+    }
+    assert_eq!(origin.count_path("/503"), 1, "stored");
+    for _ in 0..2 {
+        let r = c
+            .get(edge.url("/500-heuristic"))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(r.status(), 500);
+    }
+    assert_eq!(
+        origin.count_path("/500-heuristic"),
+        2,
+        "no heuristics for 5xx"
+    );
+
+    // An error the edge makes itself (nothing listens upstream) is never stored.
+    let gone = Node::edge(&["http://127.0.0.1:9"]).await;
+    for _ in 0..2 {
+        let r = c.get(gone.url("/x")).send().await.expect("send");
+        // 502 (connect refused), or 503 once health checks mark it down.
+        assert!(r.status().is_server_error(), "{}", r.status());
+        assert!(!cache_status(&r).contains("stored"), "{}", cache_status(&r));
+    }
+}
+
+/// `cache.error-max-ttl` is the cap: with "0s" a `max-age=3600` 503 is
+/// never reused.
+#[tokio::test]
+async fn error_max_ttl_caps_a_stored_error() {
+    let origin = Origin::start(|_| {
+        Reply::ok("down")
+            .status(503)
+            .header("cache-control", "max-age=3600")
+    })
+    .await;
+    let edge = Node::edge(&[origin.url()])
+        .config(|c| {
+            c.cache.error_max_ttl = Some(meridian_common::HumanDuration(Duration::ZERO));
+        })
+        .await;
+    let c = client();
+    for _ in 0..2 {
+        assert_eq!(
+            c.get(edge.url("/e")).send().await.expect("send").status(),
+            503
+        );
+    }
+    assert_eq!(origin.count(), 2);
+}
+
+/// A 5xx answering the revalidation of a stale 200 that may still be served
+/// on error (grace, stale-if-error) serves that 200, and neither evicts nor
+/// replaces it, even though the 5xx says `max-age=60` (Varnish's grace,
+/// Fastly's serve-stale).
+#[tokio::test]
+async fn server_error_does_not_replace_a_usable_stale_copy_rfc5861_4() {
+    let failing = Arc::new(AtomicU32::new(0));
+    let f = Arc::clone(&failing);
+    let origin = Origin::start(move |_| {
+        if f.load(Ordering::SeqCst) == 1 {
+            return Reply::ok("broken")
+                .status(503)
+                .header("cache-control", "max-age=60");
+        }
+        // Stale at once, so every request revalidates.
+        Reply::ok("good copy")
+            .header("cache-control", "max-age=0")
+            .header("etag", "\"g\"")
+    })
+    .await;
+    let edge = Node::edge(&[origin.url()]).await;
+    let c = client();
+    let r = c.get(edge.url("/doc")).send().await.expect("fill");
+    assert_eq!(r.text().await.expect("body"), "good copy");
+    failing.store(1, Ordering::SeqCst);
+    for i in 0..3 {
+        let r = c.get(edge.url("/doc")).send().await.expect("send");
+        assert_eq!(r.status(), 200, "request {i}");
+        let cs = cache_status(&r);
+        assert!(
+            cs.contains("fwd-status=503") && cs.ends_with("detail=stale-if-error"),
+            "{cs}"
+        );
+        assert_eq!(r.text().await.expect("body"), "good copy");
+    }
+    assert_eq!(origin.count(), 4, "each stale request asked the origin");
+    failing.store(0, Ordering::SeqCst);
+    let r = c.get(edge.url("/doc")).send().await.expect("send");
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.expect("body"), "good copy");
+}
+
+/// RFC 9110 §15.1: 501 is heuristically cacheable (stored with Last-Modified
+/// alone, capped as an error), an unknown 599 only with explicit freshness.
+#[tokio::test]
+async fn heuristic_statuses_include_501_and_unknown_needs_max_age_rfc9110_15_1() {
+    let lm = httpdate::fmt_http_date(SystemTime::now() - Duration::from_secs(100_000));
+    let origin = Origin::start(move |s| match s.path.as_str() {
+        "/501" => Reply::ok("no such method")
+            .status(501)
+            .header("last-modified", &lm),
+        "/410" => Reply::ok("gone").status(410).header("last-modified", &lm),
+        "/599" => Reply::ok("odd").status(599).header("last-modified", &lm),
+        "/599-max-age" => Reply::ok("odd")
+            .status(599)
+            .header("cache-control", "max-age=5"),
+        _ => Reply::ok("?").status(404),
+    })
+    .await;
+    let edge = Node::edge(&[origin.url()]).await;
+    let c = client();
+    for (path, status, want) in [
+        ("/501", 501, 1),
+        ("/410", 410, 1),
+        ("/599", 599, 2),
+        ("/599-max-age", 599, 1),
+    ] {
+        for _ in 0..2 {
+            let r = c.get(edge.url(path)).send().await.expect("send");
+            assert_eq!(r.status().as_u16(), status, "{path}");
+        }
+        assert_eq!(origin.count_path(path), want, "{path}");
+    }
+}
