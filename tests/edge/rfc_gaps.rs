@@ -162,3 +162,31 @@ async fn heuristic_statuses_include_501_and_unknown_needs_max_age_rfc9110_15_1()
         assert_eq!(origin.count_path(path), want, "{path}");
     }
 }
+
+/// RFC 9213 §2.1: CDN-Cache-Control is a Structured Field. A value that
+/// does not parse, or a directive of the wrong type, is ignored, so the
+/// origin's `Cache-Control: no-store` governs and nothing is stored.
+#[tokio::test]
+async fn malformed_cdn_cache_control_is_ignored_rfc9213_2_1() {
+    let origin = Origin::start(|s| {
+        let cdn = match s.path.as_str() {
+            "/valid" => "max-age=60",
+            "/garbage" => "max-age=10000, &&&&&",
+            "/string" => "max-age=\"10000\"",
+            _ => "",
+        };
+        Reply::ok("body")
+            .header("cache-control", "no-store")
+            .header("cdn-cache-control", cdn)
+    })
+    .await;
+    let edge = Node::edge(&[origin.url()]).await;
+    let c = client();
+    for (path, want) in [("/valid", 1), ("/garbage", 2), ("/string", 2)] {
+        for _ in 0..2 {
+            let r = c.get(edge.url(path)).send().await.expect("send");
+            assert_eq!(r.status(), 200, "{path}");
+        }
+        assert_eq!(origin.count_path(path), want, "{path}");
+    }
+}

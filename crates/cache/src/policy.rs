@@ -105,10 +105,17 @@ fn heuristic_allowed(status: StatusCode, cc: &CacheControl) -> bool {
 
 /// The directives that govern this cache: the first targeted field present
 /// (RFC 9213 §2.2), else Cache-Control. `targeted` tells that Cache-Control
-/// and Expires must be ignored.
+/// and Expires must be ignored. A targeted field is a Structured Field
+/// (RFC 9213 §2.1) except Surrogate-Control; one that does not parse, or
+/// holds no directive this cache understands, is passed over.
 pub fn response_directives(policy: &Policy, headers: &HeaderMap) -> (CacheControl, bool) {
     for name in &policy.targets {
-        if let Some(cc) = CacheControl::from_headers(headers, name)
+        let cc = if *name == SURROGATE_CONTROL {
+            CacheControl::from_headers(headers, name)
+        } else {
+            CacheControl::from_structured(headers, name)
+        };
+        if let Some(cc) = cc
             && cc != CacheControl::default()
         {
             return (cc, true);

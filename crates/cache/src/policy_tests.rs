@@ -135,6 +135,100 @@ fn targeted_no_store_wins_over_cache_control_rfc9213_2_2() {
     );
 }
 
+/// RFC 9213 §2.1: CDN-Cache-Control is an RFC 8941 dictionary. A field that
+/// fails to parse is ignored whole, a directive of the wrong type is
+/// ignored; either way Cache-Control (here max-age=5) applies.
+/// Surrogate-Control is not a Structured Field and keeps the lenient parser.
+#[test]
+fn cdn_cache_control_is_a_structured_field_rfc9213_2_1() {
+    let cases: &[(&str, &str, Option<u64>)] = &[
+        ("cdn-cache-control", "max-age=100", Some(100)),
+        ("cdn-cache-control", "max-age=100, public", Some(100)),
+        // Parameters are allowed and ignored.
+        ("cdn-cache-control", "max-age=100;x=1", Some(100)),
+        // Split over lines, combined.
+        ("cdn-cache-control", "public\nmax-age=100", Some(100)),
+        // Parse failures: the whole field goes, Cache-Control applies.
+        ("cdn-cache-control", "max-age=10000, &&&&&", Some(5)),
+        ("cdn-cache-control", "Max-Age=100", Some(5)),
+        ("cdn-cache-control", "max-age=100,", Some(5)),
+        ("cdn-cache-control", "max-age=1000000000000000", Some(5)),
+        ("cdn-cache-control", "public\n&&", Some(5)),
+        // Wrong types: the directive goes (nothing else left: Cache-Control).
+        ("cdn-cache-control", "max-age=\"10000\"", Some(5)),
+        ("cdn-cache-control", "max-age=1.5", Some(5)),
+        ("cdn-cache-control", "max-age=?1", Some(5)),
+        ("cdn-cache-control", "max-age", Some(5)),
+        ("cdn-cache-control", "max-age=(1 2)", Some(5)),
+        // ... but the rest of a valid field still governs: targeted, so no
+        // Cache-Control; heuristics without Last-Modified give zero.
+        (
+            "cdn-cache-control",
+            "max-age=\"10000\", s-maxage=30",
+            Some(30),
+        ),
+        // Negative is stale; huge is capped (RFC 9111 §1.2.2).
+        ("cdn-cache-control", "max-age=-1, stale-if-error=9", Some(0)),
+        (
+            "cdn-cache-control",
+            "max-age=999999999999999",
+            Some(2_147_483_648),
+        ),
+        // Surrogate-Control keeps the Cache-Control syntax.
+        ("surrogate-control", "max-age=\"100\"", Some(100)),
+        ("surrogate-control", "max-age=100, &&&&&", Some(100)),
+    ];
+    for &(name, value, want) in cases {
+        let mut resp = headers(&[("cache-control", "max-age=5")]);
+        for line in value.split('\n') {
+            resp.append(
+                http::header::HeaderName::from_static(name),
+                HeaderValue::from_str(line).expect("value"),
+            );
+        }
+        let got = storable(
+            &Policy::default(),
+            &Method::GET,
+            &HeaderMap::new(),
+            StatusCode::OK,
+            &resp,
+            t(0),
+            t(0),
+        )
+        .ok()
+        .map(|f| f.lifetime.as_secs());
+        assert_eq!(got, want, "{name}: {value}");
+    }
+}
+
+#[test]
+fn structured_boolean_directives_rfc9213_2_1() {
+    let cc = |v: &str| {
+        let h = headers(&[("cdn-cache-control", v)]);
+        CacheControl::from_structured(&h, &CDN_CACHE_CONTROL).expect("parses")
+    };
+    assert!(cc("no-store").no_store);
+    assert!(!cc("no-store=?0").no_store);
+    // Restrictive directives hold with any value but false (safe reading).
+    assert!(cc("no-cache=(\"set-cookie\")").no_cache);
+    assert!(cc("private=\"x\"").private);
+    assert!(cc("must-revalidate;a=1").must_revalidate);
+    // Permissive ones only as true.
+    assert!(cc("public").public);
+    assert!(!cc("public=\"yes\"").public);
+    assert!(!cc("public=?0").public);
+    // The last occurrence of a key wins in a dictionary (RFC 8941 §4.2.2).
+    assert_eq!(cc("max-age=1, max-age=2").max_age, Some(2));
+    assert!(CacheControl::from_structured(&headers(&[]), &CDN_CACHE_CONTROL).is_none());
+    for garbage in ["\"", "=", "a=(", "a=:=:", "a=?2", "a=1;", "a;b=", "\u{7f}"] {
+        if let Ok(v) = HeaderValue::from_str(garbage) {
+            let mut h = HeaderMap::new();
+            h.insert("cdn-cache-control", v);
+            let _ = CacheControl::from_structured(&h, &CDN_CACHE_CONTROL);
+        }
+    }
+}
+
 #[test]
 fn heuristic_freshness_is_a_fraction_of_last_modified_age_rfc9111_4_2_2() {
     let lm = httpdate::fmt_http_date(t(0) - Duration::from_secs(1000));
