@@ -190,3 +190,51 @@ async fn malformed_cdn_cache_control_is_ignored_rfc9213_2_1() {
         assert_eq!(origin.count_path(path), want, "{path}");
     }
 }
+
+/// RFC 9111 §4.1 with RFC 9110 §12.5.4: Accept-Language values that mean
+/// the same (spacing, case, `q=1.0`, order by weight) share one variant;
+/// a different preference does not.
+#[tokio::test]
+async fn equivalent_accept_language_shares_a_variant_rfc9111_4_1() {
+    let origin = Origin::start(|s| {
+        Reply::ok(format!(
+            "for {}",
+            s.header("accept-language").unwrap_or("-")
+        ))
+        .header("cache-control", "max-age=60")
+        .header("vary", "Accept-Language")
+    })
+    .await;
+    let edge = Node::edge(&[origin.url()]).await;
+    let c = client();
+    let get = |lang: &'static str| {
+        let c = c.clone();
+        let url = edge.url("/page");
+        async move {
+            let r = c
+                .get(url)
+                .header("accept-language", lang)
+                .send()
+                .await
+                .expect("send");
+            (cache_status(&r), r.text().await.expect("body"))
+        }
+    };
+    let (_, first) = get("fr, en;q=0.8").await;
+    assert_eq!(first, "for fr, en;q=0.8");
+    for same in [
+        "fr,en;q=0.8",
+        "fr;q=1.0, en;q=0.8",
+        "FR, EN;q=0.80",
+        "en;q=0.8, fr",
+    ] {
+        let (cs, body) = get(same).await;
+        assert!(cs.contains("; hit"), "{same}: {cs}");
+        assert_eq!(body, first, "{same}");
+    }
+    assert_eq!(origin.count(), 1);
+    let (cs, body) = get("en, fr;q=0.8").await;
+    assert!(cs.contains("fwd=vary-miss"), "{cs}");
+    assert_eq!(body, "for en, fr;q=0.8");
+    assert_eq!(origin.count(), 2);
+}
