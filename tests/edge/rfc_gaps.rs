@@ -238,3 +238,103 @@ async fn equivalent_accept_language_shares_a_variant_rfc9111_4_1() {
     assert_eq!(body, "for en, fr;q=0.8");
     assert_eq!(origin.count(), 2);
 }
+
+/// RFC 9111 §4.3.5. Fills are always GETs (a HEAD miss fills with a GET, as
+/// Varnish and nginx do), so a HEAD reaches the origin as a HEAD only when
+/// the cache is bypassed, as with `Cache-Control: no-store`. Its 200 then
+/// tells about the stored GET: the same validators leave it be (no-store:
+/// nothing of that exchange is stored, §5.2.1.5), another ETag makes it
+/// stale, so the next GET revalidates and gets the new representation.
+#[tokio::test]
+async fn head_response_with_other_validators_makes_the_stored_get_stale_rfc9111_4_3_5() {
+    let version = Arc::new(AtomicU32::new(1));
+    let v = Arc::clone(&version);
+    let origin = Origin::start(move |s| {
+        let n = v.load(Ordering::SeqCst);
+        let etag = format!("\"v{n}\"");
+        if s.header("if-none-match") == Some(etag.as_str()) {
+            return Reply::ok("")
+                .status(304)
+                .header("etag", &etag)
+                .header("cache-control", "max-age=60");
+        }
+        Reply::ok(format!("version {n}"))
+            .header("etag", &etag)
+            .header("cache-control", "max-age=60")
+    })
+    .await;
+    let edge = Node::edge(&[origin.url()]).await;
+    let c = client();
+    let get = || async {
+        let r = c.get(edge.url("/doc")).send().await.expect("send");
+        (cache_status(&r), r.text().await.expect("body"))
+    };
+    let head = || async {
+        let r = c
+            .head(edge.url("/doc"))
+            .header("cache-control", "no-store")
+            .send()
+            .await
+            .expect("head");
+        assert_eq!(r.status(), 200);
+        r.headers()["etag"].to_str().expect("etag").to_owned()
+    };
+    assert_eq!(get().await.1, "version 1");
+    assert_eq!(head().await, "\"v1\"");
+    assert_eq!(origin.last().method, http::Method::HEAD);
+    let (cs, body) = get().await;
+    assert!(cs.contains("; hit"), "same validators: still fresh: {cs}");
+    assert_eq!(body, "version 1");
+
+    version.store(2, Ordering::SeqCst);
+    assert_eq!(head().await, "\"v2\"");
+    let (cs, body) = get().await;
+    assert!(cs.contains("fwd=stale; fwd-status=200"), "{cs}");
+    assert_eq!(body, "version 2");
+    assert_eq!(origin.last().header("if-none-match"), Some("\"v1\""));
+    let (cs, body) = get().await;
+    assert!(cs.contains("; hit"), "{cs}");
+    assert_eq!(body, "version 2");
+    assert_eq!(origin.count(), 4);
+}
+
+/// RFC 9111 §4.3.5, the update half: a HEAD forwarded without `no-store`
+/// (here one carrying a body, which bypasses the cache) whose 200 has the
+/// stored GET's validators updates its header fields and freshness.
+#[tokio::test]
+async fn head_response_with_same_validators_updates_the_stored_get_rfc9111_4_3_5() {
+    let version = Arc::new(AtomicU32::new(1));
+    let v = Arc::clone(&version);
+    let origin = Origin::start(move |_| {
+        let n = v.load(Ordering::SeqCst);
+        let cc = if n == 1 { "max-age=30" } else { "max-age=600" };
+        Reply::ok("same bytes")
+            .header("etag", "\"e\"")
+            .header("cache-control", cc)
+            .header("x-version", &n.to_string())
+    })
+    .await;
+    let edge = Node::edge(&[origin.url()]).await;
+    let c = client();
+    let r = c.get(edge.url("/doc")).send().await.expect("fill");
+    assert_eq!(r.headers()["x-version"], "1");
+    version.store(2, Ordering::SeqCst);
+    let r = c
+        .head(edge.url("/doc"))
+        .body("x")
+        .send()
+        .await
+        .expect("head");
+    assert_eq!(r.status(), 200);
+    assert_eq!(origin.last().method, http::Method::HEAD);
+    let r = c.get(edge.url("/doc")).send().await.expect("send");
+    let cs = cache_status(&r);
+    assert!(cs.contains("; hit"), "{cs}");
+    assert!(
+        ttl(&cs).is_some_and(|t| t > 500),
+        "freshness from the HEAD: {cs}"
+    );
+    assert_eq!(r.headers()["x-version"], "2", "fields from the HEAD");
+    assert_eq!(r.text().await.expect("body"), "same bytes");
+    assert_eq!(origin.count(), 2);
+}
