@@ -338,3 +338,78 @@ async fn head_response_with_same_validators_updates_the_stored_get_rfc9111_4_3_5
     assert_eq!(r.text().await.expect("body"), "same bytes");
     assert_eq!(origin.count(), 2);
 }
+
+/// An origin that writes raw HTTP/1.1: a `103 Early Hints` before every
+/// final `200` (the test support's axum origin cannot: hyper's server has
+/// no way to send a 1xx, see below). Counts the requests for `/page` it answers.
+async fn early_hints_origin() -> (std::net::SocketAddr, Arc<AtomicU32>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let count = Arc::new(AtomicU32::new(0));
+    let seen = Arc::clone(&count);
+    tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            let seen = Arc::clone(&seen);
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                // Bounded: a test request head is far below 64 KiB.
+                while buf.len() < 65_536 {
+                    let Ok(n) = conn.read(&mut chunk).await else {
+                        return;
+                    };
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        // Health checks are not the test's traffic.
+                        if buf.starts_with(b"GET /page ") {
+                            seen.fetch_add(1, Ordering::SeqCst);
+                        }
+                        buf.drain(..end + 4);
+                        let answer = "HTTP/1.1 103 Early Hints\r\n\
+                                      link: </style.css>; rel=preload; as=style\r\n\r\n\
+                                      HTTP/1.1 200 OK\r\n\
+                                      content-type: text/plain\r\n\
+                                      cache-control: max-age=60\r\n\
+                                      content-length: 11\r\n\r\n\
+                                      final bytes";
+                        if conn.write_all(answer.as_bytes()).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    (addr, count)
+}
+
+/// RFC 9110 §15.2 / RFC 8297: a 103 before the final response. The edge's
+/// upstream client (hyper) reads past it; hyper's server cannot send a 1xx
+/// to the client (hyperium/hyper#3815, #4114 are open), so the hint is
+/// dropped, as RFC 8297 §2 allows an intermediary. It is never stored, its
+/// fields never leak into the final response, and the final 200 is stored
+/// and served.
+#[tokio::test]
+async fn early_hints_from_the_origin_do_not_break_the_final_response_rfc8297() {
+    let (addr, count) = early_hints_origin().await;
+    let edge = Node::edge(&[format!("http://{addr}")]).await;
+    let c = client();
+    for want in ["fwd=miss", "hit"] {
+        let r = c.get(edge.url("/page")).send().await.expect("send");
+        assert_eq!(r.status(), 200);
+        let cs = cache_status(&r);
+        assert!(cs.contains(want), "{want}: {cs}");
+        assert!(
+            r.headers().get("link").is_none(),
+            "the 103's fields stay out"
+        );
+        assert_eq!(r.text().await.expect("body"), "final bytes");
+    }
+    assert_eq!(count.load(Ordering::SeqCst), 1, "the final 200 was stored");
+}
