@@ -99,6 +99,14 @@ mod tests {
 
     const LM: &str = "Tue, 01 Sep 2026 10:00:00 GMT";
 
+    /// (name, HEAD status, HEAD fields, what it does).
+    type Case = (
+        &'static str,
+        u16,
+        &'static [(&'static str, &'static str)],
+        HeadUpdate,
+    );
+
     #[test]
     fn head_response_updates_or_stales_the_stored_get_rfc9111_4_3_5() {
         let stored = Fields::from_map(&h(&[
@@ -106,7 +114,7 @@ mod tests {
             ("last-modified", LM),
             ("content-length", "5"),
         ]));
-        let cases: &[(&str, u16, &[(&'static str, &'static str)], HeadUpdate)] = &[
+        let cases: &[Case] = &[
             ("same etag", 200, &[("etag", "\"v1\"")], HeadUpdate::Update),
             (
                 "same etag and length",

@@ -127,7 +127,7 @@ fn accept_language<'a>(lines: impl Iterator<Item = &'a [u8]>) -> Option<Vec<u8>>
         }
     }
     // Stable: equal weights keep their order.
-    ranges.sort_by(|a, b| b.1.cmp(&a.1));
+    ranges.sort_by_key(|r| std::cmp::Reverse(r.1));
     let mut out = Vec::new();
     for (tag, q) in ranges {
         if !out.is_empty() {
