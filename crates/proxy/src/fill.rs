@@ -586,10 +586,9 @@ impl Engine {
     /// the stored GET it could have been served from is updated from it
     /// (same validators and length) or made stale (another representation).
     /// A request with `no-store` only makes it stale: nothing of that
-    /// exchange may be stored (§5.2.1.5). `generation` was taken before the
-    /// HEAD was sent, so a purge since then wins.
-    /// `sent`: the key, the request's fields, when it was sent and the
-    /// store generation then.
+    /// exchange may be stored (§5.2.1.5). `sent` is the key, the request's
+    /// fields, when the HEAD was sent and the store generation then (a
+    /// purge since then wins over the update).
     pub(crate) fn head_answered(
         &self,
         sent: (&str, &HeaderMap, SystemTime, u64),
