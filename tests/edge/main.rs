@@ -18,6 +18,7 @@ mod metrics;
 mod purge;
 mod purge_lag;
 mod revalidation;
+mod rfc_gaps;
 mod sample_site;
 mod storage;
 mod streaming;

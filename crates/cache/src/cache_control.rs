@@ -7,6 +7,15 @@
 //! strings, and the first occurrence of a repeated directive wins
 //! (§4.2.1). An invalid delta-seconds value makes the response stale
 //! (it is read as 0), and values past 2^31 are capped at 2^31 (§1.2.2).
+//!
+//! CDN-Cache-Control — and every targeted field but Surrogate-Control, which
+//! predates RFC 9213 and keeps the lenient parser — is instead a Structured
+//! Field dictionary (RFC 9213 §2.1, RFC 8941 §3.2), parsed strictly by the
+//! `sfv` crate ([`CacheControl::from_structured`]): one syntax error and the
+//! whole field is ignored, a directive of the wrong type is ignored. A
+//! tested parser of the whole RFC 8941 grammar (inner lists, parameters,
+//! byte sequences, the exact key and token alphabets) is what "fails the
+//! whole field" needs; a hand parser would accept near-misses.
 
 use http::HeaderMap;
 use http::header::{CACHE_CONTROL, HeaderName};
@@ -69,6 +78,65 @@ impl CacheControl {
         let mut cc = CacheControl::default();
         parse_into(&mut cc, &mut Seen::default(), value.as_bytes());
         cc
+    }
+}
+
+impl CacheControl {
+    /// Parses a targeted field as the RFC 8941 dictionary RFC 9213 §2.1
+    /// makes it, every line of it combined (RFC 8941 §4.2). `None` when the
+    /// field is absent or does not parse: "a parsing error ... MUST be
+    /// ignored" — the whole field, so Cache-Control applies.
+    ///
+    /// Types: delta-seconds directives need an Integer (negative reads as
+    /// 0, stale; past 2^31 is capped); `max-age="60"` or `max-age=1.5` is
+    /// ignored. A directive without a value is Boolean true; `?0` is false.
+    /// The directives that restrict reuse (no-store, no-cache, private,
+    /// must-revalidate, proxy-revalidate) count with any value but `?0`
+    /// (`no-cache=("set-cookie")` is the safe unqualified reading, as in
+    /// Cache-Control); those that permit it (public, immutable) only as
+    /// true. Parameters are ignored.
+    pub fn from_structured(headers: &HeaderMap, name: &HeaderName) -> Option<Self> {
+        let mut lines = headers.get_all(name).iter().peekable();
+        lines.peek()?;
+        let mut dict = sfv::Dictionary::new();
+        for line in lines {
+            sfv::Parser::new(line.as_bytes())
+                .parse_dictionary_with_visitor(&mut dict)
+                .ok()?;
+        }
+        let mut cc = CacheControl::default();
+        for (key, entry) in &dict {
+            let item = match entry {
+                sfv::ListEntry::Item(item) => Some(&item.bare_item),
+                sfv::ListEntry::InnerList(_) => None,
+            };
+            let seconds = || match item {
+                Some(sfv::BareItem::Integer(n)) => {
+                    let n = i64::from(*n).max(0).unsigned_abs();
+                    Some(n.min(DELTA_SECONDS_CAP))
+                }
+                _ => None,
+            };
+            // Restrictive: present unless explicitly false.
+            let restricts = !matches!(item, Some(sfv::BareItem::Boolean(false)));
+            let permits = matches!(item, Some(sfv::BareItem::Boolean(true)));
+            match key.as_str() {
+                "max-age" => cc.max_age = seconds(),
+                "s-maxage" => cc.s_maxage = seconds(),
+                "stale-while-revalidate" => cc.stale_while_revalidate = seconds(),
+                "stale-if-error" => cc.stale_if_error = seconds(),
+                "no-store" => cc.no_store = restricts,
+                "no-cache" => cc.no_cache = restricts,
+                "private" => cc.private = restricts,
+                "must-revalidate" => cc.must_revalidate = restricts,
+                "proxy-revalidate" => cc.proxy_revalidate = restricts,
+                "no-transform" => cc.no_transform = restricts,
+                "public" => cc.public = permits,
+                "immutable" => cc.immutable = permits,
+                _ => {}
+            }
+        }
+        Some(cc)
     }
 }
 

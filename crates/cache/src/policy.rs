@@ -27,7 +27,14 @@ pub struct Policy {
     /// Targeted fields this cache obeys, highest precedence first
     /// [CDN-Cache-Control, Surrogate-Control] (RFC 9213 §2.2).
     pub targets: Vec<HeaderName>,
+    /// Cap on the freshness (and the RFC 5861 stale windows) of a stored
+    /// 5xx [10 s]: an origin that marks its errors `max-age=86400` cannot
+    /// pin an outage in the cache for a day.
+    pub error_max_ttl: Duration,
 }
+
+/// [`Policy::error_max_ttl`] default.
+pub const DEFAULT_ERROR_MAX_TTL: Duration = Duration::from_secs(10);
 
 impl Default for Policy {
     fn default() -> Self {
@@ -36,6 +43,7 @@ impl Default for Policy {
             heuristic_max: Duration::from_secs(86_400),
             store_set_cookie: false,
             targets: vec![CDN_CACHE_CONTROL.clone(), SURROGATE_CONTROL.clone()],
+            error_max_ttl: DEFAULT_ERROR_MAX_TTL,
         }
     }
 }
@@ -86,12 +94,28 @@ pub fn heuristically_cacheable(status: StatusCode) -> bool {
     )
 }
 
+/// RFC 9111 §4.2.2: heuristic freshness is allowed for a heuristically
+/// cacheable status, or a response marked `public`. Meridian narrows
+/// `public` to statuses below 500: a 5xx, like a status this cache does
+/// not know (599), is stored only with explicit freshness, as Varnish and
+/// Fastly keep errors only when told how long.
+fn heuristic_allowed(status: StatusCode, cc: &CacheControl) -> bool {
+    heuristically_cacheable(status) || (cc.public && status.as_u16() < 500)
+}
+
 /// The directives that govern this cache: the first targeted field present
 /// (RFC 9213 §2.2), else Cache-Control. `targeted` tells that Cache-Control
-/// and Expires must be ignored.
+/// and Expires must be ignored. A targeted field is a Structured Field
+/// (RFC 9213 §2.1) except Surrogate-Control; one that does not parse, or
+/// holds no directive this cache understands, is passed over.
 pub fn response_directives(policy: &Policy, headers: &HeaderMap) -> (CacheControl, bool) {
     for name in &policy.targets {
-        if let Some(cc) = CacheControl::from_headers(headers, name)
+        let cc = if *name == SURROGATE_CONTROL {
+            CacheControl::from_headers(headers, name)
+        } else {
+            CacheControl::from_structured(headers, name)
+        };
+        if let Some(cc) = cc
             && cc != CacheControl::default()
         {
             return (cc, true);
@@ -139,10 +163,11 @@ pub fn storable(
     if method != Method::GET {
         return Err(NotStorable::Method);
     }
-    // §3: final, understood status; 206 and 304 are not complete responses.
-    // 5xx is never stored: an origin failure must not poison the cache.
+    // §3: a final status; 206 and 304 are not complete responses. Any
+    // other final status may be stored, 5xx included, when its freshness
+    // allows (below).
     let code = status.as_u16();
-    if !(200..500).contains(&code) || code == 206 || code == 304 {
+    if code < 200 || code == 206 || code == 304 {
         return Err(NotStorable::Status);
     }
     if CacheControl::from_cache_control(req).no_store {
@@ -176,8 +201,7 @@ pub fn storable(
 
     let date = header_date(resp, &DATE);
     let explicit = explicit_lifetime(&cc, targeted, resp, date.unwrap_or(response_time));
-    let allowed = explicit.is_some() || cc.public || heuristically_cacheable(status);
-    if !allowed {
+    if explicit.is_none() && !heuristic_allowed(status, &cc) {
         return Err(NotStorable::NoFreshness);
     }
     let (lifetime, heuristic) = match explicit {
@@ -187,6 +211,14 @@ pub fn storable(
             true,
         ),
     };
+    // An error is kept briefly whatever the origin says, stale windows too.
+    let cap = if status.is_server_error() {
+        policy.error_max_ttl
+    } else {
+        Duration::MAX
+    };
+    let lifetime = lifetime.min(cap);
+    let window = |d: Option<u64>| Duration::from_secs(d.unwrap_or(0)).min(cap);
     let has_validator = resp.contains_key(ETAG) || resp.contains_key(LAST_MODIFIED);
     // RFC 5861 windows make a stale copy usable even without a validator.
     let stale_window =
@@ -199,8 +231,8 @@ pub fn storable(
         corrected_initial_age: corrected_initial_age(resp, request_time, response_time),
         lifetime,
         heuristic,
-        stale_while_revalidate: Duration::from_secs(cc.stale_while_revalidate.unwrap_or(0)),
-        stale_if_error: Duration::from_secs(cc.stale_if_error.unwrap_or(0)),
+        stale_while_revalidate: window(cc.stale_while_revalidate),
+        stale_if_error: window(cc.stale_if_error),
         // s-maxage carries proxy-revalidate's meaning (§5.2.2.10), unless the
         // same response explicitly allows stale use with an RFC 5861 directive:
         // `s-maxage=60, stale-while-revalidate=30` means what it says.

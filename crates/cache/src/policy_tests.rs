@@ -135,6 +135,100 @@ fn targeted_no_store_wins_over_cache_control_rfc9213_2_2() {
     );
 }
 
+/// RFC 9213 §2.1: CDN-Cache-Control is an RFC 8941 dictionary. A field that
+/// fails to parse is ignored whole, a directive of the wrong type is
+/// ignored; either way Cache-Control (here max-age=5) applies.
+/// Surrogate-Control is not a Structured Field and keeps the lenient parser.
+#[test]
+fn cdn_cache_control_is_a_structured_field_rfc9213_2_1() {
+    let cases: &[(&str, &str, Option<u64>)] = &[
+        ("cdn-cache-control", "max-age=100", Some(100)),
+        ("cdn-cache-control", "max-age=100, public", Some(100)),
+        // Parameters are allowed and ignored.
+        ("cdn-cache-control", "max-age=100;x=1", Some(100)),
+        // Split over lines, combined.
+        ("cdn-cache-control", "public\nmax-age=100", Some(100)),
+        // Parse failures: the whole field goes, Cache-Control applies.
+        ("cdn-cache-control", "max-age=10000, &&&&&", Some(5)),
+        ("cdn-cache-control", "Max-Age=100", Some(5)),
+        ("cdn-cache-control", "max-age=100,", Some(5)),
+        ("cdn-cache-control", "max-age=1000000000000000", Some(5)),
+        ("cdn-cache-control", "public\n&&", Some(5)),
+        // Wrong types: the directive goes (nothing else left: Cache-Control).
+        ("cdn-cache-control", "max-age=\"10000\"", Some(5)),
+        ("cdn-cache-control", "max-age=1.5", Some(5)),
+        ("cdn-cache-control", "max-age=?1", Some(5)),
+        ("cdn-cache-control", "max-age", Some(5)),
+        ("cdn-cache-control", "max-age=(1 2)", Some(5)),
+        // ... but the rest of a valid field still governs: targeted, so no
+        // Cache-Control; heuristics without Last-Modified give zero.
+        (
+            "cdn-cache-control",
+            "max-age=\"10000\", s-maxage=30",
+            Some(30),
+        ),
+        // Negative is stale; huge is capped (RFC 9111 §1.2.2).
+        ("cdn-cache-control", "max-age=-1, stale-if-error=9", Some(0)),
+        (
+            "cdn-cache-control",
+            "max-age=999999999999999",
+            Some(2_147_483_648),
+        ),
+        // Surrogate-Control keeps the Cache-Control syntax.
+        ("surrogate-control", "max-age=\"100\"", Some(100)),
+        ("surrogate-control", "max-age=100, &&&&&", Some(100)),
+    ];
+    for &(name, value, want) in cases {
+        let mut resp = headers(&[("cache-control", "max-age=5")]);
+        for line in value.split('\n') {
+            resp.append(
+                http::header::HeaderName::from_static(name),
+                HeaderValue::from_str(line).expect("value"),
+            );
+        }
+        let got = storable(
+            &Policy::default(),
+            &Method::GET,
+            &HeaderMap::new(),
+            StatusCode::OK,
+            &resp,
+            t(0),
+            t(0),
+        )
+        .ok()
+        .map(|f| f.lifetime.as_secs());
+        assert_eq!(got, want, "{name}: {value}");
+    }
+}
+
+#[test]
+fn structured_boolean_directives_rfc9213_2_1() {
+    let cc = |v: &str| {
+        let h = headers(&[("cdn-cache-control", v)]);
+        CacheControl::from_structured(&h, &CDN_CACHE_CONTROL).expect("parses")
+    };
+    assert!(cc("no-store").no_store);
+    assert!(!cc("no-store=?0").no_store);
+    // Restrictive directives hold with any value but false (safe reading).
+    assert!(cc("no-cache=(\"set-cookie\")").no_cache);
+    assert!(cc("private=\"x\"").private);
+    assert!(cc("must-revalidate;a=1").must_revalidate);
+    // Permissive ones only as true.
+    assert!(cc("public").public);
+    assert!(!cc("public=\"yes\"").public);
+    assert!(!cc("public=?0").public);
+    // The last occurrence of a key wins in a dictionary (RFC 8941 §4.2.2).
+    assert_eq!(cc("max-age=1, max-age=2").max_age, Some(2));
+    assert!(CacheControl::from_structured(&headers(&[]), &CDN_CACHE_CONTROL).is_none());
+    for garbage in ["\"", "=", "a=(", "a=:=:", "a=?2", "a=1;", "a;b=", "\u{7f}"] {
+        if let Ok(v) = HeaderValue::from_str(garbage) {
+            let mut h = HeaderMap::new();
+            h.insert("cdn-cache-control", v);
+            let _ = CacheControl::from_structured(&h, &CDN_CACHE_CONTROL);
+        }
+    }
+}
+
 #[test]
 fn heuristic_freshness_is_a_fraction_of_last_modified_age_rfc9111_4_2_2() {
     let lm = httpdate::fmt_http_date(t(0) - Duration::from_secs(1000));
@@ -190,8 +284,20 @@ fn what_is_not_stored_rfc9111_3() {
             NotStorable::Status,
         ),
         (
-            "server_errors_never_stored",
+            "server_error_without_explicit_freshness_rfc9111_3",
             503,
+            vec![("last-modified", "Mon, 01 Jan 2024 00:00:00 GMT")],
+            NotStorable::NoFreshness,
+        ),
+        (
+            "public_server_error_is_not_heuristically_fresh",
+            500,
+            vec![("cache-control", "public"), ("etag", "\"a\"")],
+            NotStorable::NoFreshness,
+        ),
+        (
+            "interim_response_never_stored_rfc9110_15_2",
+            103,
             vec![("cache-control", "max-age=60")],
             NotStorable::Status,
         ),
@@ -254,6 +360,97 @@ fn what_is_stored_rfc9111_3() {
     let f = store(200, &[("cache-control", "no-cache"), ("etag", "\"a\"")])
         .expect("no-cache with validator is stored");
     assert!(f.no_cache);
+}
+
+/// RFC 9110 §15.1: these statuses may be given heuristic freshness; any
+/// other (599 unknown, 302, 500) needs explicit freshness (RFC 9111 §4.2.2).
+#[test]
+fn heuristic_freshness_for_listed_statuses_rfc9110_15_1() {
+    let d = date(1000);
+    // Last modified 1000 s before Date: 10% heuristic = 100 s.
+    let resp = [("date", d.as_str()), ("last-modified", &date(0)[..])];
+    let listed = [200, 203, 204, 206, 300, 301, 308, 404, 405, 410, 414, 501];
+    for code in 100..=999u16 {
+        let Ok(status) = StatusCode::from_u16(code) else {
+            continue;
+        };
+        let want = listed.contains(&code);
+        assert_eq!(heuristically_cacheable(status), want, "{code}");
+        let got = storable(
+            &Policy::default(),
+            &Method::GET,
+            &HeaderMap::new(),
+            status,
+            &headers(&resp),
+            t(1000),
+            t(1000),
+        );
+        match code {
+            // Not a complete response: never stored, whatever it says.
+            206 => assert_eq!(got.err(), Some(NotStorable::Status), "{code}"),
+            _ if want => {
+                let f = got.unwrap_or_else(|e| panic!("{code}: {e:?}"));
+                assert!(f.heuristic, "{code}");
+                let cap = if code >= 500 { 10 } else { 100 };
+                assert_eq!(f.lifetime.as_secs(), cap, "{code}");
+            }
+            _ if code < 200 => assert_eq!(got.err(), Some(NotStorable::Status), "{code}"),
+            _ if code == 304 => assert_eq!(got.err(), Some(NotStorable::Status), "{code}"),
+            _ => assert_eq!(got.err(), Some(NotStorable::NoFreshness), "{code}"),
+        }
+    }
+}
+
+/// RFC 9111 §3: any final status with explicit freshness may be stored; a
+/// 5xx keeps at most `error_max_ttl`, its stale windows too, and
+/// must-revalidate still holds.
+#[test]
+fn server_errors_with_explicit_freshness_are_capped_rfc9111_3() {
+    let cases: &[(u16, &str, u64, u64, u64, bool)] = &[
+        // status, cache-control, lifetime, swr, sie, must_revalidate
+        (503, "max-age=60", 10, 0, 0, false),
+        (500, "max-age=5", 5, 0, 0, false),
+        (599, "max-age=3", 3, 0, 0, false),
+        (502, "s-maxage=600, max-age=1", 10, 0, 0, true),
+        (504, "max-age=60, must-revalidate", 10, 0, 0, true),
+        (
+            503,
+            "max-age=1, stale-while-revalidate=600, stale-if-error=86400",
+            1,
+            10,
+            10,
+            false,
+        ),
+        // A 4xx is not an error of the origin's: no cap.
+        (404, "max-age=600", 600, 0, 0, false),
+        (599, "max-age=600", 10, 0, 0, false),
+    ];
+    for &(code, cc, life, swr, sie, mr) in cases {
+        let f =
+            store(code, &[("cache-control", cc)]).unwrap_or_else(|e| panic!("{code} {cc}: {e:?}"));
+        let got = (
+            f.lifetime.as_secs(),
+            f.stale_while_revalidate.as_secs(),
+            f.stale_if_error.as_secs(),
+            f.must_revalidate,
+        );
+        assert_eq!(got, (life, swr, sie, mr), "{code} {cc}");
+    }
+    let policy = Policy {
+        error_max_ttl: Duration::from_secs(30),
+        ..Policy::default()
+    };
+    let f = storable(
+        &policy,
+        &Method::GET,
+        &HeaderMap::new(),
+        StatusCode::SERVICE_UNAVAILABLE,
+        &headers(&[("cache-control", "max-age=60")]),
+        t(0),
+        t(0),
+    )
+    .expect("stored");
+    assert_eq!(f.lifetime, Duration::from_secs(30));
 }
 
 #[test]

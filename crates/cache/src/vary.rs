@@ -66,6 +66,11 @@ impl Variant {
 fn normalized(req: &HeaderMap, name: &HeaderName) -> Option<Bytes> {
     let mut lines = req.get_all(name).iter().peekable();
     lines.peek()?;
+    if *name == ACCEPT_LANGUAGE
+        && let Some(v) = accept_language(req.get_all(name).iter().map(|v| v.as_bytes()))
+    {
+        return Some(Bytes::from(v));
+    }
     let fold_case = *name == ACCEPT_ENCODING || *name == ACCEPT_LANGUAGE;
     let mut out = Vec::new();
     for line in lines {
@@ -85,6 +90,88 @@ fn normalized(req: &HeaderMap, name: &HeaderName) -> Option<Bytes> {
         }
     }
     Some(Bytes::from(out))
+}
+
+/// `Accept-Language` (RFC 9110 §12.5.4) in a canonical form, so requests
+/// that mean the same share a variant: tags lower-cased, white space
+/// dropped, weights read as numbers (`q=1.0` is `q=1`, the default, and is
+/// left out; `q=0.80` is `q=0.8`), ranges ordered by descending weight. The
+/// order of ranges of equal weight is kept: RFC 9110 notes some servers
+/// read it as a preference. `None` (compare the plain list instead) when a
+/// member is not `range[;q=qvalue]`: nothing unclear is merged.
+fn accept_language<'a>(lines: impl Iterator<Item = &'a [u8]>) -> Option<Vec<u8>> {
+    let mut ranges: Vec<(Vec<u8>, u16)> = Vec::new();
+    for line in lines {
+        for member in line.split(|&b| b == b',') {
+            let member = member.trim_ascii();
+            if member.is_empty() {
+                continue;
+            }
+            let mut parts = member.split(|&b| b == b';');
+            let tag = parts.next()?.trim_ascii();
+            let valid_tag = !tag.is_empty()
+                && tag
+                    .iter()
+                    .all(|&b| b.is_ascii_alphanumeric() || b == b'-' || b == b'*');
+            if !valid_tag {
+                return None;
+            }
+            let q = match parts.next() {
+                None => 1000,
+                Some(w) => qvalue(w.trim_ascii())?,
+            };
+            if parts.next().is_some() {
+                return None;
+            }
+            ranges.push((tag.to_ascii_lowercase(), q));
+        }
+    }
+    // Stable: equal weights keep their order.
+    ranges.sort_by_key(|r| std::cmp::Reverse(r.1));
+    let mut out = Vec::new();
+    for (tag, q) in ranges {
+        if !out.is_empty() {
+            out.push(b',');
+        }
+        out.extend_from_slice(&tag);
+        if q < 1000 {
+            let mut digits = format!("{q:03}");
+            while digits.ends_with('0') {
+                digits.pop();
+            }
+            out.extend_from_slice(b";q=0");
+            if !digits.is_empty() {
+                out.push(b'.');
+                out.extend_from_slice(digits.as_bytes());
+            }
+        }
+    }
+    Some(out)
+}
+
+/// RFC 9110 §12.4.2 `q=qvalue` as thousandths: `0`, `0.5`, `0.125`, `1`,
+/// `1.000`; `None` for anything else (`q=1.5`, `q=.5`, `q=0.1234`).
+fn qvalue(weight: &[u8]) -> Option<u16> {
+    let v = match weight {
+        [b'q' | b'Q', b'=', v @ ..] => v,
+        _ => return None,
+    };
+    let (int, frac) = match v.iter().position(|&b| b == b'.') {
+        Some(dot) => (&v[..dot], &v[dot + 1..]),
+        None => (v, &b""[..]),
+    };
+    if frac.len() > 3 || !frac.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let mut thousandths: u16 = 0;
+    for (i, d) in frac.iter().enumerate() {
+        thousandths += u16::from(d - b'0') * [100, 10, 1][i];
+    }
+    match int {
+        b"0" => Some(thousandths),
+        b"1" if thousandths == 0 => Some(1000),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -146,6 +233,54 @@ mod tests {
         for (name, req, want) in cases {
             assert_eq!(v.matches(&req), want, "{name}");
         }
+    }
+
+    /// RFC 9111 §4.1 lets values be normalised where the semantics are the
+    /// same; RFC 9110 §12.5.4 gives Accept-Language's.
+    #[test]
+    fn accept_language_normalised_rfc9110_12_5_4() {
+        let lang = |v: &'static str| {
+            let mut m = HeaderMap::new();
+            for line in v.split('\n') {
+                m.append(ACCEPT_LANGUAGE, HeaderValue::from_static(line));
+            }
+            normalized(&m, &ACCEPT_LANGUAGE)
+        };
+        let same: &[&[&'static str]] = &[
+            &[
+                "fr, en;q=0.8",
+                "fr,en;q=0.8",
+                "fr;q=1.0, en;q=0.8",
+                "FR, EN;Q=0.800",
+                "fr ; q=1 , en ; q=0.80",
+                "en;q=0.8, fr",
+                "fr\nen;q=0.8",
+                "fr;q=1.000,,en;q=0.8",
+            ],
+            &["de-CH, de;q=0.9, *;q=0", "de-ch,de;q=0.9,*;q=0.000"],
+            &["en-US", "en-us;q=1"],
+        ];
+        for group in same {
+            for v in *group {
+                assert_eq!(lang(v), lang(group[0]), "{v} == {}", group[0]);
+            }
+        }
+        let different: &[(&'static str, &'static str)] = &[
+            ("fr, en", "en, fr"),
+            ("fr, en;q=0.8", "fr, en;q=0.7"),
+            ("fr", "fr, en"),
+            ("en-us", "en"),
+            ("fr;q=0", "fr"),
+            // Not a qvalue: compared as written, never merged.
+            ("fr;q=2", "fr"),
+            ("fr;q=abc", "fr"),
+            ("fr;x=1", "fr"),
+        ];
+        for (a, b) in different {
+            assert_ne!(lang(a), lang(b), "{a} != {b}");
+        }
+        assert_eq!(lang("EN;q=0.5, fr").as_deref(), Some(&b"fr,en;q=0.5"[..]));
+        assert_eq!(lang("x;q=0.").as_deref(), Some(&b"x;q=0"[..]));
     }
 
     #[test]

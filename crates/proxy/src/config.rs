@@ -127,6 +127,9 @@ pub struct CacheSection {
     pub stale_if_error_grace: Option<HumanDuration>,
     /// How long a collapsed request waits for the leader's fetch (default "30s").
     pub collapse_wait: Option<HumanDuration>,
+    /// Longest a 5xx with explicit freshness stays fresh (and may be served
+    /// stale) once stored (default "10s"; "0s" keeps it only for collapsing).
+    pub error_max_ttl: Option<HumanDuration>,
     /// Targeted cache-control fields obeyed, highest precedence first
     /// (default `["CDN-Cache-Control", "Surrogate-Control"]`).
     pub targets: Option<Vec<String>>,
@@ -317,6 +320,10 @@ impl FileConfig {
                 .map_or(Duration::from_secs(86_400), HumanDuration::get),
             store_set_cookie: c.store_set_cookie.unwrap_or(false),
             targets,
+            error_max_ttl: c.error_max_ttl.map_or(
+                meridian_cache::policy::DEFAULT_ERROR_MAX_TTL,
+                HumanDuration::get,
+            ),
         };
         let name = self.name.clone().unwrap_or_else(|| "meridian".into());
         if name.trim().is_empty() {

@@ -486,6 +486,8 @@ impl Engine {
     /// forwarding fields) and passes the answer back; nothing is stored.
     pub(crate) async fn forward(&self, req: Req, body: Body, fwd: Fwd) -> Served {
         let h = self.upstream_headers(&req);
+        // Before the HEAD leaves: a purge from here on wins over its update.
+        let generation = self.store.generation();
         let Req {
             parts,
             key,
@@ -508,6 +510,9 @@ impl Engine {
                 headers::remove_hop_by_hop(&mut rp.headers);
                 cs.fwd_status = Some(rp.status.as_u16());
                 let body = if parts.method == Method::HEAD {
+                    // RFC 9111 §4.3.5: it tells about the stored GET.
+                    let sent = (key.as_str(), &parts.headers, f.request_time, generation);
+                    self.head_answered(sent, rp.status, &rp.headers);
                     Body::Empty
                 } else {
                     Body::Stream {

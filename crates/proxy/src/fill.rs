@@ -25,7 +25,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use http::header::{self, HeaderName};
+use http::header;
 use http::{HeaderMap, Method, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
@@ -34,7 +34,7 @@ use meridian_cache::coalesce::{Follower, Leader};
 use meridian_cache::status::detail;
 use meridian_cache::{
     CacheStatus, Entry, FillHead, FillWriter, Filling, Fwd, Join, Lookup, NotStorable, Outcome,
-    Reuse, Variant, policy,
+    Reuse, Variant, head, policy,
 };
 
 use crate::body::{Body, FillBody};
@@ -170,7 +170,11 @@ impl Engine {
                 }
                 return served;
             }
+            // A 5xx never replaces a copy that may still be served stale
+            // (as Varnish's grace and Fastly's serve-stale): that copy is
+            // served and kept. A stored error is not such a copy.
             if status.is_server_error()
+                && !old.status.is_server_error()
                 && !req.purge_lag
                 && old.usable_on_error(SystemTime::now(), self.grace)
             {
@@ -248,9 +252,13 @@ impl Engine {
         let freshness = match decision {
             Ok(f) => f,
             Err(reason) => {
-                if let Some(old) = stale {
+                if let Some(old) = stale
+                    && !rp.status.is_server_error()
+                {
                     // This URL's new answer may not be reused: drop the
-                    // variant it replaces, and only that one.
+                    // variant it replaces, and only that one. An unstorable
+                    // 5xx says nothing about the representation: the copy
+                    // stays for a later stale-if-error or max-stale.
                     self.store.remove(&req.key, old);
                 }
                 cs.detail = Some(reason.as_str());
@@ -524,26 +532,9 @@ impl Engine {
         } = fetched;
         let mut updates = response.into_parts().0.headers;
         headers::remove_hop_by_hop(&mut updates);
-        let mut merged = old.headers.to_map(0);
         // §3.2: every field in the 304 replaces the stored one, except
         // Content-Length and what describes the stored body's bytes.
-        let names: Vec<HeaderName> = updates
-            .keys()
-            .filter(|n| {
-                **n != header::CONTENT_LENGTH
-                    && **n != header::CONTENT_ENCODING
-                    && **n != header::CONTENT_RANGE
-            })
-            .cloned()
-            .collect();
-        for n in &names {
-            merged.remove(n);
-        }
-        for n in names {
-            for v in updates.get_all(&n) {
-                merged.append(n.clone(), v.clone());
-            }
-        }
+        let merged = head::merge_updates(&old.headers, &updates);
         let merged = compact::stored_headers(&merged, old.body.len(), &self.stamp.via);
         let now = SystemTime::now();
         match policy::storable(
@@ -587,6 +578,59 @@ impl Engine {
                     old.variant.clone(),
                 );
                 (self.serve(req, &entry, cs), Outcome::NotStored)
+            }
+        }
+    }
+
+    /// RFC 9111 §4.3.5: a HEAD this node forwarded upstream was answered;
+    /// the stored GET it could have been served from is updated from it
+    /// (same validators and length) or made stale (another representation).
+    /// A request with `no-store` only makes it stale: nothing of that
+    /// exchange may be stored (§5.2.1.5). `sent` is the key, the request's
+    /// fields, when the HEAD was sent and the store generation then (a
+    /// purge since then wins over the update).
+    pub(crate) fn head_answered(
+        &self,
+        sent: (&str, &HeaderMap, SystemTime, u64),
+        status: StatusCode,
+        resp: &HeaderMap,
+    ) {
+        let (key, req_headers, request_time, generation) = sent;
+        let Lookup::Found(old) = self.store.lookup(key, req_headers) else {
+            return;
+        };
+        let no_store = meridian_cache::CacheControl::from_cache_control(req_headers).no_store;
+        match head::head_update(status, &old.headers, old.body.len() as u64, resp) {
+            head::HeadUpdate::Ignore => {}
+            head::HeadUpdate::Update if no_store => {}
+            head::HeadUpdate::Stale => old.invalidate(),
+            head::HeadUpdate::Update => {
+                let merged = head::merge_updates(&old.headers, resp);
+                let merged = compact::stored_headers(&merged, old.body.len(), &self.stamp.via);
+                match policy::storable(
+                    &self.policy,
+                    &Method::GET,
+                    req_headers,
+                    old.status,
+                    &merged,
+                    request_time,
+                    SystemTime::now(),
+                ) {
+                    Ok(freshness) => {
+                        let entry = Entry::new(
+                            old.status,
+                            merged,
+                            old.body.clone(),
+                            freshness,
+                            old.variant.clone(),
+                        )
+                        .fetched_under(generation);
+                        self.store.insert(key, Arc::new(entry), req_headers);
+                    }
+                    // It may no longer be stored (now `no-store`): only
+                    // this variant goes.
+                    Err(_) => self.store.remove(key, &old),
+                }
             }
         }
     }
