@@ -231,13 +231,7 @@ pub fn encodable(status: http::StatusCode, h: &HeaderMap, types: &[String]) -> b
     if status != http::StatusCode::OK {
         return false;
     }
-    let encoded = h.get_all(CONTENT_ENCODING).iter().any(|v| {
-        v.as_bytes()
-            .split(|&b| b == b',')
-            .map(<[u8]>::trim_ascii)
-            .any(|c| !c.is_empty() && !c.eq_ignore_ascii_case(b"identity"))
-    });
-    if encoded {
+    if is_encoded(h) {
         return false;
     }
     if crate::CacheControl::from_cache_control(h).no_transform {
@@ -245,6 +239,16 @@ pub fn encodable(status: http::StatusCode, h: &HeaderMap, types: &[String]) -> b
     }
     h.get(CONTENT_TYPE)
         .is_some_and(|ct| type_listed(ct.as_bytes(), types))
+}
+
+/// Whether `h` names a content coding other than identity.
+pub fn is_encoded(h: &HeaderMap) -> bool {
+    h.get_all(CONTENT_ENCODING).iter().any(|v| {
+        v.as_bytes()
+            .split(|&b| b == b',')
+            .map(<[u8]>::trim_ascii)
+            .any(|c| !c.is_empty() && !c.eq_ignore_ascii_case(b"identity"))
+    })
 }
 
 /// Whether `h`'s `Vary` already names `Accept-Encoding` (or is `*`).

@@ -14,6 +14,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 use meridian_balance::{BackendSpec, Balance};
 use meridian_common::{ConfigError, HumanDuration};
+use meridian_proxy::compress::CompressionSection;
 use meridian_proxy::config::{
     AdminSection, CacheSection, HealthSection, PurgeSection, TimeoutSection,
 };
@@ -70,6 +71,10 @@ pub struct FileConfig {
     pub admin: AdminSection,
     #[serde(default)]
     pub purge: PurgeSection,
+    /// Off unless `enabled = true`: a shield's clients are edges, which
+    /// encode for their own clients.
+    #[serde(default)]
+    pub compression: CompressionSection,
 }
 
 /// The validated shield configuration.
@@ -141,6 +146,10 @@ impl FileConfig {
             health,
             admin: self.admin.clone(),
             purge: self.purge.clone(),
+            compression: CompressionSection {
+                enabled: Some(self.compression.enabled.unwrap_or(false)),
+                ..self.compression.clone()
+            },
         };
         let mut engine = edge.validate(source)?;
         engine.tier = meridian_purge::Tier::Shield;
