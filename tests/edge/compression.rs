@@ -381,3 +381,33 @@ async fn a_url_purge_takes_every_encoding() {
         "one refill after the purge"
     );
 }
+
+#[tokio::test]
+async fn concurrent_misses_in_every_coding_share_one_fill() {
+    let origin = Origin::start(|_| {
+        Reply::ok(page())
+            .header("content-type", "application/json")
+            .header("cache-control", "public, max-age=60")
+            .delay(std::time::Duration::from_millis(300))
+    })
+    .await;
+    let edge = Node::edge(&[origin.url()]).await;
+    let c = client();
+    let url = edge.url("/collapsed");
+    let accepts = ["br", "gzip", "zstd", "identity", "br, gzip", "gzip;q=0.5"];
+    let answers = futures_util::future::join_all(accepts.iter().map(|a| {
+        let (c, url) = (c.clone(), url.clone());
+        async move { get(&c, &url, &ae(a)).await }
+    }))
+    .await;
+    for (accept, g) in accepts.iter().zip(&answers) {
+        assert_eq!(g.status, 200, "{accept}");
+        assert_eq!(decode(g.encoding.as_deref(), &g.body), page(), "{accept}");
+    }
+    assert_eq!(origin.count(), 1, "one fetch for every coding");
+    for accept in accepts {
+        let g = get(&c, &url, &ae(accept)).await;
+        assert_eq!(decode(g.encoding.as_deref(), &g.body), page(), "{accept}");
+    }
+    assert_eq!(origin.count(), 1);
+}
