@@ -252,9 +252,14 @@ impl Engine {
         }
         encoding::set_accept(&mut req.parts.headers, Coding::Identity);
         let Lookup::Found(identity) = self.store.lookup(&req.key, &req.parts.headers) else {
-            // No identity form: the usual path, asking for the coding.
+            // No identity form: the usual path, asking for the coding. An
+            // encoded form made here is not revalidated upstream (its tag
+            // is this node's): it is fetched afresh.
             encoding::set_accept(&mut req.parts.headers, coding);
-            return Looked::Lookup(first);
+            return match first {
+                Lookup::Found(e) if made_here(&e) => Looked::Lookup(Lookup::VaryMiss),
+                other => Looked::Lookup(other),
+            };
         };
         if req.parts.method == Method::GET
             && self.fresh_here(&identity, cc, now)
@@ -420,6 +425,25 @@ impl Engine {
     }
 }
 
+/// An encoded form this node made (its tag is the one [`encoded_headers`]
+/// gives), as opposed to one the upstream encoded.
+fn made_here(e: &Entry) -> bool {
+    let Some(coding) = e
+        .headers
+        .get(&header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok().and_then(Coding::parse))
+    else {
+        return false;
+    };
+    e.headers.get(&header::ETAG).is_some_and(|t| {
+        let t = t.as_bytes();
+        t.starts_with(b"W/\"")
+            && t.strip_suffix(b"\"")
+                .and_then(|t| t.strip_suffix(coding.etag_suffix().as_bytes()))
+                .is_some_and(|t| t.ends_with(b"-"))
+    })
+}
+
 /// The stored headers of an encoded form: the identity form's with
 /// `Content-Encoding`, the encoded length, a weak coding-specific ETag,
 /// `Vary: Accept-Encoding`, and no `Accept-Ranges` (ranges are served from
@@ -557,6 +581,55 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(off.validate("edge.toml").expect("valid"), None);
+    }
+
+    #[test]
+    fn only_forms_made_here_are_told_apart() {
+        let entry = |pairs: &[(&'static str, &'static str)]| {
+            let mut h = HeaderMap::new();
+            for (k, v) in pairs {
+                h.insert(*k, http::HeaderValue::from_static(v));
+            }
+            Entry::new(
+                http::StatusCode::OK,
+                h,
+                Bytes::new(),
+                meridian_cache::Freshness::fresh_for(
+                    std::time::Duration::from_secs(1),
+                    SystemTime::now(),
+                ),
+                Variant::default(),
+            )
+        };
+        let made = encoded_headers(&HeaderMap::new(), Coding::Br, 1);
+        assert!(!made_here(&entry(&[])));
+        let mut tagged = HeaderMap::new();
+        tagged.insert(header::ETAG, http::HeaderValue::from_static("\"v1\""));
+        let made_tagged = encoded_headers(&tagged, Coding::Gzip, 1);
+        assert!(made_here(&Entry::new(
+            http::StatusCode::OK,
+            made_tagged,
+            Bytes::new(),
+            meridian_cache::Freshness::fresh_for(
+                std::time::Duration::from_secs(1),
+                SystemTime::now()
+            ),
+            Variant::default(),
+        )));
+        // Without a tag there is nothing to revalidate with anyway.
+        assert!(!made.contains_key(header::ETAG));
+        assert!(!made_here(&entry(&[
+            ("content-encoding", "gzip"),
+            ("etag", "\"v1\"")
+        ])));
+        assert!(!made_here(&entry(&[
+            ("content-encoding", "gzip"),
+            ("etag", "W/\"v1-br\"")
+        ])));
+        assert!(!made_here(&entry(&[
+            ("content-encoding", "br"),
+            ("etag", "W/\"v1br\"")
+        ])));
     }
 
     #[test]
