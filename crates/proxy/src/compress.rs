@@ -211,7 +211,9 @@ impl Compressor {
 /// path, or an answer made here.
 pub(crate) enum Looked {
     Lookup(Lookup),
-    Served(Served),
+    /// Boxed: an answer is the rare case of this enum (the first request
+    /// of a coding), a lookup the common one.
+    Served(Box<Served>),
 }
 
 /// Fields describing the identity bytes, wrong for an encoded form.
@@ -275,7 +277,7 @@ impl Engine {
                 &mut cs,
                 now,
             );
-            return Looked::Served((r, cs));
+            return Looked::Served(Box::new((r, cs)));
         }
         // Stale, not encodable, or a HEAD (which never starts an
         // encoding): the identity form, through the usual path.
@@ -286,10 +288,10 @@ impl Engine {
     /// a purge-log lag the node must revalidate across.
     fn fresh_here(&self, e: &Entry, cc: &CacheControl, now: SystemTime) -> bool {
         e.reuse(now, cc) == Reuse::Fresh
-            && !self
+            && self
                 .sync
                 .revalidate_before(now)
-                .is_some_and(|t| e.freshness.response_time < t)
+                .is_none_or(|t| e.freshness.response_time >= t)
     }
 
     /// The variant a fill is stored as. With compression, a response this

@@ -392,7 +392,7 @@ impl Engine {
         }
         let now = SystemTime::now();
         let lookup = match self.lookup_encoded(&mut req, &req_cc, now).await {
-            Looked::Served(served) => return served,
+            Looked::Served(served) => return *served,
             Looked::Lookup(lookup) => lookup,
         };
         match lookup {
