@@ -411,3 +411,45 @@ async fn concurrent_misses_in_every_coding_share_one_fill() {
     }
     assert_eq!(origin.count(), 1);
 }
+
+#[tokio::test]
+async fn head_gets_a_stored_encoding_but_never_starts_one() {
+    let origin = site().await;
+    let edge = Node::edge(&[origin.url()]).await;
+    let c = client();
+    let url = edge.url("/head");
+    get(&c, &url, &[]).await;
+    get(&c, &url, &ae("br")).await;
+    let head = |accept: &'static str| {
+        let (c, url) = (c.clone(), url.clone());
+        async move {
+            let r = c
+                .head(url)
+                .header("accept-encoding", accept)
+                .send()
+                .await
+                .expect("head");
+            let h = |n: &str| {
+                r.headers()
+                    .get(n)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned)
+            };
+            (h("content-encoding"), h("content-length"))
+        }
+    };
+    let br_len = get(&c, &url, &ae("br")).await.body.len().to_string();
+    assert_eq!(head("br").await, (Some("br".into()), Some(br_len)));
+    let stored = edge.stats(&c).await["stored"].clone();
+    assert_eq!(
+        head("gzip").await,
+        (None, Some(page().len().to_string())),
+        "no gzip form yet: the identity headers"
+    );
+    assert_eq!(
+        edge.stats(&c).await["stored"],
+        stored,
+        "HEAD encoded nothing"
+    );
+    assert_eq!(origin.count_path("/head"), 1);
+}
