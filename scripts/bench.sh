@@ -16,8 +16,11 @@
 #   ROUNDS [5]  DURATION [10] seconds per measured run  CONNECTIONS [64]
 #   QUICK=1     2 rounds x 3 s, 20,000 objects in the memory scenario,
 #               miss_memory clients stay 15 s and memory is read 15 s later
-#   SCENARIOS   [hit_1k hit_100k hit_1m hotset_10k miss_storm miss_stream
-#                memory miss_memory]
+#   SCENARIOS   [hit_1k hit_100k hit_1m hotset_10k hit_1k_html hit_1k_br
+#                miss_storm miss_stream memory miss_memory]
+#               hit_1k_html / hit_1k_br: one compressible 1 KiB HTML page,
+#               asked without Accept-Encoding (identity) / with
+#               `Accept-Encoding: br` (Meridian serves its stored br form)
 #   SERVERS     [meridian nginx varnish]
 #   SERVER_CPU [0]  CLIENT_CPUS [1, or 1-(nproc-1)]
 #   MEM_OBJECTS [100000]  STORM_CLIENTS [200]  STORM_DELAY_MS [500]
@@ -54,7 +57,7 @@ CONNECTIONS=${CONNECTIONS:-64}
 MEM_OBJECTS=${MEM_OBJECTS:-100000}
 STORM_CLIENTS=${STORM_CLIENTS:-200}
 STORM_DELAY_MS=${STORM_DELAY_MS:-500}
-SCENARIOS=${SCENARIOS:-"hit_1k hit_100k hit_1m hotset_10k miss_storm miss_stream memory miss_memory"}
+SCENARIOS=${SCENARIOS:-"hit_1k hit_100k hit_1m hotset_10k hit_1k_html hit_1k_br miss_storm miss_stream memory miss_memory"}
 if [[ -n ${COMPARE_BIN:-} ]]; then
     SERVERS=${SERVERS:-"meridian meridian-b nginx varnish"}
 else
@@ -265,6 +268,9 @@ def fill(n, seed):
     return bytes((seed + i * 7) % 251 for i in range(n))
 for name, size in (("1k", 1024), ("100k", 100 * 1024), ("1m", 1024 * 1024)):
     open(os.path.join(root, "obj", name + ".bin"), "wb").write(fill(size, size))
+# A compressible page (text/html by its name) for hit_1k_html / hit_1k_br.
+page = b"".join(b"<p>line %04d of a page</p>\n" % i for i in range(64))[:1024]
+open(os.path.join(root, "obj", "1k.html"), "wb").write(page)
 kib = fill(1024, 1)
 for i in range(hot):
     open(os.path.join(root, "hot", "f%05d.bin" % i), "wb").write(kib)
@@ -424,11 +430,22 @@ cache_indicator() { # server path
 }
 
 # ------------------------------------------------------------- warm-up
-declare -A PATH_OF=([hit_1k]=/obj/1k.bin [hit_100k]=/obj/100k.bin [hit_1m]=/obj/1m.bin)
+declare -A PATH_OF=([hit_1k]=/obj/1k.bin [hit_100k]=/obj/100k.bin [hit_1m]=/obj/1m.bin
+    [hit_1k_html]=/obj/1k.html [hit_1k_br]=/obj/1k.html)
+# Request headers a scenario sends (wrk -H, and the warm-up's curl).
+declare -A HEADER_OF=([hit_1k_br]='Accept-Encoding: br')
 for s in $SERVERS; do
     log "warming $s: 3 objects and the $HOTSET_N-URL hot set"
     for sc in hit_1k hit_100k hit_1m; do
         curl -sf -o /dev/null "http://127.0.0.1:${PORT[$s]}${PATH_OF[$sc]}" || die "$s: GET ${PATH_OF[$sc]} failed"
+    done
+    for sc in hit_1k_html hit_1k_br; do
+        has_scenario "$sc" || continue
+        # Twice: the first fills identity, the second makes the br form.
+        for _ in 1 2; do
+            curl -sf -o /dev/null -H "${HEADER_OF[$sc]:-X-Bench: 1}" "http://127.0.0.1:${PORT[$s]}${PATH_OF[$sc]}" ||
+                die "$s: GET ${PATH_OF[$sc]} failed"
+        done
     done
     if has_scenario hotset_10k; then
         client load --port "${PORT[$s]}" --pattern '/hot/f%05d.bin' --count "$HOTSET_N" --conns 8 >"$TMP/warm-$s.json"
@@ -445,8 +462,9 @@ RUNS="$TMP/runs.jsonl"
 : >"$RUNS"
 
 run_wrk() { # server scenario round
-    local s=$1 sc=$2 r=$3 url lua out t0 t1 o0 o1 pid
+    local s=$1 sc=$2 r=$3 url lua out t0 t1 o0 o1 pid hdr=()
     url="http://127.0.0.1:${PORT[$s]}"
+    [[ -n ${HEADER_OF[$sc]:-} ]] && hdr=(-H "${HEADER_OF[$sc]}")
     if [[ $sc == hotset_10k ]]; then
         lua="$SCRIPTS/bench-lua/hotset.lua"
         url+="/"
@@ -457,11 +475,11 @@ run_wrk() { # server scenario round
     pid=$(pid_of "$s")
     # One second unmeasured first: connections up, caches warm.
     HOTSET_N=$HOTSET_N taskset -c "$CLIENT_CPUS" timeout 30 \
-        wrk -t "$WRK_THREADS" -c "$CONNECTIONS" -d 1s -s "$lua" "$url" >/dev/null 2>&1 || true
+        wrk -t "$WRK_THREADS" -c "$CONNECTIONS" -d 1s "${hdr[@]}" -s "$lua" "$url" >/dev/null 2>&1 || true
     o0=$(origin_count origin)
     t0=$(cpu_ticks "$pid")
     out=$(HOTSET_N=$HOTSET_N taskset -c "$CLIENT_CPUS" timeout $((DURATION + 60)) \
-        wrk -t "$WRK_THREADS" -c "$CONNECTIONS" -d "${DURATION}s" --latency -s "$lua" "$url" 2>&1) ||
+        wrk -t "$WRK_THREADS" -c "$CONNECTIONS" -d "${DURATION}s" --latency "${hdr[@]}" -s "$lua" "$url" 2>&1) ||
         log "wrk exited with an error: $out"
     kill -0 "$pid" 2>/dev/null || die "$s exited during the $sc run; see $TMP/$s.log"
     t1=$(cpu_ticks "$pid")
@@ -501,7 +519,7 @@ run_stream() { # server round
 
 for r in $(seq "$ROUNDS"); do
     log "round $r of $ROUNDS"
-    for sc in hit_1k hit_100k hit_1m hotset_10k; do
+    for sc in hit_1k hit_100k hit_1m hotset_10k hit_1k_html hit_1k_br; do
         has_scenario "$sc" || continue
         for s in $SERVERS; do run_wrk "$s" "$sc" "$r"; done
     done

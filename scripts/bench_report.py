@@ -15,13 +15,15 @@ import json
 import statistics
 import sys
 
-THROUGHPUT = ["hit_1k", "hit_100k", "hit_1m", "hotset_10k"]
+THROUGHPUT = ["hit_1k", "hit_100k", "hit_1m", "hotset_10k", "hit_1k_html", "hit_1k_br"]
 SERVERS = ["meridian", "meridian-b", "nginx", "varnish"]
 LABEL = {
     "hit_1k": "hit 1 KiB",
     "hit_100k": "hit 100 KiB",
     "hit_1m": "hit 1 MiB",
     "hotset_10k": "hot set 10k x 1 KiB",
+    "hit_1k_html": "hit 1 KiB HTML, identity",
+    "hit_1k_br": "hit 1 KiB HTML, Accept-Encoding: br",
     "miss_storm": "miss storm",
     "miss_stream": "streaming miss",
     "miss_memory": "in-flight memory",

@@ -680,3 +680,92 @@ fn a_shield_origins_tls_errors_name_the_key() {
         "{e}"
     );
 }
+
+/// 8 KiB of HTML worth compressing.
+fn compressible_page() -> Vec<u8> {
+    (0..400u32)
+        .flat_map(|i| format!("<li>item {i:05} of the list</li>\n").into_bytes())
+        .take(8192)
+        .collect()
+}
+
+/// GETs `url` for [`support::HOST`] with `Accept-Encoding: accept`;
+/// returns the `Content-Encoding` and the body decoded from it once.
+async fn get_decoded(c: &reqwest::Client, url: &str, accept: &str) -> (Option<String>, Vec<u8>) {
+    use std::io::Read;
+    let r = c
+        .get(url)
+        .header("host", support::HOST)
+        .header("accept-encoding", accept)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status(), 200, "{url}");
+    let encoding = r
+        .headers()
+        .get("content-encoding")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let body = r.bytes().await.expect("body").to_vec();
+    let mut out = Vec::new();
+    match encoding.as_deref() {
+        None => out = body,
+        Some("br") => {
+            brotli::Decompressor::new(&body[..], 4096)
+                .read_to_end(&mut out)
+                .expect("br decodes");
+        }
+        Some("gzip") => {
+            flate2::read::GzDecoder::new(&body[..])
+                .read_to_end(&mut out)
+                .expect("gzip decodes");
+        }
+        Some(other) => panic!("unexpected Content-Encoding {other}"),
+    }
+    (encoding, out)
+}
+
+#[tokio::test]
+async fn edge_shield_origin_encodes_once_never_twice() {
+    let origin = Origin::start(|_| {
+        support::Reply::ok(compressible_page())
+            .header("content-type", "text/html")
+            .header("cache-control", "public, max-age=60")
+            .header("etag", "\"p1\"")
+    })
+    .await;
+    // Compression is off on a shield by default: its clients are edges.
+    let shield = Node::shield(&[origin.url()]).await;
+    let edge = Node::edge(&[shield.base_url()]).await;
+    let c = client();
+    let url = edge.url("/chain");
+    for accept in ["br", "br", "gzip", "identity"] {
+        let (_, body) = get_decoded(&c, &url, accept).await;
+        assert_eq!(body, compressible_page(), "{accept} via the edge");
+    }
+    let (encoding, body) = get_decoded(&c, &edge.url("/chain"), "br").await;
+    assert_eq!(encoding.as_deref(), Some("br"));
+    assert_eq!(body, compressible_page());
+    let (encoding, _) = get_decoded(&c, &shield.url("/chain"), "br").await;
+    assert_eq!(encoding, None, "the shield serves identity");
+    assert_eq!(origin.count(), 1);
+
+    // A shield told to compress: the edges store its encoded answers as
+    // they came and decode nothing twice.
+    let shield = Node::shield(&[origin.url()])
+        .config(|c| c.compression.enabled = Some(true))
+        .await;
+    let first = Node::edge(&[shield.base_url()]).await;
+    get_decoded(&c, &first.url("/both"), "br").await;
+    let second = Node::edge(&[shield.base_url()]).await;
+    for accept in ["br", "gzip"] {
+        for round in 0..2 {
+            let (encoding, body) = get_decoded(&c, &second.url("/both"), accept).await;
+            assert_eq!(encoding.as_deref(), Some(accept), "{accept} round {round}");
+            assert_eq!(body, compressible_page(), "{accept} round {round}");
+        }
+    }
+    let (encoding, _) = get_decoded(&c, &shield.url("/both"), "br").await;
+    assert_eq!(encoding.as_deref(), Some("br"), "this shield encodes");
+    assert_eq!(origin.count(), 2, "one more fetch, for the other shield");
+}

@@ -9,6 +9,7 @@ mod support;
 mod admin;
 mod authority;
 mod collapsing;
+mod compression;
 mod conditional_range;
 mod failures;
 mod forwarding;

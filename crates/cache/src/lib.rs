@@ -11,6 +11,7 @@ pub mod range;
 pub use cache_control::CacheControl;
 pub use policy::{Freshness, NotStorable, Policy, Reuse};
 pub mod coalesce;
+pub mod encoding;
 pub mod entry;
 pub mod fields;
 pub mod filling;

@@ -14,6 +14,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 use meridian_balance::{BackendSpec, Balance};
 use meridian_common::{ConfigError, HumanDuration};
+use meridian_proxy::compress::CompressionSection;
 use meridian_proxy::config::{
     AdminSection, CacheSection, HealthSection, PurgeSection, TimeoutSection,
 };
@@ -75,6 +76,10 @@ pub struct FileConfig {
     pub admin: AdminSection,
     #[serde(default)]
     pub purge: PurgeSection,
+    /// Off unless `enabled = true`: a shield's clients are edges, which
+    /// encode for their own clients.
+    #[serde(default)]
+    pub compression: CompressionSection,
 }
 
 /// The validated shield configuration.
@@ -149,6 +154,10 @@ impl FileConfig {
             health,
             admin: self.admin.clone(),
             purge: self.purge.clone(),
+            compression: CompressionSection {
+                enabled: Some(self.compression.enabled.unwrap_or(false)),
+                ..self.compression.clone()
+            },
         };
         // The engine names its upstreams `upstream`; here they are `origin`.
         let mut engine = edge.validate(source).map_err(|e| match e {
@@ -234,7 +243,10 @@ mod tests {
             ("", "origin"),
             ("origin = ['ftp://o:1']", "origin"),
             ("origin = ['https://o:1;ca=/no/such/ca.pem']", "origin"),
-            ("origin = ['https://o:1']\norigin-ca = '/no/such/ca.pem'", "origin-ca"),
+            (
+                "origin = ['https://o:1']\norigin-ca = '/no/such/ca.pem'",
+                "origin-ca",
+            ),
             ("origin = ['http://o:1;weight=0']", "origin"),
             ("origin = ['http://o:1', 'http://o:1/']", "origin"),
             ("origin = ['http://o:1']\nbalance = 'fastest'", "balance"),

@@ -66,6 +66,8 @@ pub struct FileConfig {
     pub admin: AdminSection,
     #[serde(default)]
     pub purge: PurgeSection,
+    #[serde(default)]
+    pub compression: crate::compress::CompressionSection,
 }
 
 /// The admin listener's access rules.
@@ -228,6 +230,8 @@ pub struct Config {
     pub purge_token: Option<String>,
     /// Which tier this node is in (the shield's config sets `Shield`).
     pub tier: meridian_purge::Tier,
+    /// `[compression]`; `None` when off.
+    pub compression: Option<crate::compress::Compression>,
 }
 
 impl FileConfig {
@@ -469,6 +473,7 @@ impl FileConfig {
             purge_max_lag,
             purge_token,
             tier: meridian_purge::Tier::Edge,
+            compression: self.compression.validate(source)?,
         })
     }
 }

@@ -41,6 +41,7 @@ use meridian_purge::{SyncState, Tier};
 
 use crate::authority::{Authority, HostPattern, Scheme};
 use crate::body::Body;
+use crate::compress::Looked;
 use crate::config::Config;
 use crate::headers;
 use crate::metrics::Metrics;
@@ -88,6 +89,8 @@ pub struct Engine {
     pub stats: Stats,
     /// Prometheus metrics not derived from outcomes: purges, fills.
     pub(crate) metrics: Metrics,
+    /// `[compression]`; `None` when off.
+    pub(crate) compression: Option<crate::compress::Compressor>,
 }
 
 impl Engine {
@@ -139,6 +142,10 @@ impl Engine {
                 .collect(),
             stats: Stats::default(),
             metrics: Metrics::default(),
+            compression: config
+                .compression
+                .clone()
+                .map(crate::compress::Compressor::new),
         }
     }
 
@@ -377,14 +384,18 @@ impl Engine {
     }
 
     /// GET and HEAD: the cache path.
-    async fn cacheable(self: &Arc<Self>, req: Req) -> Served {
+    async fn cacheable(self: &Arc<Self>, mut req: Req) -> Served {
         let req_cc = CacheControl::from_cache_control(&req.parts.headers);
         if req_cc.no_store {
             // RFC 9111 §5.2.1.5: store nothing of this exchange.
             return self.forward(req, Body::Empty, Fwd::Request).await;
         }
         let now = SystemTime::now();
-        match self.store.lookup(&req.key, &req.parts.headers) {
+        let lookup = match self.lookup_encoded(&mut req, &req_cc, now).await {
+            Looked::Served(served) => return *served,
+            Looked::Lookup(lookup) => lookup,
+        };
+        match lookup {
             // Lagging the purge log: what was fetched before `max-lag` ago
             // may have been purged since, unheard; ask upstream first.
             Lookup::Found(entry)

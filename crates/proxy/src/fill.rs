@@ -34,7 +34,7 @@ use meridian_cache::coalesce::{Follower, Leader};
 use meridian_cache::status::detail;
 use meridian_cache::{
     CacheStatus, Entry, FillHead, FillWriter, Filling, Fwd, Join, Lookup, NotStorable, Outcome,
-    Reuse, Variant, head, policy,
+    Reuse, head, policy,
 };
 
 use crate::body::{Body, FillBody};
@@ -100,11 +100,13 @@ impl Engine {
         let mut cs = req.forward_status(fwd);
         cs.collapsed = true;
         match follower.wait(self.collapse_wait).await {
-            Some(Outcome::Stored(e)) if e.variant.matches(&req.parts.headers) => {
+            Some(Outcome::Stored(e)) if self.variant_serves(&e.variant, &req.parts.headers) => {
                 cs.fwd_status = Some(e.status.as_u16());
                 return self.serve(req, &e, cs);
             }
-            Some(Outcome::Filling(f)) if f.head.variant.matches(&req.parts.headers) => {
+            Some(Outcome::Filling(f))
+                if self.variant_serves(&f.head.variant, &req.parts.headers) =>
+            {
                 cs.fwd_status = Some(f.head.status.as_u16());
                 if let Some(served) = self.read_fill(req, &f, cs).await {
                     return served;
@@ -272,9 +274,10 @@ impl Engine {
             cs.detail = Some(detail::FILL_BUDGET);
             return self.pass_through(req, rp, body, guard, &cs);
         }
+        let variant = self.fill_variant(&mut rp.headers, &req.parts.headers, rp.status, declared);
         let head = FillHead {
             status: rp.status,
-            variant: Variant::new(&rp.headers, &req.parts.headers),
+            variant,
             headers: compact::fill_headers(&rp.headers, declared, &self.stamp.via),
             freshness,
             declared_len: declared,

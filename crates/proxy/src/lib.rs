@@ -12,6 +12,7 @@ pub mod admin;
 pub mod authority;
 pub mod body;
 pub mod compact;
+pub mod compress;
 pub mod config;
 pub mod engine;
 mod fill;
