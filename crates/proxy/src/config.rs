@@ -20,6 +20,9 @@ use serde::Deserialize;
 
 use crate::authority::{Authority, HostPattern, Scheme};
 
+mod http2;
+pub use http2::{Http2Section, Http2Settings};
+
 /// The file as written by an operator. See `config/edge.toml`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -58,6 +61,8 @@ pub struct FileConfig {
     pub admin: AdminSection,
     #[serde(default)]
     pub purge: PurgeSection,
+    #[serde(default)]
+    pub http2: Http2Section,
 }
 
 /// The admin listener's access rules.
@@ -212,6 +217,8 @@ pub struct Config {
     pub purge_token: Option<String>,
     /// Which tier this node is in (the shield's config sets `Shield`).
     pub tier: meridian_purge::Tier,
+    /// `[http2]`: the limits of a client's HTTP/2 connection.
+    pub http2: Http2Settings,
 }
 
 impl FileConfig {
@@ -434,6 +441,7 @@ impl FileConfig {
             purge_max_lag,
             purge_token,
             tier: meridian_purge::Tier::Edge,
+            http2: self.http2.validate(source)?,
         })
     }
 }

@@ -85,6 +85,8 @@ pub struct Engine {
     /// `admin.hosts`: `Host` values the admin listener answers besides
     /// its own address and loopback.
     pub(crate) admin_hosts: Vec<HostPattern>,
+    /// `[http2]`: the limits the listeners give HTTP/2 connections.
+    pub(crate) http2: crate::config::Http2Settings,
     pub stats: Stats,
     /// Prometheus metrics not derived from outcomes: purges, fills.
     pub(crate) metrics: Metrics,
@@ -137,6 +139,7 @@ impl Engine {
                 .iter()
                 .filter_map(|h| HostPattern::parse(h).ok())
                 .collect(),
+            http2: config.http2.clone(),
             stats: Stats::default(),
             metrics: Metrics::default(),
         }
