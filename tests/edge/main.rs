@@ -13,6 +13,7 @@ mod conditional_range;
 mod failures;
 mod forwarding;
 mod health;
+mod http2;
 mod keys_vary;
 mod metrics;
 mod purge;
