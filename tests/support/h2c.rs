@@ -158,6 +158,9 @@ pub mod hpack {
 pub struct Seen {
     /// The GOAWAY error code, when one arrived.
     pub goaway: Option<u32>,
+    /// The GOAWAY's last stream id: the highest stream the server says it
+    /// may have acted on.
+    pub last_stream: u32,
     /// The server closed (EOF or reset).
     pub closed: bool,
 }
@@ -192,8 +195,12 @@ pub async fn watch(
                 break;
             }
             if buf[3] == kind::GOAWAY && len >= 8 {
+                let last = u32::from_be_bytes([buf[9], buf[10], buf[11], buf[12]]) & 0x7fff_ffff;
                 let code = u32::from_be_bytes([buf[13], buf[14], buf[15], buf[16]]);
-                tx.send_modify(|s| s.goaway = Some(code));
+                tx.send_modify(|s| {
+                    s.goaway = Some(code);
+                    s.last_stream = last;
+                });
             }
             buf.drain(..9 + len);
         }
