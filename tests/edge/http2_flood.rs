@@ -113,10 +113,13 @@ async fn a_rapid_reset_flood_costs_the_attacker_its_connection_cve_2023_44487() 
         // Let the reader see a GOAWAY, as an attacker watching would.
         tokio::task::yield_now().await;
     }
-    tokio::time::timeout(Duration::from_secs(10), seen.wait_for(|s| s.goaway.is_some() || s.closed))
-        .await
-        .expect("the node closes the attacking connection")
-        .expect("watch");
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        seen.wait_for(|s| s.goaway.is_some() || s.closed),
+    )
+    .await
+    .expect("the node closes the attacking connection")
+    .expect("watch");
     let s = *seen.borrow();
     // The GOAWAY says how far the node got: far short of the flood (the
     // kernel's buffers may have taken the rest of what was sent).
@@ -205,9 +208,11 @@ async fn a_continuation_flood_is_cut_off_at_the_header_list_limit() {
     assert!(ok > 0);
     let (status, _) = h2c::get_once(edge.addr, "a.test", "/after").await;
     assert_eq!(status, 200);
-    eventually("the origin saw the bystanders", Duration::from_secs(5), || async {
-        origin.count_path("/after") == 1
-    })
+    eventually(
+        "the origin saw the bystanders",
+        Duration::from_secs(5),
+        || async { origin.count_path("/after") == 1 },
+    )
     .await;
     assert_eq!(
         origin.count_path("/continuation"),
