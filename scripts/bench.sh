@@ -17,10 +17,13 @@
 #   QUICK=1     2 rounds x 3 s, 20,000 objects in the memory scenario,
 #               miss_memory clients stay 15 s and memory is read 15 s later
 #   SCENARIOS   [hit_1k hit_100k hit_1m hotset_10k hit_1k_html hit_1k_br
-#                miss_storm miss_stream memory miss_memory]
+#                h2_hit_1k miss_storm miss_stream memory miss_memory]
 #               hit_1k_html / hit_1k_br: one compressible 1 KiB HTML page,
 #               asked without Accept-Encoding (identity) / with
 #               `Accept-Encoding: br` (Meridian serves its stored br form)
+#   H2_CONNECTIONS [8]  H2_STREAMS [64]  h2_hit_1k: h2load connections and
+#               streams per connection (-c, -m), h2c with prior knowledge
+#               against Meridian and nginx (Varnish has no h2 here)
 #   SERVERS     [meridian nginx varnish]
 #   SERVER_CPU [0]  CLIENT_CPUS [1, or 1-(nproc-1)]
 #   MEM_OBJECTS [100000]  STORM_CLIENTS [200]  STORM_DELAY_MS [500]
@@ -57,7 +60,9 @@ CONNECTIONS=${CONNECTIONS:-64}
 MEM_OBJECTS=${MEM_OBJECTS:-100000}
 STORM_CLIENTS=${STORM_CLIENTS:-200}
 STORM_DELAY_MS=${STORM_DELAY_MS:-500}
-SCENARIOS=${SCENARIOS:-"hit_1k hit_100k hit_1m hotset_10k hit_1k_html hit_1k_br miss_storm miss_stream memory miss_memory"}
+SCENARIOS=${SCENARIOS:-"hit_1k hit_100k hit_1m hotset_10k hit_1k_html hit_1k_br h2_hit_1k miss_storm miss_stream memory miss_memory"}
+H2_CONNECTIONS=${H2_CONNECTIONS:-8}
+H2_STREAMS=${H2_STREAMS:-64}
 if [[ -n ${COMPARE_BIN:-} ]]; then
     SERVERS=${SERVERS:-"meridian meridian-b nginx varnish"}
 else
@@ -99,6 +104,9 @@ need_install=()
 command -v nginx >/dev/null || [[ -x /usr/sbin/nginx ]] || need_install+=(nginx)
 command -v varnishd >/dev/null || [[ -x /usr/sbin/varnishd ]] || need_install+=(varnish)
 command -v wrk >/dev/null || need_install+=(wrk)
+if [[ " $SCENARIOS " == *" h2_hit_1k "* ]]; then
+    command -v h2load >/dev/null || need_install+=(nghttp2-client)
+fi
 command -v taskset >/dev/null || need_install+=(util-linux)
 command -v curl >/dev/null || need_install+=(curl)
 command -v python3 >/dev/null || need_install+=(python3)
@@ -245,6 +253,13 @@ STREAM_PORT[meridian-b]=$((BASE_PORT + 45))
 MM_PORT[meridian-b]=$((BASE_PORT + 46))
 P_MM_ADMIN_B=$((BASE_PORT + 47))
 PORT[nginx]=$((BASE_PORT + 20))
+# HTTP/2 (h2c, prior knowledge): Meridian's plain listener speaks both
+# protocols; nginx 1.22 needs a listener of its own (`listen ... http2`).
+# An HTTPS variant adds a TLS port per server and a scheme here.
+declare -A H2_PORT
+H2_PORT[meridian]=${PORT[meridian]}
+H2_PORT[meridian-b]=${PORT[meridian-b]}
+H2_PORT[nginx]=$((BASE_PORT + 21))
 STORM_PORT[nginx]=$((BASE_PORT + 22))
 STREAM_PORT[nginx]=$((BASE_PORT + 25))
 MM_PORT[nginx]=$((BASE_PORT + 26))
@@ -322,8 +337,9 @@ start_meridian() { # name port upstream-port [admin-port]; MERIDIAN_EXE override
         --workers 1 --name "$1" --cache-size 1GiB "${admin[@]}"
 }
 
-start_nginx() { # name port upstream-port
-    local dir="$TMP/$1" ofc=""
+start_nginx() { # name port upstream-port [h2c-port]
+    local dir="$TMP/$1" ofc="" h2=""
+    [[ -n ${4:-} ]] && h2="listen 127.0.0.1:$4 http2 backlog=4096;"
     mkdir -p "$dir/cache" "$dir/tmp"
     # Keep cached files' descriptors open, as a tuned proxy_cache does;
     # without it every hit costs open + fstat + close (NGINX_OPEN_FILE_CACHE=0).
@@ -356,6 +372,7 @@ http {
     }
     server {
         listen 127.0.0.1:$2 backlog=4096;
+        $h2
         location / {
             proxy_pass http://origin;
             proxy_http_version 1.1;
@@ -396,6 +413,7 @@ for s in $SERVERS; do
     log "starting $s on CPU $SERVER_CPU (:${PORT[$s]}, storm instance :${STORM_PORT[$s]})"
     case $s in
     meridian) start_meridian meridian "${PORT[meridian]}" "$P_ORIGIN" "$P_ADMIN" ;;
+    nginx) start_nginx nginx "${PORT[nginx]}" "$P_ORIGIN" "${H2_PORT[nginx]}" ;;
     *) start_server "$s" "$s" "${PORT[$s]}" "$P_ORIGIN" ;;
     esac
     start_server "$s" "$s-storm" "${STORM_PORT[$s]}" "$P_SLOW"
@@ -461,6 +479,70 @@ done
 RUNS="$TMP/runs.jsonl"
 : >"$RUNS"
 
+# The servers measured over HTTP/2: those whose h2 URL answers (an older
+# COMPARE_BIN may predate h2c). Varnish has no h2 listener here.
+H2_SERVERS=""
+if has_scenario h2_hit_1k; then
+    for s in $SERVERS; do
+        if [[ -n ${H2_PORT[$s]:-} ]] &&
+            h2load -n 1 -c 1 "http://127.0.0.1:${H2_PORT[$s]}${PATH_OF[hit_1k]}" 2>/dev/null |
+            grep -q '^requests: 1 total.* 1 succeeded'; then
+            H2_SERVERS+=" $s"
+        else
+            log "h2_hit_1k: $s does not speak h2c here; not measured"
+        fi
+    done
+fi
+
+# h2load's summary and per-request log (start, status, microseconds) as
+# the JSON line report.lua prints for wrk, so the report treats both alike.
+h2load_json() { # stdout-file log-file duration-s
+    python3 - "$1" "$2" "$3" <<'PY'
+import json, re, statistics, sys
+out, log, dur = open(sys.argv[1]).read(), sys.argv[2], float(sys.argv[3])
+def num(pat):
+    m = re.search(pat, out)
+    return int(m.group(1)) if m else 0
+m = re.search(r"finished in ([0-9.]+)(m?s)", out)
+secs = (float(m.group(1)) / (1000 if m.group(2) == "ms" else 1)) if m else dur
+lat = sorted(int(f[2]) for f in (l.split() for l in open(log)) if len(f) >= 3)
+pct = lambda p: lat[min(len(lat) - 1, len(lat) * p // 100)] if lat else 0
+print(json.dumps({
+    "requests": num(r"(\d+) succeeded"),
+    "duration_us": int(secs * 1e6),
+    "bytes": num(r"traffic: .*?\((\d+)\) total"),
+    "socket_errors": num(r"(\d+) errored") + num(r"(\d+) timeout") + num(r"(\d+) failed"),
+    "non2xx": num(r"(\d+) 3xx") + num(r"(\d+) 4xx") + num(r"(\d+) 5xx"),
+    "p50_us": pct(50), "p99_us": pct(99),
+    "mean_us": round(statistics.fmean(lat), 1) if lat else 0,
+    "tool": "h2load",
+}))
+PY
+}
+
+run_h2load() { # server scenario round
+    local s=$1 sc=$2 r=$3 url pid t0 t1 o0 o1 json
+    url="http://127.0.0.1:${H2_PORT[$s]}${PATH_OF[hit_1k]}"
+    pid=$(pid_of "$s")
+    local h2=(h2load -t "$WRK_THREADS" -c "$H2_CONNECTIONS" -m "$H2_STREAMS")
+    # One second unmeasured first, as for wrk.
+    taskset -c "$CLIENT_CPUS" timeout 30 "${h2[@]}" -D 1 "$url" >/dev/null 2>&1 || true
+    o0=$(origin_count origin)
+    t0=$(cpu_ticks "$pid")
+    taskset -c "$CLIENT_CPUS" timeout $((DURATION + 60)) "${h2[@]}" -D "$DURATION" \
+        --log-file "$TMP/h2load.log" "$url" >"$TMP/h2load.out" 2>&1 ||
+        log "h2load exited with an error: $(tail -3 "$TMP/h2load.out")"
+    kill -0 "$pid" 2>/dev/null || die "$s exited during the $sc run; see $TMP/$s.log"
+    t1=$(cpu_ticks "$pid")
+    o1=$(origin_count origin)
+    json=$(h2load_json "$TMP/h2load.out" "$TMP/h2load.log" "$DURATION")
+    rm -f "$TMP/h2load.log"
+    [[ -n $json ]] || { log "$s $sc: no h2load summary: $(cat "$TMP/h2load.out")"; return 0; }
+    printf '{"kind":"wrk","scenario":"%s","server":"%s","round":%d,"cpu_ticks":%d,"clk_tck":%d,"origin_requests":%d,"wrk":%s}\n' \
+        "$sc" "$s" "$r" "$((t1 - t0))" "$CLK_TCK" "$((o1 - o0))" "$json" >>"$RUNS"
+    log "  $sc $s: $(python3 "$SCRIPTS/bench_report.py" --one "$(tail -1 "$RUNS")")"
+}
+
 run_wrk() { # server scenario round
     local s=$1 sc=$2 r=$3 url lua out t0 t1 o0 o1 pid hdr=()
     url="http://127.0.0.1:${PORT[$s]}"
@@ -523,6 +605,9 @@ for r in $(seq "$ROUNDS"); do
         has_scenario "$sc" || continue
         for s in $SERVERS; do run_wrk "$s" "$sc" "$r"; done
     done
+    if has_scenario h2_hit_1k; then
+        for s in $H2_SERVERS; do run_h2load "$s" h2_hit_1k "$r"; done
+    fi
     if has_scenario miss_storm; then
         for s in $SERVERS; do run_storm "$s" "$r"; done
     fi
@@ -600,6 +685,7 @@ python3 "$SCRIPTS/bench_report.py" --runs "$RUNS" --out "$OUT" \
     --meta nginx="$(nginx -v 2>&1 | sed 's/^nginx version: //')" \
     --meta varnish="$(varnishd -V 2>&1 | head -1 | sed 's/^varnishd (\(.*\) revision.*/\1/')" \
     --meta wrk="$(wrk -v 2>&1 | head -1 | awk '{print $2}')" \
+    ${H2_SERVERS:+--meta h2load="$(h2load --version 2>&1 | head -1 | awk '{print $2}'), -c $H2_CONNECTIONS -m $H2_STREAMS"} \
     ${UPDATE_DOC:+--doc "$UPDATE_DOC"}
 log "results written to $OUT"
 exit 0

@@ -15,7 +15,7 @@ import json
 import statistics
 import sys
 
-THROUGHPUT = ["hit_1k", "hit_100k", "hit_1m", "hotset_10k", "hit_1k_html", "hit_1k_br"]
+THROUGHPUT = ["hit_1k", "hit_100k", "hit_1m", "hotset_10k", "hit_1k_html", "hit_1k_br", "h2_hit_1k"]
 SERVERS = ["meridian", "meridian-b", "nginx", "varnish"]
 LABEL = {
     "hit_1k": "hit 1 KiB",
@@ -24,6 +24,7 @@ LABEL = {
     "hotset_10k": "hot set 10k x 1 KiB",
     "hit_1k_html": "hit 1 KiB HTML, identity",
     "hit_1k_br": "hit 1 KiB HTML, Accept-Encoding: br",
+    "h2_hit_1k": "h2c hit 1 KiB (h2load)",
     "miss_storm": "miss storm",
     "miss_stream": "streaming miss",
     "miss_memory": "in-flight memory",
@@ -293,6 +294,10 @@ def targets(out: dict) -> list[dict]:
         if v and v["rps"] is not None:
             add(f"{sc}: req/s >= 1.5 x Varnish", v["rps"] >= 1.5, f"{v['rps']:.2f} x")
             add(f"{sc}: p99 <= Varnish", v["p99_us"] <= 1.0, f"{v['p99_us']:.2f} x")
+    n = out["ratios"].get("h2_hit_1k", {}).get("nginx")
+    if n and n["rps"] is not None:
+        # Issue 12, item 4: HTTP/2 hits at 1.25x nginx's req/s or more.
+        add("h2_hit_1k: req/s >= 1.25 x nginx", n["rps"] >= 1.25, f"{n['rps']:.2f} x")
     n = out["ratios"].get("hit_100k", {}).get("nginx")
     if n and n["rps"] is not None:
         add("hit_100k: req/s >= nginx", n["rps"] >= 1.0, f"{n['rps']:.2f} x")
@@ -383,7 +388,9 @@ def markdown(out: dict, meta: dict) -> str:
             f"CPU {meta.get('client_cpus', '?')}; {meta.get('rounds', '?')} rounds x {meta.get('duration_s', '?')} s, "
             f"{meta.get('connections', '?')} connections; meridian {meta.get('meridian', '?')}, "
             + (f"meridian-b {meta['meridian_b']}, " if "meridian_b" in meta else "")
-            + f"nginx {meta.get('nginx', '?')}, {meta.get('varnish', '?')}, wrk {meta.get('wrk', '?')}."
+            + f"nginx {meta.get('nginx', '?')}, {meta.get('varnish', '?')}, wrk {meta.get('wrk', '?')}"
+            + (f", h2load {meta['h2load']}" if "h2load" in meta else "")
+            + "."
         )
         lines.append("")
     if out["throughput"]:

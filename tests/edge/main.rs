@@ -14,6 +14,8 @@ mod conditional_range;
 mod failures;
 mod forwarding;
 mod health;
+mod http2;
+mod http2_flood;
 mod keys_vary;
 mod metrics;
 mod purge;

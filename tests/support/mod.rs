@@ -1,8 +1,9 @@
 //! The one test-support module of every end-to-end test binary (`tests/edge`,
 //! `tests/shield.rs`, `tests/director.rs`): real axum origins that record
 //! what reaches them ([`Origin`], [`StreamOrigin`], behind TLS
-//! [`TlsOrigin`]), real edges and shields
-//! started in this process ([`Node`]), one HTTP [`client`], and
+//! [`TlsOrigin`]), real edges and shields started in this process
+//! ([`Node`]), one HTTP [`client`] (and an HTTP/2 one with a raw frame
+//! writer, [`h2c`]), and
 //! [`eventually`] instead of sleeps. Everything listens on 127.0.0.1 with a
 //! port from the OS; nothing leaves loopback.
 
@@ -14,6 +15,7 @@
 
 mod client;
 mod eventually;
+pub mod h2c;
 mod node;
 mod origin;
 mod stream_origin;

@@ -2,7 +2,7 @@
 //! optional with a documented default) and the validated [`ShieldConfig`].
 //! Precedence: command-line flags > file > defaults.
 //!
-//! The `[cache]`, `[timeouts]` and `[health]` sections are the edge's own
+//! The `[cache]`, `[timeouts]`, `[health]` and `[http2]` sections are the edge's own
 //! types, so a caching rule or timeout is configured the same way on both
 //! tiers; only the defaults of `[health]` differ (origins are polled on
 //! `/healthz`, not on the Meridian-internal health path).
@@ -16,7 +16,7 @@ use meridian_balance::{BackendSpec, Balance};
 use meridian_common::{ConfigError, HumanDuration};
 use meridian_proxy::compress::CompressionSection;
 use meridian_proxy::config::{
-    AdminSection, CacheSection, HealthSection, PurgeSection, TimeoutSection,
+    AdminSection, CacheSection, HealthSection, Http2Section, PurgeSection, TimeoutSection,
 };
 use serde::Deserialize;
 
@@ -80,6 +80,8 @@ pub struct FileConfig {
     /// encode for their own clients.
     #[serde(default)]
     pub compression: CompressionSection,
+    #[serde(default)]
+    pub http2: Http2Section,
 }
 
 /// The validated shield configuration.
@@ -158,6 +160,7 @@ impl FileConfig {
                 enabled: Some(self.compression.enabled.unwrap_or(false)),
                 ..self.compression.clone()
             },
+            http2: self.http2.clone(),
         };
         // The engine names its upstreams `upstream`; here they are `origin`.
         let mut engine = edge.validate(source).map_err(|e| match e {
@@ -224,6 +227,24 @@ mod tests {
         );
         assert_eq!(c.balance, Balance::WeightedRoundRobin);
         assert_eq!(c.engine.trusted_forwarders.len(), 1);
+    }
+
+    #[test]
+    fn the_http2_section_reaches_the_engine() {
+        let c = parse(
+            "origin = ['http://127.0.0.1:9000']\n[http2]\nmax-concurrent-streams = 7\n\
+             initial-stream-window = '1MiB'",
+        )
+        .expect("valid");
+        assert_eq!(c.engine.http2.max_concurrent_streams, 7);
+        assert_eq!(c.engine.http2.initial_stream_window, 1 << 20);
+        let e = parse("origin = ['http://127.0.0.1:9000']\n[http2]\nmax-frame-size = 10")
+            .expect_err("too small")
+            .to_string();
+        assert!(
+            e.contains("shield.toml") && e.contains("http2.max-frame-size"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -22,6 +22,9 @@ use crate::authority::{Authority, HostPattern, Scheme};
 use crate::upstream::tls::{TlsUpstream, UpstreamTls};
 use meridian_balance::TlsOptions;
 
+mod http2;
+pub use http2::{Http2Section, Http2Settings};
+
 /// The file as written by an operator. See `config/edge.toml`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -68,6 +71,7 @@ pub struct FileConfig {
     pub purge: PurgeSection,
     #[serde(default)]
     pub compression: crate::compress::CompressionSection,
+    pub http2: Http2Section,
 }
 
 /// The admin listener's access rules.
@@ -232,6 +236,8 @@ pub struct Config {
     pub tier: meridian_purge::Tier,
     /// `[compression]`; `None` when off.
     pub compression: Option<crate::compress::Compression>,
+    /// `[http2]`: the limits of a client's HTTP/2 connection.
+    pub http2: Http2Settings,
 }
 
 impl FileConfig {
@@ -474,6 +480,7 @@ impl FileConfig {
             purge_token,
             tier: meridian_purge::Tier::Edge,
             compression: self.compression.validate(source)?,
+            http2: self.http2.validate(source)?,
         })
     }
 }

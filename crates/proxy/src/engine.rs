@@ -86,6 +86,8 @@ pub struct Engine {
     /// `admin.hosts`: `Host` values the admin listener answers besides
     /// its own address and loopback.
     pub(crate) admin_hosts: Vec<HostPattern>,
+    /// `[http2]`: the limits the listeners give HTTP/2 connections.
+    pub(crate) http2: crate::config::Http2Settings,
     pub stats: Stats,
     /// Prometheus metrics not derived from outcomes: purges, fills.
     pub(crate) metrics: Metrics,
@@ -140,6 +142,7 @@ impl Engine {
                 .iter()
                 .filter_map(|h| HostPattern::parse(h).ok())
                 .collect(),
+            http2: config.http2.clone(),
             stats: Stats::default(),
             metrics: Metrics::default(),
             compression: config
@@ -358,7 +361,10 @@ impl Engine {
                 authority: &req.authority,
                 peer: req.peer.ip(),
                 trusted: self.is_trusted(req.peer.ip()),
-                via: &self.stamp.via,
+                via: match req.parts.version {
+                    Version::HTTP_2 => &self.stamp.via_h2,
+                    _ => &self.stamp.via,
+                },
             },
         )
     }
@@ -614,6 +620,16 @@ fn requested_authority(parts: &Parts, scheme: Scheme) -> Result<Option<Authority
     };
     match parts.uri.authority() {
         Some(target) => {
+            // RFC 9113 §8.3.1: a Host that names another entity than
+            // `:authority` makes the request malformed (as nginx answers
+            // 400), rather than one of the two silently winning.
+            if parts.version == Version::HTTP_2
+                && host.as_ref().is_some_and(|h| {
+                    Authority::parse(target.as_str(), scheme).ok().as_ref() != Some(h)
+                })
+            {
+                return Err("Host differs from :authority");
+            }
             if !parts
                 .uri
                 .scheme_str()
@@ -690,7 +706,8 @@ mod tests {
             Result<Option<&'a str>, ()>,
         );
         let v11 = Version::HTTP_11;
-        let cases: [Case; 9] = [
+        let v2 = Version::HTTP_2;
+        let cases: [Case; 13] = [
             (
                 &[("host", "A.Example:80")],
                 "/p",
@@ -730,6 +747,22 @@ mod tests {
                 v11,
                 Err(()),
             ),
+            // HTTP/2 (RFC 9113 §8.3.1): `:authority`, and a Host naming
+            // anything else is malformed.
+            (&[], "http://a.example/p", v2, Ok(Some("a.example"))),
+            (
+                &[("host", "A.example:80")],
+                "http://a.example/p",
+                v2,
+                Ok(Some("a.example")),
+            ),
+            (
+                &[("host", "attacker.example")],
+                "http://victim.example/p",
+                v2,
+                Err(()),
+            ),
+            (&[("host", "b.example")], "/p", v2, Ok(Some("b.example"))),
         ];
         for (headers, target, version, want) in cases {
             let got = requested_authority(&parts(headers, target, version), Scheme::Http)

@@ -21,18 +21,22 @@ pub struct Stamp {
     pub name: String,
     /// `1.1 <name>` for `Via`.
     pub via: HeaderValue,
+    /// `2 <name>`: the `Via` hop of a request received over HTTP/2 (RFC
+    /// 9110 §7.6.3: the protocol the message was received with).
+    pub via_h2: HeaderValue,
 }
 
 impl Stamp {
     pub fn new(name: &str) -> Self {
-        let via = HeaderValue::from_str(&format!(
-            "1.1 {}",
-            name.replace(|c: char| !c.is_ascii_graphic(), "-")
-        ))
-        .unwrap_or_else(|_| HeaderValue::from_static("1.1 meridian"));
+        let token = name.replace(|c: char| !c.is_ascii_graphic(), "-");
+        let via = HeaderValue::from_str(&format!("1.1 {token}"))
+            .unwrap_or_else(|_| HeaderValue::from_static("1.1 meridian"));
+        let via_h2 = HeaderValue::from_str(&format!("2 {token}"))
+            .unwrap_or_else(|_| HeaderValue::from_static("2 meridian"));
         Stamp {
             name: meridian_cache::status::cache_name(name),
             via,
+            via_h2,
         }
     }
 

@@ -96,8 +96,9 @@ impl Connections {
     }
 }
 
-/// The HTTP/1.1 and HTTP/2 settings every listener shares.
-fn builder(_engine: &Engine) -> auto::Builder<TokioExecutor> {
+/// The HTTP/1.1 and HTTP/2 settings every listener shares; HTTP/2's
+/// limits are the engine's `[http2]` section.
+fn builder(engine: &Engine) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     // Vectored writes always: the response head and the cached body `Bytes`
     // leave in one `writev` with no copy in user space (measured: a 100 KiB
@@ -111,7 +112,24 @@ fn builder(_engine: &Engine) -> auto::Builder<TokioExecutor> {
         .keep_alive(true)
         .timer(hyper_util::rt::TokioTimer::new())
         .header_read_timeout(Duration::from_secs(30));
-    builder.http2().timer(hyper_util::rt::TokioTimer::new());
+    let h2 = &engine.http2;
+    // Every limit explicit, none left to a library default that could
+    // change under us. A client over `max-header-list-size` (CONTINUATION
+    // frames included) or past either reset budget gets GOAWAY and the
+    // connection closes: the rapid-reset (CVE-2023-44487) and CONTINUATION
+    // flood guards of the `h2` crate, with our numbers.
+    builder
+        .http2()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .max_concurrent_streams(h2.max_concurrent_streams)
+        .initial_stream_window_size(h2.initial_stream_window)
+        .initial_connection_window_size(h2.initial_connection_window)
+        .max_frame_size(h2.max_frame_size)
+        .max_header_list_size(h2.max_header_list_size)
+        .max_pending_accept_reset_streams(h2.max_pending_accept_reset_streams)
+        .max_local_error_reset_streams(h2.max_local_error_reset_streams)
+        .keep_alive_interval(h2.keep_alive_interval)
+        .keep_alive_timeout(h2.keep_alive_timeout);
     builder
 }
 
