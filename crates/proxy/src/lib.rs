@@ -21,6 +21,7 @@ pub mod outcome;
 pub mod purge;
 pub mod respond;
 pub mod server;
+pub mod tls;
 pub mod upstream;
 
 use std::sync::Arc;
