@@ -15,7 +15,7 @@ use ipnet::IpNet;
 use meridian_balance::{BackendSpec, Balance};
 use meridian_common::{ConfigError, HumanDuration};
 use meridian_proxy::config::{
-    AdminSection, CacheSection, HealthSection, PurgeSection, TimeoutSection,
+    AdminSection, CacheSection, HealthSection, PurgeSection, TimeoutSection, TlsSection,
 };
 use serde::Deserialize;
 
@@ -37,7 +37,9 @@ pub struct FileConfig {
     pub name: Option<String>,
     /// Region label reported by `/healthz` (default "local").
     pub region: Option<String>,
-    /// Proxy listener, where the edges connect (default "127.0.0.1:8500").
+    /// Plain proxy listener, where the edges connect (default
+    /// "127.0.0.1:8500", or none when `tls.listen` is set: then it runs
+    /// only when given).
     pub listen: Option<SocketAddr>,
     /// Admin listener (`/healthz`, `/stats`) (default none).
     pub admin_listen: Option<SocketAddr>,
@@ -70,6 +72,10 @@ pub struct FileConfig {
     pub admin: AdminSection,
     #[serde(default)]
     pub purge: PurgeSection,
+    /// TLS for edge-to-shield links that cross untrusted networks: the
+    /// edge's own `[tls]` section.
+    #[serde(default)]
+    pub tls: TlsSection,
 }
 
 /// The validated shield configuration.
@@ -129,7 +135,12 @@ impl FileConfig {
         let edge = meridian_proxy::FileConfig {
             name: Some(self.name.clone().unwrap_or_else(|| DEFAULT_NAME.into())),
             region: self.region.clone(),
-            listen: Some(self.listen.unwrap_or(DEFAULT_LISTEN)),
+            // The shield's own default port, unless only TLS is asked for.
+            listen: match (self.listen, self.tls.listen) {
+                (Some(l), _) => Some(l),
+                (None, Some(_)) => None,
+                (None, None) => Some(DEFAULT_LISTEN),
+            },
             admin_listen: self.admin_listen,
             upstream: origins.iter().map(|o| o.base().to_owned()).collect(),
             workers: self.workers,
@@ -141,6 +152,7 @@ impl FileConfig {
             health,
             admin: self.admin.clone(),
             purge: self.purge.clone(),
+            tls: self.tls.clone(),
         };
         let mut engine = edge.validate(source)?;
         engine.tier = meridian_purge::Tier::Shield;
@@ -172,7 +184,8 @@ mod tests {
     #[test]
     fn defaults_fill_in() {
         let c = parse("origin = ['http://127.0.0.1:9000']").expect("valid");
-        assert_eq!(c.engine.listen, DEFAULT_LISTEN);
+        assert_eq!(c.engine.listen, Some(DEFAULT_LISTEN));
+        assert!(c.engine.tls.is_none());
         assert_eq!(c.engine.name, DEFAULT_NAME);
         assert_eq!(c.engine.health_path, "/healthz");
         assert_eq!(c.engine.health_interval, Duration::from_secs(2));

@@ -28,7 +28,8 @@ pub struct FileConfig {
     pub name: Option<String>,
     /// Region label reported by `/healthz` (default "local").
     pub region: Option<String>,
-    /// Proxy listener (default "127.0.0.1:8080").
+    /// Plain HTTP proxy listener (default "127.0.0.1:8080", or none when
+    /// `tls.listen` is set: then it runs only when given).
     pub listen: Option<SocketAddr>,
     /// Admin listener (`/healthz`, `/stats`) (default none).
     pub admin_listen: Option<SocketAddr>,
@@ -58,6 +59,8 @@ pub struct FileConfig {
     pub admin: AdminSection,
     #[serde(default)]
     pub purge: PurgeSection,
+    #[serde(default)]
+    pub tls: TlsSection,
 }
 
 /// The admin listener's access rules.
@@ -72,6 +75,47 @@ pub struct AdminSection {
     /// `localhost` and loopback IPs (default none). Any other Host gets 421:
     /// a guard against DNS rebinding.
     pub hosts: Option<Vec<String>>,
+}
+
+/// TLS termination: a listener, its certificates, and the plain listener's
+/// redirect. See the README's "HTTPS edge".
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct TlsSection {
+    /// TLS listener (default none: no TLS). With it, the plain `listen`
+    /// runs only when it is set too.
+    pub listen: Option<SocketAddr>,
+    /// Certificates (`[[tls.cert]] cert = "PEM", key = "PEM"`, paths
+    /// relative to the config file), picked by SNI from each one's
+    /// subjectAltName names; the first is the default (required with
+    /// `listen`).
+    #[serde(default)]
+    pub cert: Vec<CertSection>,
+    /// A client that has not finished its handshake by then is dropped
+    /// (default "10s").
+    pub handshake_timeout: Option<HumanDuration>,
+    /// The plain listener answers every request with 308 to the same URL
+    /// on `https://` (the TLS listener's port when it is not 443) instead
+    /// of proxying it (default false).
+    pub redirect_plain: Option<bool>,
+    /// TLS sessions kept for resumption by session ID; 0 keeps none
+    /// (default 4096).
+    pub session_cache: Option<usize>,
+    /// Stateless session tickets for resumption (default true).
+    pub session_tickets: Option<bool>,
+    /// Handshakes in progress at once; past it the listener waits before
+    /// accepting more (default 1024).
+    pub max_handshakes: Option<usize>,
+}
+
+/// One `[[tls.cert]]` pair.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct CertSection {
+    /// PEM certificate chain, leaf first.
+    pub cert: std::path::PathBuf,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) of the leaf.
+    pub key: std::path::PathBuf,
 }
 
 /// Following the cluster purge log.
@@ -170,7 +214,8 @@ pub struct HealthSection {
 pub struct Config {
     pub name: String,
     pub region: String,
-    pub listen: SocketAddr,
+    /// The plain listener; `None` when only the TLS listener runs.
+    pub listen: Option<SocketAddr>,
     pub admin_listen: Option<SocketAddr>,
     pub upstreams: Vec<Uri>,
     /// Each upstream's `;id=NAME`, if given: its identity for the
@@ -212,6 +257,8 @@ pub struct Config {
     pub purge_token: Option<String>,
     /// Which tier this node is in (the shield's config sets `Shield`).
     pub tier: meridian_purge::Tier,
+    /// The TLS listener and its certificates (`[tls]`), if any.
+    pub tls: Option<crate::tls::TlsSettings>,
 }
 
 impl FileConfig {
@@ -375,12 +422,17 @@ impl FileConfig {
                 Some(text.lines().next().unwrap_or("").trim().to_owned())
             }
         };
+        let tls = self.tls.validate(source, base, self.listen)?;
         Ok(Config {
             name,
             region: self.region.clone().unwrap_or_else(|| "local".into()),
-            listen: self
-                .listen
-                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
+            // "Beside or instead of": without TLS there is always a plain
+            // listener; with it, only when asked for.
+            listen: match (self.listen, &tls) {
+                (Some(l), _) => Some(l),
+                (None, Some(_)) => None,
+                (None, None) => Some(SocketAddr::from(([127, 0, 0, 1], 8080))),
+            },
             admin_listen: self.admin_listen,
             upstreams,
             upstream_ids,
@@ -434,7 +486,95 @@ impl FileConfig {
             purge_max_lag,
             purge_token,
             tier: meridian_purge::Tier::Edge,
+            tls,
         })
+    }
+}
+
+impl TlsSection {
+    /// The validated section, `None` without a TLS listener. Certificate
+    /// paths are taken relative to `base` (the config file's directory) and
+    /// every pair is loaded, so a missing file, bad PEM or a key that is
+    /// not the certificate's fails at start. `plain` is the plain listener
+    /// the file asks for.
+    pub fn validate(
+        &self,
+        source: &str,
+        base: &Path,
+        plain: Option<SocketAddr>,
+    ) -> Result<Option<crate::tls::TlsSettings>, ConfigError> {
+        let bad = |key: &str, reason: String| ConfigError::invalid(source, key, reason);
+        let Some(listen) = self.listen else {
+            if !self.cert.is_empty() || self.redirect_plain == Some(true) {
+                return Err(bad(
+                    "tls.listen",
+                    "certificates or redirect-plain are set but there is no TLS listener \
+                     (tls.listen = \"ADDR:443\", --tls-listen)"
+                        .into(),
+                ));
+            }
+            return Ok(None);
+        };
+        if self.cert.is_empty() {
+            return Err(bad(
+                "tls.cert",
+                "a TLS listener needs at least one [[tls.cert]] (cert and key, PEM; \
+                 --tls-cert/--tls-key)"
+                    .into(),
+            ));
+        }
+        if plain == Some(listen) {
+            return Err(bad(
+                "tls.listen",
+                format!("{listen} is also the plain `listen`"),
+            ));
+        }
+        let redirect_plain = self.redirect_plain.unwrap_or(false);
+        if redirect_plain && plain.is_none() {
+            return Err(bad(
+                "tls.redirect-plain",
+                "there is no plain `listen` to redirect from".into(),
+            ));
+        }
+        let handshake_timeout = self
+            .handshake_timeout
+            .map_or(crate::tls::DEFAULT_HANDSHAKE_TIMEOUT, HumanDuration::get);
+        if handshake_timeout.is_zero() {
+            return Err(bad(
+                "tls.handshake-timeout",
+                "must be more than 0s (no handshake could finish)".into(),
+            ));
+        }
+        let max_handshakes = self
+            .max_handshakes
+            .unwrap_or(crate::tls::DEFAULT_MAX_HANDSHAKES);
+        if max_handshakes == 0 {
+            return Err(bad(
+                "tls.max-handshakes",
+                "must be more than 0 (no connection could be accepted)".into(),
+            ));
+        }
+        let mut certs = Vec::with_capacity(self.cert.len());
+        for (i, pair) in self.cert.iter().enumerate() {
+            let files = crate::tls::CertFiles {
+                cert: base.join(&pair.cert),
+                key: base.join(&pair.key),
+            };
+            crate::tls::load_pair(&files)
+                .map_err(|e| bad(&format!("tls.cert[{i}].{}", e.field()), e.to_string()))?;
+            certs.push(files);
+        }
+        Ok(Some(crate::tls::TlsSettings {
+            listen,
+            certs,
+            handshake_timeout,
+            redirect_plain,
+            session_cache: self
+                .session_cache
+                .unwrap_or(crate::tls::DEFAULT_SESSION_CACHE),
+            session_tickets: self.session_tickets.unwrap_or(true),
+            max_handshakes,
+        }))
     }
 }
 

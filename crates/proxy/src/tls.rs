@@ -453,6 +453,7 @@ impl Tls {
 
 #[cfg(test)]
 mod tests {
+    use meridian_common::HumanDuration;
     use meridian_common::certs::LocalCa;
 
     use super::*;
@@ -590,5 +591,139 @@ mod tests {
             certs.reload_if_changed().is_none(),
             "a failed attempt is not retried"
         );
+    }
+
+    fn section(listen: Option<&str>, pairs: &[&CertFiles]) -> crate::config::TlsSection {
+        crate::config::TlsSection {
+            listen: listen.map(|l| l.parse().expect("addr")),
+            cert: pairs
+                .iter()
+                .map(|p| crate::config::CertSection {
+                    cert: p.cert.clone(),
+                    key: p.key.clone(),
+                })
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    fn edge(tls: crate::config::TlsSection, listen: Option<&str>) -> crate::FileConfig {
+        crate::FileConfig {
+            upstream: vec!["http://127.0.0.1:9000".into()],
+            listen: listen.map(|l| l.parse().expect("addr")),
+            tls,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_tls_listener_alone_turns_the_default_plain_listener_off() {
+        let dir = tempfile::tempdir().expect("dir");
+        let ca = LocalCa::generate("test CA").expect("ca");
+        let a = pair(&ca, dir.path(), "a", &["a.test"]);
+        let c = edge(section(Some("127.0.0.1:8443"), &[&a]), None)
+            .validate("edge.toml")
+            .expect("valid");
+        assert_eq!(c.listen, None);
+        let tls = c.tls.expect("tls");
+        assert_eq!(tls.handshake_timeout, DEFAULT_HANDSHAKE_TIMEOUT);
+        assert_eq!(tls.session_cache, DEFAULT_SESSION_CACHE);
+        assert!(tls.session_tickets && !tls.redirect_plain);
+        let c = edge(
+            section(Some("127.0.0.1:8443"), &[&a]),
+            Some("127.0.0.1:8080"),
+        )
+        .validate("edge.toml")
+        .expect("valid");
+        assert_eq!(c.listen, Some("127.0.0.1:8080".parse().expect("addr")));
+        let c = edge(Default::default(), None)
+            .validate("edge.toml")
+            .expect("valid");
+        assert_eq!(c.listen, Some("127.0.0.1:8080".parse().expect("addr")));
+        assert!(c.tls.is_none());
+    }
+
+    #[test]
+    fn cert_paths_are_relative_to_the_config_file() {
+        let dir = tempfile::tempdir().expect("dir");
+        let ca = LocalCa::generate("test CA").expect("ca");
+        pair(&ca, dir.path(), "a", &["a.test"]);
+        let text = "upstream = ['http://127.0.0.1:9000']\n[tls]\nlisten = '127.0.0.1:8443'\n\
+                    [[tls.cert]]\ncert = 'a.crt'\nkey = 'a.key'\n";
+        let file = dir.path().join("edge.toml");
+        std::fs::write(&file, text).expect("write");
+        let source = file.display().to_string();
+        let c = crate::FileConfig::load(&file)
+            .expect("parses")
+            .validate(&source)
+            .expect("valid");
+        assert_eq!(c.tls.expect("tls").certs[0].cert, dir.path().join("a.crt"));
+    }
+
+    #[test]
+    fn bad_tls_values_name_file_key_and_reason() {
+        let dir = tempfile::tempdir().expect("dir");
+        let ca = LocalCa::generate("test CA").expect("ca");
+        let a = pair(&ca, dir.path(), "a", &["a.test"]);
+        let b = pair(&ca, dir.path(), "b", &["b.test"]);
+        let missing = CertFiles {
+            cert: dir.path().join("gone.crt"),
+            key: a.key.clone(),
+        };
+        let swapped = CertFiles {
+            cert: a.cert.clone(),
+            key: b.key.clone(),
+        };
+        let on = Some("127.0.0.1:8443");
+        let plain = Some("127.0.0.1:8080");
+        let with = |f: fn(&mut crate::config::TlsSection)| {
+            let mut s = section(on, &[&a]);
+            f(&mut s);
+            s
+        };
+        let cases = [
+            (
+                edge(section(None, &[&a]), plain),
+                "tls.listen",
+                "no TLS listener",
+            ),
+            (edge(section(on, &[]), plain), "tls.cert", "at least one"),
+            (
+                edge(section(on, &[&a, &missing]), plain),
+                "tls.cert[1].cert",
+                "gone.crt",
+            ),
+            (
+                edge(section(on, &[&swapped]), plain),
+                "tls.cert[0].key",
+                "does not belong",
+            ),
+            (edge(section(on, &[&a]), on), "tls.listen", "also the plain"),
+            (
+                edge(with(|s| s.redirect_plain = Some(true)), None),
+                "tls.redirect-plain",
+                "no plain",
+            ),
+            (
+                edge(
+                    with(|s| s.handshake_timeout = Some(HumanDuration(Duration::ZERO))),
+                    plain,
+                ),
+                "tls.handshake-timeout",
+                "more than 0s",
+            ),
+            (
+                edge(with(|s| s.max_handshakes = Some(0)), plain),
+                "tls.max-handshakes",
+                "more than 0",
+            ),
+        ];
+        for (file, key, reason) in cases {
+            let e = file.validate("edge.toml").expect_err(key).to_string();
+            assert!(
+                e.contains("edge.toml") && e.contains(&format!("`{key}`")) && e.contains(reason),
+                "{key}: {e}"
+            );
+        }
     }
 }
