@@ -21,3 +21,4 @@ mod revalidation;
 mod sample_site;
 mod storage;
 mod streaming;
+mod tls;

@@ -16,6 +16,7 @@ mod eventually;
 mod node;
 mod origin;
 mod stream_origin;
+pub mod tls;
 
 // Re-exported for the binaries that use them; unused in the others, as above.
 #[allow(unused_imports)]

@@ -523,7 +523,8 @@ impl TlsSection {
                     .into(),
             ));
         }
-        if plain == Some(listen) {
+        // Port 0 asks the OS for a free port: two such binds never clash.
+        if plain == Some(listen) && listen.port() != 0 {
             return Err(bad(
                 "tls.listen",
                 format!("{listen} is also the plain `listen`"),
