@@ -37,8 +37,13 @@ fn config() -> ClusterConfig {
 }
 
 async fn start() -> Running {
+    start_with(|_| {}).await
+}
+
+async fn start_with(tune: impl FnOnce(&mut ClusterConfig)) -> Running {
     let state = tempfile::tempdir().expect("tempdir");
     let mut c = config();
+    tune(&mut c);
     c.state_dir = state.path().to_path_buf();
     // The test plays the clients' resolver: it tells the director who the
     // client is, as a trusted proxy on loopback would.
@@ -421,6 +426,41 @@ async fn every_printed_curl_line_works_as_printed() {
             String::from_utf8_lossy(&out.stderr)
         );
         eprintln!("$ {line}\n{stdout}");
+    }
+    r.cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_https_the_printed_curl_line_reaches_an_edge_over_tls_with_the_ca() {
+    let r = start_with(|c| c.https = true).await;
+    let text = meridian_cluster::summary::summary(&r.cluster);
+    let tls = r.cluster.tls().expect("cluster.https");
+    assert!(
+        tls.ca_file.starts_with(&r.cluster.config().state_dir),
+        "{text}"
+    );
+    assert!(
+        text.contains(&tls.ca_file.display().to_string()),
+        "the CA path is printed: {text}"
+    );
+    let line = text
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("curl ") && l.contains("--cacert"))
+        .unwrap_or_else(|| panic!("a curl line with --cacert: {text}"));
+    for want in ["miss", "hit"] {
+        let out = tokio::process::Command::new("bash")
+            .arg("-c")
+            .arg(format!("set -o pipefail; {line}"))
+            .output()
+            .await
+            .expect("sh");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains(want),
+            "`{line}` ({want}): {}{stdout}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     r.cluster.shutdown().await;
 }

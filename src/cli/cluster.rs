@@ -31,6 +31,10 @@ enum ClusterCommand {
         /// Runtime worker threads [default: one per core].
         #[arg(long)]
         workers: Option<usize>,
+        /// Edges also listen on HTTPS, with certificates from a local CA
+        /// made at start (its path is printed) [config `cluster.https`].
+        #[arg(long)]
+        https: bool,
     },
     /// Stop a node: its listeners close and its cache is lost.
     Stop(NodeArg),
@@ -76,7 +80,8 @@ pub fn main(args: ClusterArgs) -> anyhow::Result<()> {
             file,
             check_config,
             workers,
-        } => up(&file.config, check_config, workers),
+            https,
+        } => up(&file.config, check_config, workers, https),
         ClusterCommand::Stop(n) => act(&n, "stop"),
         ClusterCommand::Start(n) => act(&n, "start"),
         ClusterCommand::Slow { node, by } => act(&node, &format!("slow={}", fmt_ms(by.get()))),
@@ -103,8 +108,9 @@ pub(crate) fn load(path: &Path) -> anyhow::Result<ClusterConfig> {
     Ok(ClusterConfig::load(path)?)
 }
 
-fn up(path: &Path, check_config: bool, workers: Option<usize>) -> anyhow::Result<()> {
-    let config = load(path)?;
+fn up(path: &Path, check_config: bool, workers: Option<usize>, https: bool) -> anyhow::Result<()> {
+    let mut config = load(path)?;
+    config.https |= https;
     if check_config {
         println!(
             "{}: configuration OK ({} edges in {} regions, {} shields)",

@@ -7,7 +7,8 @@ use meridian_edge::FileConfig;
 
 #[derive(clap::Args)]
 pub struct EdgeArgs {
-    /// Proxy listener address [config `listen`, default 127.0.0.1:8080].
+    /// Plain HTTP listener address [config `listen`, default 127.0.0.1:8080,
+    /// or none with --tls-listen unless given].
     #[arg(long)]
     listen: Option<SocketAddr>,
     /// Upstream base URL (an origin, or a shield); repeat for several shields.
@@ -41,8 +42,8 @@ pub fn main(args: EdgeArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     super::runtime(config.workers)?.block_on(async move {
-        let (listener, admin, shutdown) = super::bind(config.listen, config.admin_listen).await?;
-        meridian_edge::run(listener, admin, config, shutdown).await?;
+        let (listeners, admin, shutdown) = super::bind_node(&config).await?;
+        meridian_edge::run(listeners, admin, config, shutdown).await?;
         Ok(())
     })
 }
@@ -85,5 +86,60 @@ mod tests {
         assert_eq!(c.site_host.as_deref(), Some("shop.example"));
         assert_eq!(c.accept_hosts.map(|a| a.len()), Some(2));
         assert_eq!(c.trusted_forwarders.len(), 1);
+    }
+
+    #[test]
+    fn tls_flags_pair_certificates_with_keys_in_order() {
+        let dir = tempfile::tempdir().expect("dir");
+        let ca = meridian_common::certs::LocalCa::generate("test CA").expect("ca");
+        let mut paths = Vec::new();
+        for stem in ["a", "b"] {
+            let files = ca
+                .issue(&[&format!("{stem}.test")])
+                .expect("issue")
+                .write(dir.path(), stem)
+                .expect("write");
+            paths.push((
+                files.cert.display().to_string(),
+                files.key.display().to_string(),
+            ));
+        }
+        let parse = |extra: &[&str]| {
+            let mut argv = vec!["edge", "--upstream", "http://127.0.0.1:9000"];
+            argv.extend_from_slice(extra);
+            Cli::try_parse_from(argv).expect("flags parse").args
+        };
+        let (a, b) = (&paths[0], &paths[1]);
+        let args = parse(&[
+            "--tls-listen",
+            "127.0.0.1:8443",
+            "--tls-cert",
+            &a.0,
+            "--tls-key",
+            &a.1,
+            "--tls-cert",
+            &b.0,
+            "--tls-key",
+            &b.1,
+            "--listen",
+            "127.0.0.1:8080",
+            "--redirect-https",
+        ]);
+        args.node.check_tls_pairs().expect("paired");
+        let mut file = FileConfig {
+            upstream: args.upstreams.clone(),
+            listen: args.listen,
+            ..Default::default()
+        };
+        super::super::apply_node_flags!(file, &args.node);
+        let c = file.validate("command line").expect("valid");
+        let tls = c.tls.expect("tls");
+        assert_eq!(tls.certs.len(), 2);
+        assert_eq!(tls.certs[1].key.display().to_string(), b.1);
+        assert!(tls.redirect_plain);
+
+        let args = parse(&["--tls-listen", "127.0.0.1:8443", "--tls-cert", &a.0]);
+        let e = args.node.check_tls_pairs().expect_err("no key").to_string();
+        assert!(e.contains("1 --tls-cert but 0 --tls-key"), "{e}");
     }
 }

@@ -69,6 +69,33 @@ pub async fn bind(
     Ok((listener, admin, shutdown))
 }
 
+/// The proxy listeners (plain, TLS with its certificates loaded), the
+/// admin listener and the shutdown signal of a caching node; errors name
+/// the flag and key.
+pub async fn bind_node(
+    config: &meridian_proxy::Config,
+) -> anyhow::Result<(
+    meridian_proxy::Listeners,
+    Option<tokio::net::TcpListener>,
+    meridian_common::Shutdown,
+)> {
+    let listeners = meridian_proxy::Listeners::bind(config).await?;
+    // `bind` with no address: the admin listener and the signal only.
+    let admin = match config.admin_listen {
+        Some(a) => Some(tokio::net::TcpListener::bind(a).await.map_err(|e| {
+            anyhow::anyhow!("cannot listen on {a} (--admin-listen / admin-listen): {e}")
+        })?),
+        None => None,
+    };
+    let shutdown = meridian_common::Shutdown::new();
+    let trigger = shutdown.clone();
+    tokio::spawn(async move {
+        meridian_common::shutdown_signal().await;
+        trigger.trigger();
+    });
+    Ok((listeners, admin, shutdown))
+}
+
 /// Flags every caching node (edge, shield) takes; `#[command(flatten)]`ed
 /// into its own arguments.
 #[derive(clap::Args)]
@@ -100,6 +127,20 @@ pub struct NodeFlags {
     /// appended to; repeatable [config `trusted-forwarders`, default none].
     #[arg(long = "trusted-forwarder", value_name = "CIDR")]
     pub trusted_forwarders: Vec<ipnet::IpNet>,
+    /// TLS listener address, beside or instead of --listen [config `tls.listen`, default off].
+    #[arg(long, value_name = "ADDR")]
+    pub tls_listen: Option<SocketAddr>,
+    /// PEM certificate chain for the TLS listener; repeat with --tls-key for
+    /// several, picked by SNI, the first the default [config `[[tls.cert]] cert`].
+    #[arg(long = "tls-cert", value_name = "PEM")]
+    pub tls_certs: Vec<PathBuf>,
+    /// PEM private key of the --tls-cert in the same position [config `[[tls.cert]] key`].
+    #[arg(long = "tls-key", value_name = "PEM")]
+    pub tls_keys: Vec<PathBuf>,
+    /// The plain listener answers 308 to https:// instead of proxying
+    /// [config `tls.redirect-plain`, default off].
+    #[arg(long)]
+    pub redirect_https: bool,
     /// TOML config file (see config/); flags override it.
     #[arg(long)]
     pub config: Option<PathBuf>,
@@ -114,6 +155,7 @@ impl NodeFlags {
     pub fn load_file<F: serde::de::DeserializeOwned + Default>(
         &self,
     ) -> anyhow::Result<(F, String)> {
+        self.check_tls_pairs()?;
         Ok(match &self.config {
             Some(p) => (meridian_common::load_toml(p)?, p.display().to_string()),
             None => (F::default(), "command line".to_string()),
@@ -121,9 +163,39 @@ impl NodeFlags {
     }
 }
 
+impl NodeFlags {
+    /// `--tls-cert` and `--tls-key` come in pairs, matched by position.
+    pub fn check_tls_pairs(&self) -> anyhow::Result<()> {
+        let (certs, keys) = (self.tls_certs.len(), self.tls_keys.len());
+        if certs != keys {
+            anyhow::bail!(
+                "command line: {certs} --tls-cert but {keys} --tls-key: give one key per \
+                 certificate, in the same order"
+            );
+        }
+        Ok(())
+    }
+
+    /// The `--tls-cert`/`--tls-key` pairs, made absolute: a path on the
+    /// command line is relative to the working directory, not to the
+    /// config file as a path written in the file is.
+    pub fn tls_pairs(&self) -> Vec<meridian_proxy::config::CertSection> {
+        let absolute = |p: &PathBuf| std::path::absolute(p).unwrap_or_else(|_| p.clone());
+        self.tls_certs
+            .iter()
+            .zip(&self.tls_keys)
+            .map(|(cert, key)| meridian_proxy::config::CertSection {
+                cert: absolute(cert),
+                key: absolute(key),
+            })
+            .collect()
+    }
+}
+
 /// Puts the node flags that were given over a node's file config (whose
 /// fields share the names: `admin_listen`, `name`, `region`, `workers`,
-/// `site_host`, `accept_hosts`, `trusted_forwarders`, `cache.size`).
+/// `site_host`, `accept_hosts`, `trusted_forwarders`, `cache.size`,
+/// `tls`). Certificate pairs from flags replace the file's list.
 macro_rules! apply_node_flags {
     ($file:expr, $flags:expr) => {{
         let flags: &$crate::cli::NodeFlags = $flags;
@@ -150,6 +222,15 @@ macro_rules! apply_node_flags {
         }
         if !flags.trusted_forwarders.is_empty() {
             $file.trusted_forwarders = Some(flags.trusted_forwarders.clone());
+        }
+        if flags.tls_listen.is_some() {
+            $file.tls.listen = flags.tls_listen;
+        }
+        if !flags.tls_certs.is_empty() {
+            $file.tls.cert = flags.tls_pairs();
+        }
+        if flags.redirect_https {
+            $file.tls.redirect_plain = Some(true);
         }
     }};
 }

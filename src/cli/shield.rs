@@ -10,7 +10,8 @@ use meridian_origin_shield::FileConfig;
 
 #[derive(clap::Args)]
 pub struct ShieldArgs {
-    /// Proxy listener, where edges connect [config `listen`, default 127.0.0.1:8500].
+    /// Plain proxy listener, where edges connect [config `listen`, default
+    /// 127.0.0.1:8500, or none with --tls-listen unless given].
     #[arg(long)]
     listen: Option<SocketAddr>,
     /// Origin `http://host:port[;weight=N]`; repeat for several.
@@ -48,9 +49,8 @@ pub fn main(args: ShieldArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     super::runtime(config.engine.workers)?.block_on(async move {
-        let (listener, admin, shutdown) =
-            super::bind(config.engine.listen, config.engine.admin_listen).await?;
-        meridian_origin_shield::run(listener, admin, config, shutdown).await?;
+        let (listeners, admin, shutdown) = super::bind_node(&config.engine).await?;
+        meridian_origin_shield::run(listeners, admin, config, shutdown).await?;
         Ok(())
     })
 }

@@ -25,4 +25,5 @@ mod rfc_gaps;
 mod sample_site;
 mod storage;
 mod streaming;
+mod tls;
 mod upstream_tls;

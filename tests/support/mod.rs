@@ -19,6 +19,7 @@ pub mod h2c;
 mod node;
 mod origin;
 mod stream_origin;
+pub mod tls;
 mod tls_origin;
 
 // Re-exported for the binaries that use them; unused in the others, as above.

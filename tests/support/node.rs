@@ -14,11 +14,14 @@
 use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use meridian_common::auth::{Scope, TokenConfig};
 use meridian_common::{HumanDuration, Shutdown};
-use meridian_edge::config::{AdminSection, HealthSection};
+use meridian_edge::config::{AdminSection, HealthSection, TlsSection};
+use meridian_edge::{Listeners, TlsListener};
+use meridian_proxy::tls::{Certs, Tls};
 use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -41,6 +44,9 @@ pub fn fast_health() -> HealthSection {
 pub struct Node {
     pub addr: SocketAddr,
     pub admin: SocketAddr,
+    /// The TLS listener's address and live certificates, when the config
+    /// has a `[tls]` section (see `support::tls`).
+    pub tls: Option<(SocketAddr, Arc<Certs>)>,
     shutdown: Shutdown,
     task: Option<JoinHandle<()>>,
 }
@@ -49,10 +55,10 @@ pub struct Node {
 pub trait NodeConfig: Send + 'static {
     fn name_mut(&mut self) -> &mut Option<String>;
     fn admin_mut(&mut self) -> &mut AdminSection;
+    fn tls(&self) -> &TlsSection;
     /// Validates the config and runs the node on the listeners until
     /// `shutdown`; the task panics if the node fails.
-    fn spawn(self, listener: TcpListener, admin: TcpListener, shutdown: Shutdown)
-    -> JoinHandle<()>;
+    fn spawn(self, listeners: Listeners, admin: TcpListener, shutdown: Shutdown) -> JoinHandle<()>;
 }
 
 impl NodeConfig for meridian_edge::FileConfig {
@@ -64,12 +70,11 @@ impl NodeConfig for meridian_edge::FileConfig {
         &mut self.admin
     }
 
-    fn spawn(
-        self,
-        listener: TcpListener,
-        admin: TcpListener,
-        shutdown: Shutdown,
-    ) -> JoinHandle<()> {
+    fn tls(&self) -> &TlsSection {
+        &self.tls
+    }
+
+    fn spawn(self, listener: Listeners, admin: TcpListener, shutdown: Shutdown) -> JoinHandle<()> {
         let config = self.validate("test").expect("valid edge config");
         tokio::spawn(async move {
             meridian_edge::run(listener, Some(admin), config, shutdown)
@@ -88,12 +93,11 @@ impl NodeConfig for meridian_origin_shield::FileConfig {
         &mut self.admin
     }
 
-    fn spawn(
-        self,
-        listener: TcpListener,
-        admin: TcpListener,
-        shutdown: Shutdown,
-    ) -> JoinHandle<()> {
+    fn tls(&self) -> &TlsSection {
+        &self.tls
+    }
+
+    fn spawn(self, listener: Listeners, admin: TcpListener, shutdown: Shutdown) -> JoinHandle<()> {
         let config = self.validate("test").expect("valid shield config");
         tokio::spawn(async move {
             meridian_origin_shield::run(listener, Some(admin), config, shutdown)
@@ -235,7 +239,9 @@ impl<C: NodeConfig> NodeBuilder<C> {
         self
     }
 
-    /// Binds the listener and the admin listener and starts the node.
+    /// Binds the listener, the admin listener and (with a `[tls]`
+    /// section) a TLS listener, all on ports from the OS, and starts the
+    /// node.
     pub async fn start(self) -> Node {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let admin = TcpListener::bind("127.0.0.1:0").await.expect("bind admin");
@@ -243,11 +249,36 @@ impl<C: NodeConfig> NodeBuilder<C> {
             listener.local_addr().expect("addr"),
             admin.local_addr().expect("addr"),
         );
+        let tls = match self.config.tls().listen {
+            None => None,
+            Some(_) => {
+                let settings = self
+                    .config
+                    .tls()
+                    .validate("test", std::path::Path::new(""), Some(addr))
+                    .expect("valid [tls]")
+                    .expect("a TLS listener");
+                let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind tls");
+                let tls = Arc::new(Tls::new(&settings).expect("certificates load"));
+                Some(TlsListener { listener, tls })
+            }
+        };
+        let tls_info = tls.as_ref().map(|t| {
+            (
+                t.listener.local_addr().expect("addr"),
+                Arc::clone(t.tls.certs()),
+            )
+        });
+        let listeners = Listeners {
+            plain: Some(listener),
+            tls,
+        };
         let shutdown = Shutdown::new();
-        let task = self.config.spawn(listener, admin, shutdown.clone());
+        let task = self.config.spawn(listeners, admin, shutdown.clone());
         Node {
             addr,
             admin: admin_addr,
+            tls: tls_info,
             shutdown,
             task: Some(task),
         }

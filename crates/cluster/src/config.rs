@@ -71,6 +71,8 @@ struct ClusterSection {
     cache_size: Option<ByteSize>,
     seed: Option<u64>,
     upstream_health_interval: Option<HumanDuration>,
+    /// Edges also listen on HTTPS, with certificates from a CA made at start.
+    https: Option<bool>,
 }
 
 /// `[origin]`: where the sample origin runs and where it is on the map.
@@ -166,6 +168,10 @@ pub struct ClusterConfig {
     pub seed: u64,
     /// How often edges check their shields (and fail over).
     pub upstream_health_interval: Duration,
+    /// Every edge also listens on HTTPS (`cluster.https`, `--https`), with
+    /// a certificate for `localhost`, `127.0.0.1` and its name signed by a
+    /// CA made at start in the state directory.
+    pub https: bool,
     pub origin: OriginSpec,
     pub shields: Vec<ShieldSpec>,
     pub edges: Vec<EdgeSpec>,
@@ -475,6 +481,7 @@ impl ClusterConfig {
             cache_size,
             seed: c.seed.unwrap_or(1),
             upstream_health_interval,
+            https: c.https.unwrap_or(false),
             origin,
             shields,
             edges,

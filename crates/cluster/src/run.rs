@@ -101,6 +101,9 @@ struct Slot {
     /// Whether `listen` was asked for (rebound as is) or from the OS.
     fixed_listen: bool,
     admin: Option<SocketAddr>,
+    /// An edge's HTTPS listener (`cluster.https`), from the OS at start and
+    /// rebound as is.
+    tls: Option<SocketAddr>,
     target: watch::Sender<Target>,
     state: Mutex<SlotState>,
 }
@@ -118,6 +121,8 @@ pub struct Cluster {
 struct Inner {
     config: ClusterConfig,
     token: String,
+    /// The CA and the edges' certificates, with `cluster.https`.
+    tls: Option<ClusterTls>,
     nodes: Vec<NodeInfo>,
     slots: Vec<Slot>,
     /// Per shield, the upstream URL of its link to the origin.
@@ -130,6 +135,46 @@ struct Inner {
     director_admin: SocketAddr,
     dashboard: SocketAddr,
     tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
+}
+
+/// The local CA of `cluster.https` and one certificate per edge, written
+/// into the state directory's `tls/` at start.
+pub struct ClusterTls {
+    /// The CA certificate, what clients are given (`curl --cacert`).
+    pub ca_file: PathBuf,
+    /// Per edge, its certificate and key.
+    pub edges: Vec<meridian_proxy::config::CertSection>,
+}
+
+impl ClusterTls {
+    fn generate(state: &Path, config: &ClusterConfig) -> Result<ClusterTls, Error> {
+        let dir = state.join("tls");
+        std::fs::create_dir_all(&dir).map_err(|source| Error::State {
+            path: dir.clone(),
+            source,
+        })?;
+        let failed = |e: meridian_common::certs::CertError| Error::Node {
+            what: "the cluster's TLS certificates".into(),
+            reason: e.to_string(),
+        };
+        let ca =
+            meridian_common::certs::LocalCa::generate("Meridian cluster CA").map_err(failed)?;
+        let ca_file = dir.join("ca.crt");
+        ca.write_cert(&ca_file).map_err(failed)?;
+        let mut edges = Vec::new();
+        for e in &config.edges {
+            let name = e.place.name.as_str();
+            let files = ca
+                .issue(&["localhost", "127.0.0.1", name])
+                .and_then(|c| c.write(&dir, name))
+                .map_err(failed)?;
+            edges.push(meridian_proxy::config::CertSection {
+                cert: files.cert,
+                key: files.key,
+            });
+        }
+        Ok(ClusterTls { ca_file, edges })
+    }
 }
 
 /// The sample origin's content and counters (kept across its restarts).
@@ -222,6 +267,22 @@ impl Cluster {
             .await?;
             edge_ls.push((l, a));
         }
+        // With `cluster.https`, each edge's HTTPS listener (on a port from
+        // the OS, printed in the summary).
+        let mut edge_tls_ls = Vec::new();
+        for e in &config.edges {
+            edge_tls_ls.push(if config.https {
+                Some(
+                    bind(
+                        SocketAddr::from(([127, 0, 0, 1], 0)),
+                        format!("edge `{}` HTTPS", e.place.name),
+                    )
+                    .await?,
+                )
+            } else {
+                None
+            });
+        }
 
         // 2. State: the token and a fresh purge log.
         let token = cluster_token();
@@ -233,6 +294,11 @@ impl Cluster {
         std::fs::create_dir_all(&state).map_err(state_err(&state))?;
         let token_path = state.join(TOKEN_FILE);
         write_private(&token_path, &token).map_err(state_err(&token_path))?;
+        let tls = if config.https {
+            Some(ClusterTls::generate(&state, &config)?)
+        } else {
+            None
+        };
         let log_dir = state.join("purge-log");
         if log_dir.exists() {
             std::fs::remove_dir_all(&log_dir).map_err(state_err(&log_dir))?;
@@ -256,13 +322,17 @@ impl Cluster {
         }
         for (i, (l, a)) in edge_ls.iter().enumerate() {
             let e = &config.edges[i];
-            slots.push(slot(
+            let mut s = slot(
                 &e.place.name,
                 Role::Edge(i),
                 local(l)?,
                 e.listen.is_some(),
                 Some(local(a)?),
-            ));
+            );
+            if let Some(Some(t)) = edge_tls_ls.get(i) {
+                s.tls = Some(local(t)?);
+            }
+            slots.push(s);
         }
         let slot_of = |role: Role| slots.iter().position(|s| s.role == role);
 
@@ -342,6 +412,7 @@ impl Cluster {
             },
             config,
             token,
+            tls,
             nodes,
             slots,
             shield_origin_links,
@@ -354,11 +425,17 @@ impl Cluster {
         });
 
         // 6. The nodes: origin, shields, edges, on the listeners bound above.
-        let mut listeners: Vec<(TcpListener, Option<TcpListener>)> = vec![(origin_l, None)];
-        listeners.extend(shield_ls.into_iter().map(|(l, a)| (l, Some(a))));
-        listeners.extend(edge_ls.into_iter().map(|(l, a)| (l, Some(a))));
-        for (k, (l, a)) in listeners.into_iter().enumerate() {
-            inner.launch(k, l, a).await?;
+        type Bound = (TcpListener, Option<TcpListener>, Option<TcpListener>);
+        let mut listeners: Vec<Bound> = vec![(origin_l, None, None)];
+        listeners.extend(shield_ls.into_iter().map(|(l, a)| (l, Some(a), None)));
+        listeners.extend(
+            edge_ls
+                .into_iter()
+                .zip(edge_tls_ls)
+                .map(|((l, a), t)| (l, Some(a), t)),
+        );
+        for (k, (l, a, t)) in listeners.into_iter().enumerate() {
+            inner.launch(k, l, a, t).await?;
         }
 
         // 7. The director (with the purge log) and the dashboard.
@@ -428,6 +505,20 @@ impl Cluster {
         &self.inner.token
     }
 
+    /// The CA and certificates of `cluster.https`, if on.
+    pub fn tls(&self) -> Option<&ClusterTls> {
+        self.inner.tls.as_ref()
+    }
+
+    /// The HTTPS address of the edge named `name` (with `cluster.https`).
+    pub fn edge_https(&self, name: &str) -> Option<SocketAddr> {
+        self.inner
+            .slots
+            .iter()
+            .find(|s| s.name == name && matches!(s.role, Role::Edge(_)))
+            .and_then(|s| s.tls)
+    }
+
     pub fn config(&self) -> &ClusterConfig {
         &self.inner.config
     }
@@ -485,6 +576,7 @@ fn slot(
         listen,
         fixed_listen,
         admin,
+        tls: None,
         target,
         state: Mutex::new(SlotState { running: None }),
     }
@@ -579,12 +671,14 @@ impl Inner {
         }
     }
 
-    /// Starts slot `k` on these listeners and points its relays at it.
+    /// Starts slot `k` on these listeners (`tls`: an edge's HTTPS one)
+    /// and points its relays at it.
     async fn launch(
         &self,
         k: usize,
         listener: TcpListener,
         admin: Option<TcpListener>,
+        tls: Option<TcpListener>,
     ) -> Result<(), Error> {
         let s = &self.slots[k];
         let addr = local(&listener)?;
@@ -626,9 +720,25 @@ impl Inner {
             }
             Role::Edge(i) => {
                 let config = self.edge_config(i)?;
+                let tls = match (tls, &config.tls) {
+                    (Some(l), Some(settings)) => Some(meridian_proxy::TlsListener {
+                        listener: l,
+                        tls: Arc::new(meridian_proxy::tls::Tls::new(settings).map_err(|e| {
+                            Error::Node {
+                                what: name.clone(),
+                                reason: e.to_string(),
+                            }
+                        })?),
+                    }),
+                    _ => None,
+                };
+                let listeners = meridian_proxy::Listeners {
+                    plain: Some(listener),
+                    tls,
+                };
                 let stop = stop.clone();
                 tokio::spawn(async move {
-                    if let Err(e) = meridian_edge::run(listener, admin, config, stop).await {
+                    if let Err(e) = meridian_edge::run(listeners, admin, config, stop).await {
                         tracing::error!(node = %name, "stopped: {e}");
                     }
                 })
@@ -676,6 +786,17 @@ impl Inner {
         let e = &self.config.edges[i];
         let mut file = self.node_file(&e.place.name, &e.place.region);
         file.upstream = self.edge_links[i].clone();
+        let slot = self.slots.iter().find(|s| s.role == Role::Edge(i));
+        if let (Some(tls), Some(slot)) = (&self.tls, slot)
+            && let (Some(addr), Some(cert)) = (slot.tls, tls.edges.get(i))
+        {
+            file.listen = Some(slot.listen);
+            file.tls = meridian_proxy::config::TlsSection {
+                listen: Some(addr),
+                cert: vec![cert.clone()],
+                ..Default::default()
+            };
+        }
         let c = file.validate(&format!("edge `{}`", e.place.name))?;
         Ok(self.with_token(c))
     }
@@ -813,7 +934,15 @@ impl Inner {
                     ),
                     None => None,
                 };
-                self.launch(k, l, a)
+                let t = match s.tls {
+                    Some(t) => Some(
+                        bind(t, what("the HTTPS listener"))
+                            .await
+                            .map_err(|e| ControlError::Refused(e.to_string()))?,
+                    ),
+                    None => None,
+                };
+                self.launch(k, l, a, t)
                     .await
                     .map_err(|e| ControlError::Refused(e.to_string()))?;
                 tracing::info!(node = name, "started");

@@ -64,8 +64,36 @@ pub fn summary(c: &Cluster) -> String {
         c.token(),
         token_file.display()
     );
+    let https = c.tls().map(|tls| {
+        let edges: Vec<String> = c
+            .nodes()
+            .iter()
+            .filter(|n| n.kind == NodeKind::Edge)
+            .filter_map(|n| {
+                c.edge_https(&n.name)
+                    .map(|a| format!("{} https://localhost:{}", n.name, a.port()))
+            })
+            .collect();
+        let _ = writeln!(
+            s,
+            "  HTTPS      {} (CA {}; no simulated distance)",
+            edges.join(", "),
+            tls.ca_file.display()
+        );
+        tls.ca_file.display().to_string()
+    });
     let _ = writeln!(s, "\n  Try:");
-    let lines = [
+    let mut lines = vec![];
+    if let (Some(ca), Some(addr)) = (&https, first_edge.and_then(|n| c.edge_https(&n.name))) {
+        lines.push((
+            format!(
+                "curl -si --cacert {ca} https://localhost:{}/index.html | grep -i cache-status",
+                addr.port()
+            ),
+            format!("{edge_name} over HTTPS, with the cluster's CA"),
+        ));
+    }
+    lines.extend([
         (
             format!("curl -si {edge_url}/index.html | grep -i cache-status"),
             format!("{edge_name}: run it twice (miss, then hit)"),
@@ -93,7 +121,7 @@ pub fn summary(c: &Cluster) -> String {
             format!("cargo run --release -- cluster stop {edge_name}"),
             "watch the dashboard; `cluster start` brings it back".to_string(),
         ),
-    ];
+    ]);
     for (cmd, what) in lines {
         let _ = writeln!(s, "    {cmd}\n        # {what}");
     }

@@ -10,7 +10,9 @@ use std::sync::Arc;
 
 use meridian_balance::{Backend, BackendSpec, Balance, BalanceError, Health, HealthPolicy, Pool};
 use meridian_common::Shutdown;
-pub use meridian_proxy::{Config, Engine, Error, FileConfig, config, health_client, health_probe};
+pub use meridian_proxy::{
+    Config, Engine, Error, FileConfig, Listeners, TlsListener, config, health_client, health_probe,
+};
 use tokio::net::TcpListener;
 
 /// The edge's upstreams: with several shields, each cache key goes to its
@@ -42,15 +44,18 @@ pub fn upstream_pool(config: &Config) -> Result<Pool, BalanceError> {
         .with_eject_on_5xx(config.eject_on_5xx))
 }
 
-/// Runs an edge on `listener` (and the admin API on `admin`) until
+/// Runs an edge on `listeners` (a plain `TcpListener`, or [`Listeners`]
+/// with a TLS one; the admin API on `admin`) until
 /// `shutdown`. Active health checks of the upstreams run when there is more
 /// than one (with a single upstream there is nothing to fail over to).
 pub async fn run(
-    listener: TcpListener,
+    listeners: impl Into<Listeners>,
     admin: Option<TcpListener>,
     config: Config,
     shutdown: Shutdown,
 ) -> Result<(), Error> {
+    let listeners = listeners.into();
+    meridian_proxy::check_listeners(&listeners, &config)?;
     let pool = Arc::new(upstream_pool(&config)?);
     if pool.backends().len() > 1 && !config.health_interval.is_zero() {
         pool.spawn_health_checks(
@@ -64,5 +69,5 @@ pub async fn run(
         )?;
     }
     let engine = Arc::new(Engine::new(&config, pool));
-    meridian_proxy::serve_all(listener, admin, engine, shutdown).await
+    meridian_proxy::serve_all(listeners, admin, engine, shutdown).await
 }

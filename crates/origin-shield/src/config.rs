@@ -17,6 +17,7 @@ use meridian_common::{ConfigError, HumanDuration};
 use meridian_proxy::compress::CompressionSection;
 use meridian_proxy::config::{
     AdminSection, CacheSection, HealthSection, Http2Section, PurgeSection, TimeoutSection,
+    TlsSection,
 };
 use serde::Deserialize;
 
@@ -38,7 +39,9 @@ pub struct FileConfig {
     pub name: Option<String>,
     /// Region label reported by `/healthz` (default "local").
     pub region: Option<String>,
-    /// Proxy listener, where the edges connect (default "127.0.0.1:8500").
+    /// Plain proxy listener, where the edges connect (default
+    /// "127.0.0.1:8500", or none when `tls.listen` is set: then it runs
+    /// only when given).
     pub listen: Option<SocketAddr>,
     /// Admin listener (`/healthz`, `/stats`) (default none).
     pub admin_listen: Option<SocketAddr>,
@@ -82,6 +85,10 @@ pub struct FileConfig {
     pub compression: CompressionSection,
     #[serde(default)]
     pub http2: Http2Section,
+    /// TLS for edge-to-shield links that cross untrusted networks: the
+    /// edge's own `[tls]` section.
+    #[serde(default)]
+    pub tls: TlsSection,
 }
 
 /// The validated shield configuration.
@@ -141,7 +148,12 @@ impl FileConfig {
         let edge = meridian_proxy::FileConfig {
             name: Some(self.name.clone().unwrap_or_else(|| DEFAULT_NAME.into())),
             region: self.region.clone(),
-            listen: Some(self.listen.unwrap_or(DEFAULT_LISTEN)),
+            // The shield's own default port, unless only TLS is asked for.
+            listen: match (self.listen, self.tls.listen) {
+                (Some(l), _) => Some(l),
+                (None, Some(_)) => None,
+                (None, None) => Some(DEFAULT_LISTEN),
+            },
             admin_listen: self.admin_listen,
             // With each https origin's TLS options, so the engine builds
             // the same trust settings the pool's specs name.
@@ -161,6 +173,7 @@ impl FileConfig {
                 ..self.compression.clone()
             },
             http2: self.http2.clone(),
+            tls: self.tls.clone(),
         };
         // The engine names its upstreams `upstream`; here they are `origin`.
         let mut engine = edge.validate(source).map_err(|e| match e {
@@ -203,7 +216,8 @@ mod tests {
     #[test]
     fn defaults_fill_in() {
         let c = parse("origin = ['http://127.0.0.1:9000']").expect("valid");
-        assert_eq!(c.engine.listen, DEFAULT_LISTEN);
+        assert_eq!(c.engine.listen, Some(DEFAULT_LISTEN));
+        assert!(c.engine.tls.is_none());
         assert_eq!(c.engine.name, DEFAULT_NAME);
         assert_eq!(c.engine.health_path, "/healthz");
         assert_eq!(c.engine.health_interval, Duration::from_secs(2));

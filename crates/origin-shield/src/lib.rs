@@ -30,7 +30,7 @@ use std::time::Duration;
 pub use config::{FileConfig, ShieldConfig};
 use meridian_balance::{Balance, BalanceError, HealthPolicy, Pool};
 use meridian_common::Shutdown;
-use meridian_proxy::Engine;
+use meridian_proxy::{Engine, Listeners};
 use tokio::net::TcpListener;
 
 #[derive(Debug, thiserror::Error)]
@@ -60,15 +60,18 @@ pub fn origin_pool(config: &ShieldConfig) -> Result<Pool, BalanceError> {
     )
 }
 
-/// Runs a shield on `listener` (and the admin API on `admin`) until
+/// Runs a shield on `listeners` (a plain `TcpListener`, or [`Listeners`]
+/// with a TLS one; the admin API on `admin`) until
 /// `shutdown`. Active health checks of the origins run whenever the
 /// interval is not zero, even for one origin, so `/stats` shows its state.
 pub async fn run(
-    listener: TcpListener,
+    listeners: impl Into<Listeners>,
     admin: Option<TcpListener>,
     config: ShieldConfig,
     shutdown: Shutdown,
 ) -> Result<(), Error> {
+    let listeners = listeners.into();
+    meridian_proxy::check_listeners(&listeners, &config.engine)?;
     let pool = Arc::new(origin_pool(&config)?);
     let e = &config.engine;
     if !e.health_interval.is_zero() {
@@ -86,6 +89,6 @@ pub async fn run(
         );
     }
     let engine = Arc::new(Engine::new(e, pool));
-    meridian_proxy::serve_all(listener, admin, engine, shutdown).await?;
+    meridian_proxy::serve_all(listeners, admin, engine, shutdown).await?;
     Ok(())
 }

@@ -33,7 +33,8 @@ pub struct FileConfig {
     pub name: Option<String>,
     /// Region label reported by `/healthz` (default "local").
     pub region: Option<String>,
-    /// Proxy listener (default "127.0.0.1:8080").
+    /// Plain HTTP proxy listener (default "127.0.0.1:8080", or none when
+    /// `tls.listen` is set: then it runs only when given).
     pub listen: Option<SocketAddr>,
     /// Admin listener (`/healthz`, `/stats`) (default none).
     pub admin_listen: Option<SocketAddr>,
@@ -72,6 +73,7 @@ pub struct FileConfig {
     #[serde(default)]
     pub compression: crate::compress::CompressionSection,
     pub http2: Http2Section,
+    pub tls: TlsSection,
 }
 
 /// The admin listener's access rules.
@@ -86,6 +88,47 @@ pub struct AdminSection {
     /// `localhost` and loopback IPs (default none). Any other Host gets 421:
     /// a guard against DNS rebinding.
     pub hosts: Option<Vec<String>>,
+}
+
+/// TLS termination: a listener, its certificates, and the plain listener's
+/// redirect. See the README's "HTTPS edge".
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct TlsSection {
+    /// TLS listener (default none: no TLS). With it, the plain `listen`
+    /// runs only when it is set too.
+    pub listen: Option<SocketAddr>,
+    /// Certificates (`[[tls.cert]] cert = "PEM", key = "PEM"`, paths
+    /// relative to the config file), picked by SNI from each one's
+    /// subjectAltName names; the first is the default (required with
+    /// `listen`).
+    #[serde(default)]
+    pub cert: Vec<CertSection>,
+    /// A client that has not finished its handshake by then is dropped
+    /// (default "10s").
+    pub handshake_timeout: Option<HumanDuration>,
+    /// The plain listener answers every request with 308 to the same URL
+    /// on `https://` (the TLS listener's port when it is not 443) instead
+    /// of proxying it (default false).
+    pub redirect_plain: Option<bool>,
+    /// TLS sessions kept for resumption by session ID; 0 keeps none
+    /// (default 4096).
+    pub session_cache: Option<usize>,
+    /// Stateless session tickets for resumption (default true).
+    pub session_tickets: Option<bool>,
+    /// Handshakes in progress at once; past it the listener waits before
+    /// accepting more (default 1024).
+    pub max_handshakes: Option<usize>,
+}
+
+/// One `[[tls.cert]]` pair.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct CertSection {
+    /// PEM certificate chain, leaf first.
+    pub cert: std::path::PathBuf,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) of the leaf.
+    pub key: std::path::PathBuf,
 }
 
 /// Following the cluster purge log.
@@ -187,7 +230,8 @@ pub struct HealthSection {
 pub struct Config {
     pub name: String,
     pub region: String,
-    pub listen: SocketAddr,
+    /// The plain listener; `None` when only the TLS listener runs.
+    pub listen: Option<SocketAddr>,
     pub admin_listen: Option<SocketAddr>,
     pub upstreams: Vec<Uri>,
     /// Each upstream's `;id=NAME`, if given: its identity for the
@@ -197,7 +241,7 @@ pub struct Config {
     pub upstream_tls: Vec<Option<TlsOptions>>,
     /// The TLS settings built from them, shared by every connection to an
     /// upstream and by the health checks.
-    pub tls: std::sync::Arc<UpstreamTls>,
+    pub upstream_trust: std::sync::Arc<UpstreamTls>,
     pub workers: Option<usize>,
     /// `site-host`, validated.
     pub site_host: Option<String>,
@@ -238,6 +282,8 @@ pub struct Config {
     pub compression: Option<crate::compress::Compression>,
     /// `[http2]`: the limits of a client's HTTP/2 connection.
     pub http2: Http2Settings,
+    /// The TLS listener and its certificates (`[tls]`), if any.
+    pub tls: Option<crate::tls::TlsSettings>,
 }
 
 impl FileConfig {
@@ -270,7 +316,7 @@ impl FileConfig {
                 })
             })
             .collect();
-        let tls = UpstreamTls::build(&with_tls, self.upstream_ca.as_deref(), base)
+        let upstream_trust = UpstreamTls::build(&with_tls, self.upstream_ca.as_deref(), base)
             .map_err(|e| bad(e.key, e.reason))?;
         let (upstreams, (upstream_ids, upstream_tls)): (Vec<_>, (Vec<_>, Vec<_>)) =
             parsed.into_iter().map(|u| (u.uri, (u.id, u.tls))).unzip();
@@ -418,17 +464,22 @@ impl FileConfig {
                 Some(text.lines().next().unwrap_or("").trim().to_owned())
             }
         };
+        let tls = self.tls.validate(source, base, self.listen)?;
         Ok(Config {
             name,
             region: self.region.clone().unwrap_or_else(|| "local".into()),
-            listen: self
-                .listen
-                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
+            // "Beside or instead of": without TLS there is always a plain
+            // listener; with it, only when asked for.
+            listen: match (self.listen, &tls) {
+                (Some(l), _) => Some(l),
+                (None, Some(_)) => None,
+                (None, None) => Some(SocketAddr::from(([127, 0, 0, 1], 8080))),
+            },
             admin_listen: self.admin_listen,
             upstreams,
             upstream_ids,
             upstream_tls,
-            tls: std::sync::Arc::new(tls),
+            upstream_trust: std::sync::Arc::new(upstream_trust),
             workers: self.workers.filter(|&w| w > 0),
             site_host,
             accept_hosts,
@@ -481,7 +532,96 @@ impl FileConfig {
             tier: meridian_purge::Tier::Edge,
             compression: self.compression.validate(source)?,
             http2: self.http2.validate(source)?,
+            tls,
         })
+    }
+}
+
+impl TlsSection {
+    /// The validated section, `None` without a TLS listener. Certificate
+    /// paths are taken relative to `base` (the config file's directory) and
+    /// every pair is loaded, so a missing file, bad PEM or a key that is
+    /// not the certificate's fails at start. `plain` is the plain listener
+    /// the file asks for.
+    pub fn validate(
+        &self,
+        source: &str,
+        base: &Path,
+        plain: Option<SocketAddr>,
+    ) -> Result<Option<crate::tls::TlsSettings>, ConfigError> {
+        let bad = |key: &str, reason: String| ConfigError::invalid(source, key, reason);
+        let Some(listen) = self.listen else {
+            if !self.cert.is_empty() || self.redirect_plain == Some(true) {
+                return Err(bad(
+                    "tls.listen",
+                    "certificates or redirect-plain are set but there is no TLS listener \
+                     (tls.listen = \"ADDR:443\", --tls-listen)"
+                        .into(),
+                ));
+            }
+            return Ok(None);
+        };
+        if self.cert.is_empty() {
+            return Err(bad(
+                "tls.cert",
+                "a TLS listener needs at least one [[tls.cert]] (cert and key, PEM; \
+                 --tls-cert/--tls-key)"
+                    .into(),
+            ));
+        }
+        // Port 0 asks the OS for a free port: two such binds never clash.
+        if plain == Some(listen) && listen.port() != 0 {
+            return Err(bad(
+                "tls.listen",
+                format!("{listen} is also the plain `listen`"),
+            ));
+        }
+        let redirect_plain = self.redirect_plain.unwrap_or(false);
+        if redirect_plain && plain.is_none() {
+            return Err(bad(
+                "tls.redirect-plain",
+                "there is no plain `listen` to redirect from".into(),
+            ));
+        }
+        let handshake_timeout = self
+            .handshake_timeout
+            .map_or(crate::tls::DEFAULT_HANDSHAKE_TIMEOUT, HumanDuration::get);
+        if handshake_timeout.is_zero() {
+            return Err(bad(
+                "tls.handshake-timeout",
+                "must be more than 0s (no handshake could finish)".into(),
+            ));
+        }
+        let max_handshakes = self
+            .max_handshakes
+            .unwrap_or(crate::tls::DEFAULT_MAX_HANDSHAKES);
+        if max_handshakes == 0 {
+            return Err(bad(
+                "tls.max-handshakes",
+                "must be more than 0 (no connection could be accepted)".into(),
+            ));
+        }
+        let mut certs = Vec::with_capacity(self.cert.len());
+        for (i, pair) in self.cert.iter().enumerate() {
+            let files = crate::tls::CertFiles {
+                cert: base.join(&pair.cert),
+                key: base.join(&pair.key),
+            };
+            crate::tls::load_pair(&files)
+                .map_err(|e| bad(&format!("tls.cert[{i}].{}", e.field()), e.to_string()))?;
+            certs.push(files);
+        }
+        Ok(Some(crate::tls::TlsSettings {
+            listen,
+            certs,
+            handshake_timeout,
+            redirect_plain,
+            session_cache: self
+                .session_cache
+                .unwrap_or(crate::tls::DEFAULT_SESSION_CACHE),
+            session_tickets: self.session_tickets.unwrap_or(true),
+            max_handshakes,
+        }))
     }
 }
 
@@ -642,7 +782,7 @@ mod tests {
     #[test]
     fn an_unverified_upstream_is_listed_for_the_start_warning() {
         let c = Config::for_upstream("https://127.0.0.1:8443;insecure-skip-verify").expect("valid");
-        assert_eq!(c.tls.unverified(), ["https://127.0.0.1:8443"]);
+        assert_eq!(c.upstream_trust.unverified(), ["https://127.0.0.1:8443"]);
         assert!(
             c.upstream_tls[0]
                 .as_ref()

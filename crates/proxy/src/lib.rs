@@ -22,6 +22,7 @@ pub mod outcome;
 pub mod purge;
 pub mod respond;
 pub mod server;
+pub mod tls;
 pub mod upstream;
 
 use std::sync::Arc;
@@ -31,6 +32,7 @@ pub use config::{Config, FileConfig};
 pub use engine::{Engine, PROXY_HEALTH_PATH};
 use meridian_balance::BalanceError;
 use meridian_common::Shutdown;
+pub use server::{ListenError, Listeners, TlsListener};
 use tokio::net::TcpListener;
 
 #[derive(Debug, thiserror::Error)]
@@ -41,18 +43,45 @@ pub enum Error {
     Balance(#[from] BalanceError),
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Listen(#[from] ListenError),
+    #[error("no proxy listener: give a plain listener, a TLS listener, or both")]
+    NoListener,
+    #[error("[tls] is configured but no TLS listener was bound for it")]
+    NoTlsListener,
 }
 
-/// Serves the proxy and admin listeners for an engine until shutdown, and
-/// follows the purge log when the engine's config names one.
+/// Checks that the listeners fit `config`: a caller that has a TLS
+/// configuration must bind its listener ([`Listeners::bind`]); a node silently serving only plain HTTP would be
+/// worse than one that does not start.
+pub fn check_listeners(listeners: &Listeners, config: &Config) -> Result<(), Error> {
+    if config.tls.is_some() && listeners.tls.is_none() {
+        return Err(Error::NoTlsListener);
+    }
+    Ok(())
+}
+
+/// Serves the proxy listeners (plain, TLS, or both) and the admin listener
+/// for an engine until shutdown, follows the purge log when the engine's
+/// config names one, and reloads the TLS certificates on SIGHUP or when
+/// their files change.
 pub async fn serve_all(
-    listener: TcpListener,
+    listeners: impl Into<Listeners>,
     admin: Option<TcpListener>,
     engine: Arc<Engine>,
     shutdown: Shutdown,
 ) -> Result<(), Error> {
-    if let Ok(addr) = listener.local_addr() {
-        tracing::info!(name = engine.name(), %addr, "proxy listening");
+    let Listeners { plain, tls } = listeners.into();
+    if plain.is_none() && tls.is_none() {
+        return Err(Error::NoListener);
+    }
+    for (l, proto) in [
+        (plain.as_ref(), "http"),
+        (tls.as_ref().map(|t| &t.listener), "https"),
+    ] {
+        if let Some(addr) = l.and_then(|l| l.local_addr().ok()) {
+            tracing::info!(name = engine.name(), %addr, proto, "proxy listening");
+        }
     }
     let admin_task = admin.map(|l| {
         if let Ok(addr) = l.local_addr() {
@@ -71,7 +100,28 @@ pub async fn serve_all(
             shutdown.clone(),
         ));
     }
-    server::serve(listener, engine, Scheme::Http, shutdown).await;
+    // The plain listener redirects to the TLS listener's own port.
+    let redirect = tls
+        .as_ref()
+        .filter(|t| t.tls.settings().redirect_plain)
+        .and_then(|t| t.listener.local_addr().ok())
+        .map(|a| a.port());
+    let plain_task = async {
+        if let Some(l) = plain {
+            let mut connections = server::Connections::new(Arc::clone(&engine), Scheme::Http);
+            if let Some(port) = redirect {
+                connections = connections.redirecting(port);
+            }
+            server::serve_plain(l, connections, shutdown.clone()).await;
+        }
+    };
+    let tls_task = async {
+        if let Some(t) = tls {
+            tokio::spawn(Arc::clone(t.tls.certs()).watch(shutdown.clone()));
+            server::serve_tls(t.listener, t.tls, Arc::clone(&engine), shutdown.clone()).await;
+        }
+    };
+    tokio::join!(plain_task, tls_task);
     if let Some(t) = admin_task
         && let Ok(Err(e)) = t.await
     {

@@ -4,22 +4,28 @@
 //!
 //! A plain listener speaks HTTP/1.1 and, with prior knowledge (a client
 //! that opens with the HTTP/2 preface), h2c, which tests and internal links
-//! use. A TLS listener picks the protocol by ALPN.
+//! use. A TLS listener picks the protocol by ALPN. A plain listener beside
+//! a TLS one can answer every request with a redirect to `https://`
+//! instead (`tls.redirect-plain`).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use http::{HeaderValue, Request, Response, StatusCode, header};
 use hyper::rt::{Read, Write};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use meridian_common::Shutdown;
 use tokio::net::TcpListener;
+use tokio::task::JoinSet;
 
-use crate::authority::Scheme;
-use crate::engine::Engine;
+use crate::authority::{Authority, Scheme};
+use crate::body::Body;
+use crate::engine::{Engine, PROXY_HEALTH_PATH};
+use crate::tls::Tls;
 
 /// How long in-flight requests may take to finish after shutdown.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -45,6 +51,9 @@ pub struct Connections {
     http1: auto::Builder<TokioExecutor>,
     http2: auto::Builder<TokioExecutor>,
     graceful: GracefulShutdown,
+    /// With `Some(port)`, requests are answered with a redirect to
+    /// `https://` on that port instead of being proxied.
+    redirect: Option<u16>,
 }
 
 impl Connections {
@@ -57,7 +66,16 @@ impl Connections {
             engine,
             scheme,
             graceful: GracefulShutdown::new(),
+            redirect: None,
         }
+    }
+
+    /// Answers every request (but the proxy health path, which a tier
+    /// below may poll) with 308 to the same URL on `https://` and
+    /// `https_port`.
+    pub fn redirecting(mut self, https_port: u16) -> Self {
+        self.redirect = Some(https_port);
+        self
     }
 
     /// Serves one accepted connection on its own task until it ends or
@@ -68,9 +86,17 @@ impl Connections {
     {
         let engine = Arc::clone(&self.engine);
         let scheme = self.scheme;
-        let svc = hyper::service::service_fn(move |req| {
+        let redirect = self.redirect;
+        let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
             let engine = Arc::clone(&engine);
-            async move { Ok::<_, Infallible>(engine.handle(req, peer, scheme).await) }
+            async move {
+                if let Some(port) = redirect
+                    && req.uri().path() != PROXY_HEALTH_PATH
+                {
+                    return Ok::<_, Infallible>(to_https(&req, port));
+                }
+                Ok(engine.handle(req, peer, scheme).await)
+            }
         });
         let builder = match protocol {
             Protocol::Auto => &self.auto,
@@ -160,7 +186,11 @@ pub async fn accept(
 /// the listener speaks to its clients: it goes into every cache key and
 /// `X-Forwarded-Proto`.
 pub async fn serve(listener: TcpListener, engine: Arc<Engine>, scheme: Scheme, shutdown: Shutdown) {
-    let connections = Connections::new(engine, scheme);
+    serve_plain(listener, Connections::new(engine, scheme), shutdown).await;
+}
+
+/// The plain accept loop over `connections` (proxying, or redirecting).
+pub async fn serve_plain(listener: TcpListener, connections: Connections, shutdown: Shutdown) {
     let stop = shutdown.wait();
     tokio::pin!(stop);
     while let Some((stream, peer)) = accept(&listener, &mut stop).await {
@@ -168,4 +198,153 @@ pub async fn serve(listener: TcpListener, engine: Arc<Engine>, scheme: Scheme, s
     }
     drop(listener);
     connections.drain().await;
+}
+
+/// Serves the proxy over TLS on `listener` until `shutdown`: every
+/// connection's handshake runs on its own task within
+/// `tls.handshake-timeout` (at most `tls.max-handshakes` at once; past it
+/// the listener waits before accepting more), then it is served as
+/// [`Scheme::Https`], HTTP/2 when ALPN chose `h2`. A failed handshake is
+/// logged at debug and costs nothing else.
+pub async fn serve_tls(
+    listener: TcpListener,
+    tls: Arc<Tls>,
+    engine: Arc<Engine>,
+    shutdown: Shutdown,
+) {
+    let connections = Connections::new(engine, Scheme::Https);
+    let max = tls.settings().max_handshakes;
+    let mut handshakes = JoinSet::new();
+    let stop_accepting = shutdown.wait();
+    let stop = shutdown.wait();
+    tokio::pin!(stop_accepting, stop);
+    loop {
+        tokio::select! {
+            accepted = accept(&listener, &mut stop_accepting), if handshakes.len() < max => {
+                let Some((stream, peer)) = accepted else { break };
+                let tls = Arc::clone(&tls);
+                handshakes.spawn(async move { (tls.handshake(stream).await, peer) });
+            }
+            Some(done) = handshakes.join_next() => match done {
+                Ok((Ok(stream), peer)) => {
+                    let protocol = if crate::tls::is_h2(&stream) {
+                        Protocol::Http2
+                    } else {
+                        Protocol::Http1
+                    };
+                    connections.spawn(TokioIo::new(stream), peer, protocol);
+                }
+                Ok((Err(e), peer)) => tracing::debug!(%peer, "TLS handshake failed: {e}"),
+                Err(e) => tracing::error!("TLS handshake task failed: {e}"),
+            },
+            _ = &mut stop => break,
+        }
+    }
+    // Handshakes still running belong to no request yet: drop them.
+    handshakes.shutdown().await;
+    drop(listener);
+    connections.drain().await;
+}
+
+/// The 308 a redirecting plain listener answers: the request's own host
+/// and path on `https://`, on `port` unless it is 443 (RFC 9110 §15.4.9:
+/// 308 keeps the method and body, so a POST is redirected as a POST). An
+/// authority that is not a valid host gets 400, never a `Location` built
+/// from it.
+fn to_https(req: &Request<hyper::body::Incoming>, port: u16) -> Response<Body> {
+    let raw = req.uri().authority().map(|a| a.as_str()).or_else(|| {
+        req.headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+    });
+    let host = raw.and_then(|raw| Authority::parse(raw, Scheme::Http).ok());
+    let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
+    let location = host.and_then(|a| {
+        let url = if port == Scheme::Https.default_port() {
+            format!("https://{}{path}", a.host())
+        } else {
+            format!("https://{}:{port}{path}", a.host())
+        };
+        HeaderValue::from_str(&url).ok()
+    });
+    let Some(location) = location else {
+        return plain_text(StatusCode::BAD_REQUEST, "missing or invalid Host\n");
+    };
+    let mut r = plain_text(StatusCode::PERMANENT_REDIRECT, "use https\n");
+    r.headers_mut().insert(header::LOCATION, location);
+    r
+}
+
+fn plain_text(status: StatusCode, text: &'static str) -> Response<Body> {
+    let mut r = Response::new(Body::from(text));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+/// The proxy listeners of one node: plain HTTP, TLS, or both. A plain
+/// `TcpListener` converts into one, so callers that serve only HTTP pass
+/// their listener as before.
+#[derive(Debug, Default)]
+pub struct Listeners {
+    pub plain: Option<TcpListener>,
+    pub tls: Option<TlsListener>,
+}
+
+/// A bound TLS listener and what its handshakes use.
+#[derive(Debug)]
+pub struct TlsListener {
+    pub listener: TcpListener,
+    pub tls: Arc<Tls>,
+}
+
+impl From<TcpListener> for Listeners {
+    fn from(plain: TcpListener) -> Self {
+        Listeners {
+            plain: Some(plain),
+            tls: None,
+        }
+    }
+}
+
+/// Why a node's proxy listeners could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum ListenError {
+    #[error("cannot listen on {addr} ({key}): {source}")]
+    Bind {
+        addr: SocketAddr,
+        /// The flag and config key that named the address.
+        key: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
+}
+
+impl Listeners {
+    /// Binds the configured plain listener and TLS listener and loads the
+    /// TLS certificates.
+    pub async fn bind(config: &crate::Config) -> Result<Listeners, ListenError> {
+        let bind = |addr: SocketAddr, key: &'static str| async move {
+            TcpListener::bind(addr)
+                .await
+                .map_err(|source| ListenError::Bind { addr, key, source })
+        };
+        let plain = match config.listen {
+            Some(addr) => Some(bind(addr, "--listen / listen").await?),
+            None => None,
+        };
+        let tls = match &config.tls {
+            Some(settings) => Some(TlsListener {
+                listener: bind(settings.listen, "--tls-listen / tls.listen").await?,
+                tls: Arc::new(Tls::new(settings)?),
+            }),
+            None => None,
+        };
+        Ok(Listeners { plain, tls })
+    }
 }

@@ -133,8 +133,9 @@ struct Failed {
 
 impl Upstreams {
     pub fn new(pool: Arc<Pool>, config: &Config) -> Self {
-        let connector = TrackingConnector::new(config.connect_timeout, Arc::clone(&config.tls));
-        config.tls.warn_unverified();
+        let connector =
+            TrackingConnector::new(config.connect_timeout, Arc::clone(&config.upstream_trust));
+        config.upstream_trust.warn_unverified();
         let idle = config.pool_idle_timeout;
         let client = Client::builder(TokioExecutor::new())
             .pool_timer(TokioTimer::new())

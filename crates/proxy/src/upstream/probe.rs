@@ -26,7 +26,7 @@ pub struct HealthProbe {
 impl HealthProbe {
     /// A probe with `config`'s connect timeout and TLS settings.
     pub fn new(config: &Config) -> Self {
-        HealthProbe::with_tls(config.connect_timeout, Arc::clone(&config.tls))
+        HealthProbe::with_tls(config.connect_timeout, Arc::clone(&config.upstream_trust))
     }
 
     pub(crate) fn with_tls(connect_timeout: Duration, tls: Arc<UpstreamTls>) -> Self {
