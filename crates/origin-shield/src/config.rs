@@ -234,7 +234,10 @@ mod tests {
             ("", "origin"),
             ("origin = ['ftp://o:1']", "origin"),
             ("origin = ['https://o:1;ca=/no/such/ca.pem']", "origin"),
-            ("origin = ['https://o:1']\norigin-ca = '/no/such/ca.pem'", "origin-ca"),
+            (
+                "origin = ['https://o:1']\norigin-ca = '/no/such/ca.pem'",
+                "origin-ca",
+            ),
             ("origin = ['http://o:1;weight=0']", "origin"),
             ("origin = ['http://o:1', 'http://o:1/']", "origin"),
             ("origin = ['http://o:1']\nbalance = 'fastest'", "balance"),
