@@ -623,9 +623,9 @@ async fn shield_accept_hosts_answers_other_authorities_421() {
 /// the shield cannot verify is down, and one it can is up and serves.
 #[tokio::test]
 async fn health_checks_reach_https_origins_with_the_traffics_trust() {
-    use support::{TestCa, TlsOrigin};
+    use support::{Pki, TlsOrigin};
     let (a, b) = (Origin::named("a").await, Origin::named("b").await);
-    let (right, other) = (TestCa::new("right CA"), TestCa::new("other CA"));
+    let (right, other) = (Pki::named("right CA"), Pki::named("other CA"));
     let good = TlsOrigin::start(&a, &right, &["localhost"]).await;
     let bad = TlsOrigin::start(&b, &other, &["localhost"]).await;
     let shield = Node::shield(&[

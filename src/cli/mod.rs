@@ -53,19 +53,7 @@ pub async fn bind(
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen} (--listen / listen)"))?;
-    let admin =
-        match admin {
-            Some(a) => Some(tokio::net::TcpListener::bind(a).await.with_context(|| {
-                format!("cannot listen on {a} (--admin-listen / admin-listen)")
-            })?),
-            None => None,
-        };
-    let shutdown = meridian_common::Shutdown::new();
-    let trigger = shutdown.clone();
-    tokio::spawn(async move {
-        meridian_common::shutdown_signal().await;
-        trigger.trigger();
-    });
+    let (admin, shutdown) = admin_and_signal(admin).await?;
     Ok((listener, admin, shutdown))
 }
 
@@ -80,20 +68,30 @@ pub async fn bind_node(
     meridian_common::Shutdown,
 )> {
     let listeners = meridian_proxy::Listeners::bind(config).await?;
-    // `bind` with no address: the admin listener and the signal only.
-    let admin = match config.admin_listen {
-        Some(a) => Some(tokio::net::TcpListener::bind(a).await.map_err(|e| {
-            anyhow::anyhow!("cannot listen on {a} (--admin-listen / admin-listen): {e}")
-        })?),
-        None => None,
-    };
+    let (admin, shutdown) = admin_and_signal(config.admin_listen).await?;
+    Ok((listeners, admin, shutdown))
+}
+
+/// The optional admin listener, and the shutdown signal that fires on
+/// Ctrl-C or SIGTERM.
+async fn admin_and_signal(
+    admin: Option<std::net::SocketAddr>,
+) -> anyhow::Result<(Option<tokio::net::TcpListener>, meridian_common::Shutdown)> {
+    use anyhow::Context;
+    let admin =
+        match admin {
+            Some(a) => Some(tokio::net::TcpListener::bind(a).await.with_context(|| {
+                format!("cannot listen on {a} (--admin-listen / admin-listen)")
+            })?),
+            None => None,
+        };
     let shutdown = meridian_common::Shutdown::new();
     let trigger = shutdown.clone();
     tokio::spawn(async move {
         meridian_common::shutdown_signal().await;
         trigger.trigger();
     });
-    Ok((listeners, admin, shutdown))
+    Ok((admin, shutdown))
 }
 
 /// Flags every caching node (edge, shield) takes; `#[command(flatten)]`ed

@@ -311,7 +311,7 @@ async fn a_get_on_a_closed_pooled_connection_is_retried_on_a_new_one() {
 async fn a_get_on_a_closed_pooled_tls_connection_is_retried_on_a_new_one() {
     for close in [Close::Clean, Close::Reset] {
         let origin = ClosingOrigin::start(close).await;
-        let ca = crate::support::TestCa::new("origin CA");
+        let ca = crate::support::Pki::named("origin CA");
         let addr = origin
             .url
             .trim_start_matches("http://")

@@ -349,3 +349,42 @@ async fn a_shield_terminates_tls_too() {
     let (status, _, body) = conn.get("shield.test", "/s").await;
     assert_eq!((status.as_u16(), body.as_str()), (200, "/s via https"));
 }
+
+/// Issue 12: an edge reaches its shield over TLS (the link that crosses an
+/// untrusted network), verifying the shield's certificate by SNI against
+/// the cluster's CA; the miss, then the hit, carry the origin's bytes.
+#[tokio::test]
+async fn an_edge_reaches_its_shield_over_tls() {
+    let origin = origin().await;
+    let pki = Pki::new();
+    let tls = tls_section(&[pki.issue("shield", &["shield.test"])]);
+    let shield = Node::shield(&[origin.url()])
+        .config(move |c| c.tls = tls)
+        .await;
+    let upstream = format!(
+        "https://127.0.0.1:{};sni=shield.test{}",
+        shield.tls_addr().port(),
+        pki.option()
+    );
+    let edge = Node::edge(&[upstream]).await;
+    let c = client();
+    for expect in ["fwd=miss", "hit"] {
+        let r = c
+            .get(edge.url("/over-tls"))
+            .header("host", "site.test")
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(r.status(), 200);
+        let status = r
+            .headers()
+            .get("cache-status")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        assert!(status.contains(expect), "{status}");
+        let body = r.text().await.expect("body");
+        assert!(body.starts_with("/over-tls via "), "{body}");
+    }
+    assert_eq!(origin.count_path("/over-tls"), 1);
+}

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use crate::support::{
-    HOST, Handshake, Node, Origin, Reply, TestCa, TlsOrigin, cache_status, client, get,
+    HOST, Handshake, Node, Origin, Pki, Reply, TlsOrigin, cache_status, client, get,
 };
 
 /// An origin whose every answer is cacheable for a minute.
@@ -30,7 +30,7 @@ fn http11(sni: Option<&str>) -> Handshake {
 #[tokio::test]
 async fn an_https_origin_with_its_own_ca_is_fetched_stored_and_served_as_a_hit() {
     let origin = origin().await;
-    let ca = TestCa::new("origin CA");
+    let ca = Pki::named("origin CA");
     let front = TlsOrigin::start(&origin, &ca, &["localhost"]).await;
     let edge = Node::edge(&[format!("{}{}", front.url(), ca.option())]).await;
     let c = client();
@@ -49,7 +49,7 @@ async fn an_https_origin_with_its_own_ca_is_fetched_stored_and_served_as_a_hit()
 #[tokio::test]
 async fn a_certificate_from_another_ca_is_502_and_nothing_is_stored() {
     let origin = origin().await;
-    let (right, other) = (TestCa::new("right CA"), TestCa::new("other CA"));
+    let (right, other) = (Pki::named("right CA"), Pki::named("other CA"));
     let mut front = TlsOrigin::start(&origin, &other, &["localhost"]).await;
     let edge = Node::edge(&[format!("{}{}", front.url(), right.option())]).await;
     let c = client();
@@ -84,7 +84,7 @@ async fn a_certificate_from_another_ca_is_502_and_nothing_is_stored() {
 #[tokio::test]
 async fn a_new_connection_resumes_the_tls_session() {
     let origin = Origin::start(|_| Reply::ok("fresh").header("cache-control", "no-store")).await;
-    let ca = TestCa::new("origin CA");
+    let ca = Pki::named("origin CA");
     let front = TlsOrigin::start(&origin, &ca, &["localhost"]).await;
     // No idle connections kept: every request connects anew.
     let edge = Node::edge(&[format!("{}{}", front.url(), ca.option())])
@@ -104,7 +104,7 @@ async fn a_new_connection_resumes_the_tls_session() {
 #[tokio::test]
 async fn a_certificate_for_another_name_is_502() {
     let origin = origin().await;
-    let ca = TestCa::new("origin CA");
+    let ca = Pki::named("origin CA");
     let front = TlsOrigin::start(&origin, &ca, &["elsewhere.example"]).await;
     let edge = Node::edge(&[format!("{}{}", front.url(), ca.option())]).await;
     let (status, _, cs, _) = get(&client(), &edge.url("/x")).await;
@@ -115,7 +115,7 @@ async fn a_certificate_for_another_name_is_502() {
 #[tokio::test]
 async fn sni_names_the_certificate_and_an_ip_literal_sends_none() {
     let origin = origin().await;
-    let ca = TestCa::new("origin CA");
+    let ca = Pki::named("origin CA");
     // Reached by address, checked as origin.example.
     let named = TlsOrigin::start(&origin, &ca, &["origin.example"]).await;
     let by_ip = TlsOrigin::start(&origin, &ca, &["127.0.0.1"]).await;
@@ -140,7 +140,7 @@ async fn sni_names_the_certificate_and_an_ip_literal_sends_none() {
 #[tokio::test]
 async fn insecure_skip_verify_accepts_any_certificate_and_shows_in_stats() {
     let origin = origin().await;
-    let other = TestCa::new("unknown CA");
+    let other = Pki::named("unknown CA");
     let front = TlsOrigin::start(&origin, &other, &["elsewhere.example"]).await;
     let edge = Node::edge(&[format!("{};insecure-skip-verify", front.url())]).await;
     let c = client();
@@ -156,7 +156,7 @@ async fn insecure_skip_verify_accepts_any_certificate_and_shows_in_stats() {
 #[tokio::test]
 async fn a_connect_failing_verification_goes_to_the_next_upstream() {
     let origin = origin().await;
-    let (right, other) = (TestCa::new("right CA"), TestCa::new("other CA"));
+    let (right, other) = (Pki::named("right CA"), Pki::named("other CA"));
     let bad = TlsOrigin::start(&origin, &other, &["localhost"]).await;
     let good = TlsOrigin::start(&origin, &right, &["localhost"]).await;
     // Both trust `right`: one upstream's certificate fails, the other's not.
@@ -192,7 +192,7 @@ async fn the_connect_timeout_covers_a_stalled_handshake() {
         .await
         .expect("bind");
     let addr = silent.local_addr().expect("addr");
-    let ca = TestCa::new("origin CA");
+    let ca = Pki::named("origin CA");
     let edge = Node::edge_with(meridian_edge::FileConfig {
         upstream: vec![format!("https://localhost:{}{}", addr.port(), ca.option())],
         timeouts: meridian_edge::config::TimeoutSection {

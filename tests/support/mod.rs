@@ -34,4 +34,6 @@ pub use origin::{Origin, Reply, Seen};
 #[allow(unused_imports)]
 pub use stream_origin::{StreamOrigin, StreamSpec};
 #[allow(unused_imports)]
-pub use tls_origin::{Handshake, TestCa, TlsOrigin};
+pub use tls::Pki;
+#[allow(unused_imports)]
+pub use tls_origin::{Handshake, TlsOrigin};

@@ -51,11 +51,22 @@ impl Default for Pki {
 
 impl Pki {
     pub fn new() -> Pki {
+        Pki::named("Meridian test CA")
+    }
+
+    /// A CA whose certificate names it `name` (tests with two CAs tell
+    /// them apart).
+    pub fn named(name: &str) -> Pki {
         let dir = tempfile::tempdir().expect("tempdir");
-        let ca = LocalCa::generate("Meridian test CA").expect("ca");
+        let ca = LocalCa::generate(name).expect("ca");
         let ca_file = dir.path().join("ca.crt");
         ca.write_cert(&ca_file).expect("write ca");
         Pki { dir, ca, ca_file }
+    }
+
+    /// `;ca=FILE`, to append to an upstream URL that trusts this CA.
+    pub fn option(&self) -> String {
+        format!(";ca={}", self.ca_file.display())
     }
 
     /// A certificate for `names` as `STEM.crt` and `STEM.key`, each

@@ -1,17 +1,15 @@
 //! An `https://` front for a recording [`Origin`]: a real rustls listener
-//! on 127.0.0.1 with a certificate from a test CA ([`TestCa`]), relaying
+//! on 127.0.0.1 with a certificate from a test CA ([`Pki`]), relaying
 //! each connection's plaintext to the origin, so the origin records what
 //! came through TLS exactly as it records plain requests. It also records
 //! each handshake's SNI and ALPN, and can be started again on the same port
 //! with another certificate.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use meridian_common::Shutdown;
-use meridian_common::certs::LocalCa;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::{TcpListener, TcpStream};
@@ -19,38 +17,11 @@ use tokio::task::{JoinHandle, JoinSet};
 use tokio_rustls::TlsAcceptor;
 
 use super::origin::Origin;
+use super::tls::Pki;
 
 /// A handshake must finish within this, so a stalled client cannot hold a
 /// test.
 const HANDSHAKE: Duration = Duration::from_secs(5);
-
-/// A CA of a test's own, with its certificate written to a PEM file for
-/// an upstream's `;ca=`.
-pub struct TestCa {
-    pub ca: LocalCa,
-    /// The CA certificate, PEM.
-    pub file: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl TestCa {
-    pub fn new(name: &str) -> TestCa {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let ca = LocalCa::generate(name).expect("generate CA");
-        let file = dir.path().join("ca.pem");
-        ca.write_cert(&file).expect("write CA");
-        TestCa {
-            ca,
-            file,
-            _dir: dir,
-        }
-    }
-
-    /// `;ca=FILE`, to append to an upstream URL.
-    pub fn option(&self) -> String {
-        format!(";ca={}", self.file.display())
-    }
-}
 
 /// What one TLS client sent in its hello.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,13 +43,13 @@ pub struct TlsOrigin {
 impl TlsOrigin {
     /// A front on a port from the OS for `origin`, with a certificate from
     /// `ca` for `names` (DNS names or IP addresses).
-    pub async fn start(origin: &Origin, ca: &TestCa, names: &[&str]) -> TlsOrigin {
+    pub async fn start(origin: &Origin, ca: &Pki, names: &[&str]) -> TlsOrigin {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         TlsOrigin::serve(listener, origin.addr, ca, names)
     }
 
     /// A front for any plain HTTP server at `target`.
-    pub async fn start_for(target: SocketAddr, ca: &TestCa, names: &[&str]) -> TlsOrigin {
+    pub async fn start_for(target: SocketAddr, ca: &Pki, names: &[&str]) -> TlsOrigin {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         TlsOrigin::serve(listener, target, ca, names)
     }
@@ -87,7 +58,7 @@ impl TlsOrigin {
     pub async fn start_at(
         addr: SocketAddr,
         origin: &Origin,
-        ca: &TestCa,
+        ca: &Pki,
         names: &[&str],
     ) -> TlsOrigin {
         let listener = TcpListener::bind(addr).await.expect("rebind");
@@ -115,7 +86,7 @@ impl TlsOrigin {
         }
     }
 
-    fn serve(listener: TcpListener, origin: SocketAddr, ca: &TestCa, names: &[&str]) -> TlsOrigin {
+    fn serve(listener: TcpListener, origin: SocketAddr, ca: &Pki, names: &[&str]) -> TlsOrigin {
         let leaf = ca.ca.issue(names).expect("issue");
         let certs = CertificateDer::pem_slice_iter(leaf.cert_pem.as_bytes())
             .collect::<Result<Vec<_>, _>>()

@@ -173,12 +173,16 @@ fn weight<'a>(params: impl Iterator<Item = &'a [u8]>) -> Option<u16> {
             continue;
         }
         let v = v.trim_ascii_start().strip_prefix(b"=")?.trim_ascii();
-        q = parse_q(v)?;
+        q = qvalue_number(v)?;
     }
     Some(q)
 }
 
-fn parse_q(v: &[u8]) -> Option<u16> {
+/// RFC 9110 §12.4.2 qvalue (the part after `q=`) as thousandths: `0`,
+/// `0.5`, `0.125`, `1`, `1.000`; `None` for anything else (`1.5`, `.5`,
+/// `0.1234`). Shared by content-coding negotiation and the
+/// `Accept-Language` normalisation in `vary`.
+pub(crate) fn qvalue_number(v: &[u8]) -> Option<u16> {
     let (int, frac) = match v.iter().position(|&b| b == b'.') {
         Some(i) => (&v[..i], &v[i + 1..]),
         None => (v, &[][..]),

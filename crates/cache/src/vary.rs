@@ -156,22 +156,7 @@ fn qvalue(weight: &[u8]) -> Option<u16> {
         [b'q' | b'Q', b'=', v @ ..] => v,
         _ => return None,
     };
-    let (int, frac) = match v.iter().position(|&b| b == b'.') {
-        Some(dot) => (&v[..dot], &v[dot + 1..]),
-        None => (v, &b""[..]),
-    };
-    if frac.len() > 3 || !frac.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    let mut thousandths: u16 = 0;
-    for (i, d) in frac.iter().enumerate() {
-        thousandths += u16::from(d - b'0') * [100, 10, 1][i];
-    }
-    match int {
-        b"0" => Some(thousandths),
-        b"1" if thousandths == 0 => Some(1000),
-        _ => None,
-    }
+    crate::encoding::qvalue_number(v)
 }
 
 #[cfg(test)]
