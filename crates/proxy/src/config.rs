@@ -72,7 +72,11 @@ pub struct FileConfig {
     pub purge: PurgeSection,
     #[serde(default)]
     pub compression: crate::compress::CompressionSection,
+    /// Limits of a client's HTTP/2 connection.
+    #[serde(default)]
     pub http2: Http2Section,
+    /// The TLS listener and its certificates (default none).
+    #[serde(default)]
     pub tls: TlsSection,
 }
 
