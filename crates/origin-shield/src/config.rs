@@ -16,8 +16,8 @@ use meridian_balance::{BackendSpec, Balance};
 use meridian_common::{ConfigError, HumanDuration};
 use meridian_proxy::compress::CompressionSection;
 use meridian_proxy::config::{
-    AdminSection, CacheSection, HealthSection, Http2Section, PurgeSection, TimeoutSection,
-    TlsSection,
+    AdminSection, CacheSection, HealthSection, Http2Section, LimitsSection, PurgeSection,
+    TimeoutSection, TlsSection,
 };
 use serde::Deserialize;
 
@@ -85,6 +85,8 @@ pub struct FileConfig {
     pub compression: CompressionSection,
     #[serde(default)]
     pub http2: Http2Section,
+    #[serde(default)]
+    pub limits: LimitsSection,
     /// TLS for edge-to-shield links that cross untrusted networks: the
     /// edge's own `[tls]` section.
     #[serde(default)]
@@ -173,6 +175,7 @@ impl FileConfig {
                 ..self.compression.clone()
             },
             http2: self.http2.clone(),
+            limits: self.limits.clone(),
             tls: self.tls.clone(),
         };
         // The engine names its upstreams `upstream`; here they are `origin`.

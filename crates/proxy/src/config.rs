@@ -23,7 +23,9 @@ use crate::upstream::tls::{TlsUpstream, UpstreamTls};
 use meridian_balance::TlsOptions;
 
 mod http2;
+mod limits;
 pub use http2::{Http2Section, Http2Settings};
+pub use limits::{Limits, LimitsSection, Rate};
 
 /// The file as written by an operator. See `config/edge.toml`.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -75,6 +77,9 @@ pub struct FileConfig {
     /// Limits of a client's HTTP/2 connection.
     #[serde(default)]
     pub http2: Http2Section,
+    /// Sizes, counts and connections a client or an upstream may use.
+    #[serde(default)]
+    pub limits: LimitsSection,
     /// The TLS listener and its certificates (default none).
     #[serde(default)]
     pub tls: TlsSection,
@@ -205,6 +210,17 @@ pub struct TimeoutSection {
     /// that closes an idle connection, not the origin while a request is
     /// being written on it.
     pub pool_idle: Option<HumanDuration>,
+    /// Longest a client may take to send a request head, from its first
+    /// byte (default "10s"); expiry closes the connection.
+    pub client_header: Option<HumanDuration>,
+    /// How long an idle client keep-alive connection is kept open between
+    /// requests (default "60s").
+    pub client_idle: Option<HumanDuration>,
+    /// Longest a whole fill may take, head and body, whatever the pace of
+    /// its chunks (default "120s"); expiry ends the fill, stores nothing,
+    /// and the client and any collapsed waiters see the response cut off
+    /// (or 504 before the head).
+    pub fill: Option<HumanDuration>,
 }
 
 /// Health of the upstreams (used when there are several shields).
@@ -265,6 +281,12 @@ pub struct Config {
     pub client_body_timeout: Duration,
     /// Zero: upstream connections are not kept for reuse.
     pub pool_idle_timeout: Duration,
+    /// `timeouts.client-header`.
+    pub client_header_timeout: Duration,
+    /// `timeouts.client-idle`.
+    pub client_idle_timeout: Duration,
+    /// `timeouts.fill`: the total deadline of one fill.
+    pub fill_timeout: Duration,
     pub health_path: String,
     pub health_interval: Duration,
     pub health_rise: u32,
@@ -286,6 +308,8 @@ pub struct Config {
     pub compression: Option<crate::compress::Compression>,
     /// `[http2]`: the limits of a client's HTTP/2 connection.
     pub http2: Http2Settings,
+    /// `[limits]`.
+    pub limits: Limits,
     /// The TLS listener and its certificates (`[tls]`), if any.
     pub tls: Option<crate::tls::TlsSettings>,
 }
@@ -426,16 +450,22 @@ impl FileConfig {
                     .collect::<Result<Vec<_>, _>>()?,
             ),
         };
-        let client_body_timeout = self
-            .timeouts
-            .client_body
-            .map_or(Duration::from_secs(10), HumanDuration::get);
-        if client_body_timeout.is_zero() {
-            return Err(bad(
-                "timeouts.client-body",
-                "must be more than 0s (every request body would fail)".into(),
-            ));
-        }
+        // A zero deadline would fail every request: refused, not obeyed.
+        let nonzero = |key: &str, v: Option<HumanDuration>, default: Duration| {
+            let d = v.map_or(default, HumanDuration::get);
+            if d.is_zero() {
+                return Err(bad(
+                    key,
+                    "must be more than 0s (every request would fail)".into(),
+                ));
+            }
+            Ok(d)
+        };
+        let client_body_timeout = nonzero(
+            "timeouts.client-body",
+            self.timeouts.client_body,
+            Duration::from_secs(10),
+        )?;
         let admin_hosts = self.admin.hosts.clone().unwrap_or_default();
         for h in &admin_hosts {
             HostPattern::parse(h).map_err(|e| bad("admin.hosts", format!("`{h}`: {e}")))?;
@@ -516,6 +546,21 @@ impl FileConfig {
                 .timeouts
                 .pool_idle
                 .map_or(Duration::from_secs(4), HumanDuration::get),
+            client_header_timeout: nonzero(
+                "timeouts.client-header",
+                self.timeouts.client_header,
+                Duration::from_secs(10),
+            )?,
+            client_idle_timeout: nonzero(
+                "timeouts.client-idle",
+                self.timeouts.client_idle,
+                Duration::from_secs(60),
+            )?,
+            fill_timeout: nonzero(
+                "timeouts.fill",
+                self.timeouts.fill,
+                Duration::from_secs(120),
+            )?,
             health_path,
             health_interval: self
                 .health
@@ -536,6 +581,7 @@ impl FileConfig {
             tier: meridian_purge::Tier::Edge,
             compression: self.compression.validate(source)?,
             http2: self.http2.validate(source)?,
+            limits: self.limits.validate(source)?,
             tls,
         })
     }
