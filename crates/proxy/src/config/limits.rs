@@ -227,7 +227,7 @@ mod tests {
 
     #[test]
     fn defaults_are_those_an_operator_expects() {
-        let l = parse("").unwrap();
+        let l = parse("").expect("defaults");
         assert_eq!(l, Limits::default());
         assert_eq!(l.max_request_head, 32 << 10);
         assert_eq!(l.per_ip_rate, None);
@@ -253,14 +253,14 @@ mod tests {
                 "limits.max-upstream-headers",
             ),
         ] {
-            let e = parse(input).unwrap_err();
+            let e = parse(input).expect_err(input);
             assert!(e.contains("edge.toml") && e.contains(key), "{input}: {e}");
         }
     }
 
     #[test]
     fn a_rate_without_a_burst_allows_one_seconds_worth() {
-        let l = parse("per-ip-requests-per-second = 50").unwrap();
+        let l = parse("per-ip-requests-per-second = 50").expect("a rate");
         assert_eq!(
             l.per_ip_rate,
             Some(Rate {
