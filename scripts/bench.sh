@@ -24,6 +24,13 @@
 #   H2_CONNECTIONS [8]  H2_STREAMS [64]  h2_hit_1k: h2load connections and
 #               streams per connection (-c, -m), h2c with prior knowledge
 #               against Meridian and nginx (Varnish has no h2 here)
+#               TLS scenarios (Meridian and nginx; Varnish has no TLS): both
+#               serve the same ECDSA P-256 certificate, TLS 1.3 only:
+#               tls_hit_1k / tls_hotset_10k: wrk over HTTPS keep-alive;
+#               tls_h2_hit_1k: h2load over TLS (ALPN h2), as h2_hit_1k;
+#               tls_new_full / tls_new_resumed: new TLS connections per
+#               second, one GET each (crates/proxy/examples/tls_load.rs,
+#               TLS_CONNS [32] at once), full handshakes / resumed sessions
 #   SERVERS     [meridian nginx varnish]
 #   SERVER_CPU [0]  CLIENT_CPUS [1, or 1-(nproc-1)]
 #   MEM_OBJECTS [100000]  STORM_CLIENTS [200]  STORM_DELAY_MS [500]
@@ -39,6 +46,7 @@
 #   OUT [scripts/bench-results/latest.json]  KEEP_TMP=1 keeps the temp dir
 #   UPDATE_DOC=docs/benchmarks.md  also puts the report between that file's
 #               <!-- bench-table-start --> and <!-- bench-table-end --> markers
+#   TLS_LOAD_BIN  the tls_load example binary (skips building it)
 set -euo pipefail
 # The whole script is one compound command, parsed before it runs, so editing
 # this file while a benchmark is running cannot derail that run.
@@ -60,7 +68,8 @@ CONNECTIONS=${CONNECTIONS:-64}
 MEM_OBJECTS=${MEM_OBJECTS:-100000}
 STORM_CLIENTS=${STORM_CLIENTS:-200}
 STORM_DELAY_MS=${STORM_DELAY_MS:-500}
-SCENARIOS=${SCENARIOS:-"hit_1k hit_100k hit_1m hotset_10k hit_1k_html hit_1k_br h2_hit_1k miss_storm miss_stream memory miss_memory"}
+SCENARIOS=${SCENARIOS:-"hit_1k hit_100k hit_1m hotset_10k hit_1k_html hit_1k_br h2_hit_1k tls_hit_1k tls_hotset_10k tls_h2_hit_1k tls_new_full tls_new_resumed miss_storm miss_stream memory miss_memory"}
+TLS_CONNS=${TLS_CONNS:-32}
 H2_CONNECTIONS=${H2_CONNECTIONS:-8}
 H2_STREAMS=${H2_STREAMS:-64}
 if [[ -n ${COMPARE_BIN:-} ]]; then
@@ -104,8 +113,11 @@ need_install=()
 command -v nginx >/dev/null || [[ -x /usr/sbin/nginx ]] || need_install+=(nginx)
 command -v varnishd >/dev/null || [[ -x /usr/sbin/varnishd ]] || need_install+=(varnish)
 command -v wrk >/dev/null || need_install+=(wrk)
-if [[ " $SCENARIOS " == *" h2_hit_1k "* ]]; then
+if [[ " $SCENARIOS " == *" h2_hit_1k "* || " $SCENARIOS " == *" tls_h2_hit_1k "* ]]; then
     command -v h2load >/dev/null || need_install+=(nghttp2-client)
+fi
+if [[ " $SCENARIOS " == *" tls_"* ]]; then
+    command -v openssl >/dev/null || need_install+=(openssl)
 fi
 command -v taskset >/dev/null || need_install+=(util-linux)
 command -v curl >/dev/null || need_install+=(curl)
@@ -130,6 +142,18 @@ else
     MERIDIAN="${CARGO_TARGET_DIR:-$REPO/target}/release/meridian"
 fi
 [[ -x $MERIDIAN ]] || die "no meridian binary at $MERIDIAN"
+has_tls() { [[ " $SCENARIOS " == *" tls_"* ]]; }
+TLS_LOAD=""
+if [[ " $SCENARIOS " == *" tls_new_"* ]]; then
+    if [[ -n ${TLS_LOAD_BIN:-} ]]; then
+        TLS_LOAD=$TLS_LOAD_BIN
+    else
+        log "building the TLS handshake load generator (example tls_load)"
+        (cd "$REPO" && cargo build --release --quiet -p meridian-proxy --example tls_load)
+        TLS_LOAD="${CARGO_TARGET_DIR:-$REPO/target}/release/examples/tls_load"
+    fi
+    [[ -x $TLS_LOAD ]] || die "no tls_load binary at $TLS_LOAD"
+fi
 # The origins can come from another build than the edge under test (an
 # older edge binary may predate `origin --rate`).
 ORIGIN_BIN=${ORIGIN_BIN:-$MERIDIAN}
@@ -263,6 +287,11 @@ H2_PORT[nginx]=$((BASE_PORT + 21))
 STORM_PORT[nginx]=$((BASE_PORT + 22))
 STREAM_PORT[nginx]=$((BASE_PORT + 25))
 MM_PORT[nginx]=$((BASE_PORT + 26))
+# HTTPS listeners (Meridian's main instance and nginx's; no Varnish).
+declare -A TLS_PORT
+TLS_PORT[meridian]=$((BASE_PORT + 18))
+TLS_PORT[meridian-b]=$((BASE_PORT + 48))
+TLS_PORT[nginx]=$((BASE_PORT + 28))
 PORT[varnish]=$((BASE_PORT + 30))
 STORM_PORT[varnish]=$((BASE_PORT + 32))
 STREAM_PORT[varnish]=$((BASE_PORT + 35))
@@ -312,6 +341,16 @@ if mm_mb:
             f.write(os.urandom(1000 * 1000))
 EOF
 
+# One ECDSA P-256 certificate for every TLS server (the issue's setup).
+TLS_DIR="$TMP/tls"
+if has_tls; then
+    mkdir -p "$TLS_DIR"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+        -subj /CN=localhost -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
+        -keyout "$TLS_DIR/key.pem" -out "$TLS_DIR/cert.pem" 2>/dev/null ||
+        die "openssl could not make the test certificate"
+fi
+
 # ------------------------------------------------------------------ servers
 CC_HEADER='public, max-age=3600'
 log "starting origins on CPU $CLIENT_CPUS (:$P_ORIGIN, and :$P_SLOW with ${STORM_DELAY_MS} ms delay)"
@@ -329,17 +368,26 @@ if has_scenario miss_stream; then
         --cache-control "$CC_HEADER" --rate "$STREAM_RATE" --delay-ms "$STREAM_ORIGIN_DELAY_MS"
 fi
 
-start_meridian() { # name port upstream-port [admin-port]; MERIDIAN_EXE overrides the binary
-    local admin=()
+start_meridian() { # name port upstream-port [admin-port [tls-port]]; MERIDIAN_EXE overrides the binary
+    local admin=() tls=()
     [[ -n ${4:-} ]] && admin=(--admin-listen "127.0.0.1:$4")
+    [[ -n ${5:-} ]] && tls=(--tls-listen "127.0.0.1:$5" --tls-cert "$TLS_DIR/cert.pem" --tls-key "$TLS_DIR/key.pem")
     RUST_LOG=${MERIDIAN_LOG:-info} start "$1" "$2" "$SERVER_CPU" \
         "${MERIDIAN_EXE:-$MERIDIAN}" edge --listen "127.0.0.1:$2" --upstream "http://127.0.0.1:$3" \
-        --workers 1 --name "$1" --cache-size 1GiB "${admin[@]}"
+        --workers 1 --name "$1" --cache-size 1GiB "${admin[@]}" "${tls[@]}"
 }
 
-start_nginx() { # name port upstream-port [h2c-port]
-    local dir="$TMP/$1" ofc="" h2=""
+start_nginx() { # name port upstream-port [h2c-port [tls-port]]
+    local dir="$TMP/$1" ofc="" h2="" tls=""
     [[ -n ${4:-} ]] && h2="listen 127.0.0.1:$4 http2 backlog=4096;"
+    # TLS as Meridian's: TLS 1.3, the same certificate, a session cache
+    # and tickets for resumption (nginx's TLS 1.3 resumption uses tickets).
+    [[ -n ${5:-} ]] && tls="listen 127.0.0.1:$5 ssl http2 backlog=4096;
+        ssl_certificate $TLS_DIR/cert.pem;
+        ssl_certificate_key $TLS_DIR/key.pem;
+        ssl_protocols TLSv1.3;
+        ssl_session_cache shared:SSL:10m;
+        ssl_session_tickets on;"
     mkdir -p "$dir/cache" "$dir/tmp"
     # Keep cached files' descriptors open, as a tuned proxy_cache does;
     # without it every hit costs open + fstat + close (NGINX_OPEN_FILE_CACHE=0).
@@ -373,6 +421,7 @@ http {
     server {
         listen 127.0.0.1:$2 backlog=4096;
         $h2
+        $tls
         location / {
             proxy_pass http://origin;
             proxy_http_version 1.1;
@@ -412,8 +461,10 @@ start_server() {
 for s in $SERVERS; do
     log "starting $s on CPU $SERVER_CPU (:${PORT[$s]}, storm instance :${STORM_PORT[$s]})"
     case $s in
-    meridian) start_meridian meridian "${PORT[meridian]}" "$P_ORIGIN" "$P_ADMIN" ;;
-    nginx) start_nginx nginx "${PORT[nginx]}" "$P_ORIGIN" "${H2_PORT[nginx]}" ;;
+    meridian) start_meridian meridian "${PORT[meridian]}" "$P_ORIGIN" "$P_ADMIN" "$(has_tls && echo "${TLS_PORT[meridian]}")" ;;
+    meridian-b) MERIDIAN_EXE=$COMPARE_BIN start_meridian meridian-b "${PORT[meridian-b]}" "$P_ORIGIN" "" \
+        "$(has_tls && "$COMPARE_BIN" edge --help 2>/dev/null | grep -q -- --tls-listen && echo "${TLS_PORT[meridian-b]}")" ;;
+    nginx) start_nginx nginx "${PORT[nginx]}" "$P_ORIGIN" "${H2_PORT[nginx]}" "$(has_tls && echo "${TLS_PORT[nginx]}")" ;;
     *) start_server "$s" "$s" "${PORT[$s]}" "$P_ORIGIN" ;;
     esac
     start_server "$s" "$s-storm" "${STORM_PORT[$s]}" "$P_SLOW"
@@ -449,9 +500,22 @@ cache_indicator() { # server path
 
 # ------------------------------------------------------------- warm-up
 declare -A PATH_OF=([hit_1k]=/obj/1k.bin [hit_100k]=/obj/100k.bin [hit_1m]=/obj/1m.bin
-    [hit_1k_html]=/obj/1k.html [hit_1k_br]=/obj/1k.html)
+    [hit_1k_html]=/obj/1k.html [hit_1k_br]=/obj/1k.html [tls_hit_1k]=/obj/1k.bin)
 # Request headers a scenario sends (wrk -H, and the warm-up's curl).
 declare -A HEADER_OF=([hit_1k_br]='Accept-Encoding: br')
+# The servers measured over TLS: those whose HTTPS listener answers (an
+# older COMPARE_BIN may predate TLS; Varnish has none here).
+TLS_SERVERS=""
+if has_tls; then
+    for s in $SERVERS; do
+        if [[ -n ${TLS_PORT[$s]:-} ]] && curl -skf -o /dev/null "https://127.0.0.1:${TLS_PORT[$s]}${PATH_OF[hit_1k]}"; then
+            TLS_SERVERS+=" $s"
+        else
+            log "TLS scenarios: $s has no HTTPS listener here; not measured"
+        fi
+    done
+fi
+
 for s in $SERVERS; do
     log "warming $s: 3 objects and the $HOTSET_N-URL hot set"
     for sc in hit_1k hit_100k hit_1m; do
@@ -468,6 +532,11 @@ for s in $SERVERS; do
     if has_scenario hotset_10k; then
         client load --port "${PORT[$s]}" --pattern '/hot/f%05d.bin' --count "$HOTSET_N" --conns 8 >"$TMP/warm-$s.json"
         log "  $(cat "$TMP/warm-$s.json")"
+    fi
+    # The scheme is in the cache key: HTTPS objects are filled on their own.
+    if has_scenario tls_hotset_10k && [[ " $TLS_SERVERS " == *" $s "* ]]; then
+        client load --tls --port "${TLS_PORT[$s]}" --pattern '/hot/f%05d.bin' --count "$HOTSET_N" --conns 8 >"$TMP/warm-tls-$s.json"
+        log "  over TLS: $(cat "$TMP/warm-tls-$s.json")"
     fi
     sleep 0.5
     for sc in hit_1k hit_100k hit_1m; do
@@ -490,6 +559,18 @@ if has_scenario h2_hit_1k; then
             H2_SERVERS+=" $s"
         else
             log "h2_hit_1k: $s does not speak h2c here; not measured"
+        fi
+    done
+fi
+
+TLS_H2_SERVERS=""
+if has_scenario tls_h2_hit_1k; then
+    for s in $TLS_SERVERS; do
+        if h2load -n 1 -c 1 "https://127.0.0.1:${TLS_PORT[$s]}${PATH_OF[hit_1k]}" 2>/dev/null |
+            grep -q '^requests: 1 total.* 1 succeeded'; then
+            TLS_H2_SERVERS+=" $s"
+        else
+            log "tls_h2_hit_1k: $s does not negotiate h2 here; not measured"
         fi
     done
 fi
@@ -522,7 +603,11 @@ PY
 
 run_h2load() { # server scenario round
     local s=$1 sc=$2 r=$3 url pid t0 t1 o0 o1 json
-    url="http://127.0.0.1:${H2_PORT[$s]}${PATH_OF[hit_1k]}"
+    if [[ $sc == tls_* ]]; then
+        url="https://127.0.0.1:${TLS_PORT[$s]}${PATH_OF[hit_1k]}"
+    else
+        url="http://127.0.0.1:${H2_PORT[$s]}${PATH_OF[hit_1k]}"
+    fi
     pid=$(pid_of "$s")
     local h2=(h2load -t "$WRK_THREADS" -c "$H2_CONNECTIONS" -m "$H2_STREAMS")
     # One second unmeasured first, as for wrk.
@@ -545,9 +630,13 @@ run_h2load() { # server scenario round
 
 run_wrk() { # server scenario round
     local s=$1 sc=$2 r=$3 url lua out t0 t1 o0 o1 pid hdr=()
-    url="http://127.0.0.1:${PORT[$s]}"
+    if [[ $sc == tls_* ]]; then
+        url="https://127.0.0.1:${TLS_PORT[$s]}"
+    else
+        url="http://127.0.0.1:${PORT[$s]}"
+    fi
     [[ -n ${HEADER_OF[$sc]:-} ]] && hdr=(-H "${HEADER_OF[$sc]}")
-    if [[ $sc == hotset_10k ]]; then
+    if [[ $sc == *hotset_10k ]]; then
         lua="$SCRIPTS/bench-lua/hotset.lua"
         url+="/"
     else
@@ -569,6 +658,29 @@ run_wrk() { # server scenario round
     local json
     json=$(grep '^{"requests"' <<<"$out" | tail -1)
     [[ -n $json ]] || { log "$s $sc: no wrk summary: $out"; return 0; }
+    printf '{"kind":"wrk","scenario":"%s","server":"%s","round":%d,"cpu_ticks":%d,"clk_tck":%d,"origin_requests":%d,"wrk":%s}\n' \
+        "$sc" "$s" "$r" "$((t1 - t0))" "$CLK_TCK" "$((o1 - o0))" "$json" >>"$RUNS"
+    log "  $sc $s: $(python3 "$SCRIPTS/bench_report.py" --one "$(tail -1 "$RUNS")")"
+}
+
+# New TLS connections per second, each with one GET (tls_load prints a
+# wrk-shaped JSON line): the server's CPU per connection is the figure
+# that matters when the load generator's core saturates first.
+run_tls_load() { # server scenario round
+    local s=$1 sc=$2 r=$3 pid t0 t1 o0 o1 json
+    local cmd=("$TLS_LOAD" --addr "127.0.0.1:${TLS_PORT[$s]}" --path "${PATH_OF[hit_1k]}"
+        --mode "${sc#tls_new_}" --conns "$TLS_CONNS")
+    pid=$(pid_of "$s")
+    # One second unmeasured first, as for wrk.
+    taskset -c "$CLIENT_CPUS" timeout 30 "${cmd[@]}" --duration 1 >/dev/null 2>&1 || true
+    o0=$(origin_count origin)
+    t0=$(cpu_ticks "$pid")
+    json=$(taskset -c "$CLIENT_CPUS" timeout $((DURATION + 30)) "${cmd[@]}" --duration "$DURATION" 2>&1 |
+        grep '^{' | tail -1) || true
+    kill -0 "$pid" 2>/dev/null || die "$s exited during the $sc run; see $TMP/$s.log"
+    t1=$(cpu_ticks "$pid")
+    o1=$(origin_count origin)
+    [[ -n $json ]] || { log "$s $sc: no tls_load summary"; return 0; }
     printf '{"kind":"wrk","scenario":"%s","server":"%s","round":%d,"cpu_ticks":%d,"clk_tck":%d,"origin_requests":%d,"wrk":%s}\n' \
         "$sc" "$s" "$r" "$((t1 - t0))" "$CLK_TCK" "$((o1 - o0))" "$json" >>"$RUNS"
     log "  $sc $s: $(python3 "$SCRIPTS/bench_report.py" --one "$(tail -1 "$RUNS")")"
@@ -608,6 +720,17 @@ for r in $(seq "$ROUNDS"); do
     if has_scenario h2_hit_1k; then
         for s in $H2_SERVERS; do run_h2load "$s" h2_hit_1k "$r"; done
     fi
+    for sc in tls_hit_1k tls_hotset_10k; do
+        has_scenario "$sc" || continue
+        for s in $TLS_SERVERS; do run_wrk "$s" "$sc" "$r"; done
+    done
+    if has_scenario tls_h2_hit_1k; then
+        for s in $TLS_H2_SERVERS; do run_h2load "$s" tls_h2_hit_1k "$r"; done
+    fi
+    for sc in tls_new_full tls_new_resumed; do
+        has_scenario "$sc" || continue
+        for s in $TLS_SERVERS; do run_tls_load "$s" "$sc" "$r"; done
+    done
     if has_scenario miss_storm; then
         for s in $SERVERS; do run_storm "$s" "$r"; done
     fi
@@ -686,6 +809,7 @@ python3 "$SCRIPTS/bench_report.py" --runs "$RUNS" --out "$OUT" \
     --meta varnish="$(varnishd -V 2>&1 | head -1 | sed 's/^varnishd (\(.*\) revision.*/\1/')" \
     --meta wrk="$(wrk -v 2>&1 | head -1 | awk '{print $2}')" \
     ${H2_SERVERS:+--meta h2load="$(h2load --version 2>&1 | head -1 | awk '{print $2}'), -c $H2_CONNECTIONS -m $H2_STREAMS"} \
+    ${TLS_SERVERS:+--meta tls="TLS 1.3, ECDSA P-256 (openssl $(openssl version | awk '{print $2}')), tls_load --conns $TLS_CONNS"} \
     ${UPDATE_DOC:+--doc "$UPDATE_DOC"}
 log "results written to $OUT"
 exit 0

@@ -174,6 +174,19 @@ async def storm(args: argparse.Namespace) -> dict:
     }
 
 
+def tls_context(args: argparse.Namespace):
+    """--tls: a client context for the bench's own self-signed certificate
+    (not verified: this warms caches, it is not a client to copy)."""
+    if not args.tls:
+        return None
+    import ssl
+
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
 async def load(args: argparse.Namespace) -> dict:
     todo = iter(range(args.count))
     ok = 0
@@ -182,7 +195,7 @@ async def load(args: argparse.Namespace) -> dict:
 
     async def worker() -> None:
         nonlocal ok
-        reader, writer = await asyncio.open_connection(args.host, args.port)
+        reader, writer = await asyncio.open_connection(args.host, args.port, ssl=tls_context(args))
         try:
             for i in todo:
                 writer.write(request(args.host, args.port, args.pattern % i))
@@ -407,6 +420,7 @@ def main() -> int:
     p.add_argument("--hold", type=float, default=30.0, help="slow: seconds the clients stay")
     p.add_argument("--settle", type=float, default=60.0, help="slow: seconds sampled after they leave")
     p.add_argument("--sample-ms", type=float, default=100.0)
+    p.add_argument("--tls", action="store_true", help="load: over TLS (certificate not verified)")
     args = p.parse_args()
     fn = {"storm": storm, "load": load, "headers": headers, "stream": stream, "slow": slow}[args.mode]
     print(json.dumps(asyncio.run(fn(args))))

@@ -15,7 +15,20 @@ import json
 import statistics
 import sys
 
-THROUGHPUT = ["hit_1k", "hit_100k", "hit_1m", "hotset_10k", "hit_1k_html", "hit_1k_br", "h2_hit_1k"]
+THROUGHPUT = [
+    "hit_1k",
+    "hit_100k",
+    "hit_1m",
+    "hotset_10k",
+    "hit_1k_html",
+    "hit_1k_br",
+    "h2_hit_1k",
+    "tls_hit_1k",
+    "tls_hotset_10k",
+    "tls_h2_hit_1k",
+    "tls_new_full",
+    "tls_new_resumed",
+]
 SERVERS = ["meridian", "meridian-b", "nginx", "varnish"]
 LABEL = {
     "hit_1k": "hit 1 KiB",
@@ -25,6 +38,11 @@ LABEL = {
     "hit_1k_html": "hit 1 KiB HTML, identity",
     "hit_1k_br": "hit 1 KiB HTML, Accept-Encoding: br",
     "h2_hit_1k": "h2c hit 1 KiB (h2load)",
+    "tls_hit_1k": "HTTPS hit 1 KiB, keep-alive",
+    "tls_hotset_10k": "HTTPS hot set 10k x 1 KiB",
+    "tls_h2_hit_1k": "h2 over TLS hit 1 KiB (h2load)",
+    "tls_new_full": "new TLS connections/s, full handshake + 1 KiB GET",
+    "tls_new_resumed": "new TLS connections/s, resumed + 1 KiB GET",
     "miss_storm": "miss storm",
     "miss_stream": "streaming miss",
     "miss_memory": "in-flight memory",
@@ -110,6 +128,9 @@ def wrk_figures(run: dict) -> dict:
         "errors": w["socket_errors"] + w["non2xx"],
         "origin_requests": run["origin_requests"],
         "server_core_util": cpu_s / secs if secs else None,
+        # tls_load: the share of connections the server resumed.
+        # (each connection loop's first handshake has no ticket to offer).
+        "resumed_share": w["resumed"] / max(1, req - w.get("conns", 0)) if req and "resumed" in w else None,
     }
 
 
@@ -220,6 +241,9 @@ def aggregate(runs: list[dict]) -> dict:
                 for k in ("rps", "p50_us", "p99_us", "cpu_us_per_req", "server_core_util")
             }
             per[s]["errors"] = sum(f["errors"] for f in fs)
+            shares = [f["resumed_share"] for f in fs if f["resumed_share"] is not None]
+            if shares:
+                per[s]["resumed_share_min"] = min(shares)
             per[s]["origin_requests"] = sum(f["origin_requests"] for f in fs)
         if per:
             out["throughput"][sc] = per
@@ -298,6 +322,34 @@ def targets(out: dict) -> list[dict]:
     if n and n["rps"] is not None:
         # Issue 12, item 4: HTTP/2 hits at 1.25x nginx's req/s or more.
         add("h2_hit_1k: req/s >= 1.25 x nginx", n["rps"] >= 1.25, f"{n['rps']:.2f} x")
+    # Issue 12's TLS rows: keep-alive HTTPS and h2 over TLS at 1.25x nginx's
+    # req/s, new TLS connections (full and resumed) at or above nginx's.
+    for sc, want in (
+        ("tls_hit_1k", 1.25),
+        ("tls_hotset_10k", 1.25),
+        ("tls_h2_hit_1k", 1.25),
+        ("tls_new_full", 1.0),
+        ("tls_new_resumed", 1.0),
+    ):
+        n = out["ratios"].get(sc, {}).get("nginx")
+        if n and n["rps"] is not None:
+            add(f"{sc}: req/s >= {want} x nginx", n["rps"] >= want, f"{n['rps']:.2f} x")
+        if sc.startswith("tls_new_") and n and n["cpu_us_per_req"] is not None:
+            add(f"{sc}: server CPU/connection <= nginx", n["cpu_us_per_req"] <= 1.0, f"{n['cpu_us_per_req']:.2f} x")
+    for s in ("meridian", "nginx"):
+        share = out["throughput"].get("tls_new_resumed", {}).get(s, {}).get("resumed_share_min")
+        if share is not None:
+            add(f"tls_new_resumed: {s} resumed every session", share >= 0.99, f"lowest round {share:.1%}")
+    # Issue 12: a compressed hit costs no more CPU than an identity hit
+    # (within 2%, about the run-to-run spread of CPU per request).
+    br = out["throughput"].get("hit_1k_br", {}).get("meridian", {}).get("cpu_us_per_req")
+    ident = out["throughput"].get("hit_1k_html", {}).get("meridian", {}).get("cpu_us_per_req")
+    if br and ident and ident["median"]:
+        add(
+            "hit_1k_br: CPU/req <= hit_1k_html (identity)",
+            br["median"] <= ident["median"] * 1.02,
+            f"{br['median']:.1f} us vs {ident['median']:.1f} us",
+        )
     n = out["ratios"].get("hit_100k", {}).get("nginx")
     if n and n["rps"] is not None:
         add("hit_100k: req/s >= nginx", n["rps"] >= 1.0, f"{n['rps']:.2f} x")
