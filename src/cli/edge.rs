@@ -14,6 +14,10 @@ pub struct EdgeArgs {
     /// Upstream base URL (an origin, or a shield); repeat for several shields.
     #[arg(long = "upstream", value_name = "URL")]
     upstreams: Vec<String>,
+    /// CA certificates (PEM) that `https://` upstreams are verified against,
+    /// instead of the system roots [config `upstream-ca`].
+    #[arg(long, value_name = "PEM")]
+    upstream_ca: Option<std::path::PathBuf>,
     /// Responses larger than this are streamed, not stored, e.g. 64MiB.
     #[arg(long)]
     max_object_size: Option<ByteSize>,
@@ -24,19 +28,8 @@ pub struct EdgeArgs {
 }
 
 pub fn main(args: EdgeArgs) -> anyhow::Result<()> {
-    let (mut file, source): (FileConfig, String) = args.node.load_file()?;
-    if args.listen.is_some() {
-        file.listen = args.listen;
-    }
-    if !args.upstreams.is_empty() {
-        file.upstream = args.upstreams.clone();
-    }
-    if args.max_object_size.is_some() {
-        file.cache.max_object_size = args.max_object_size;
-    }
-    super::apply_node_flags!(file, &args.node);
-    args.follow.apply(&mut file.purge);
-    let config = file.validate(&source)?;
+    let (file, source): (FileConfig, String) = args.node.load_file()?;
+    let config = apply_flags(file, &args).validate(&source)?;
     if args.node.check_config {
         println!("{source}: configuration OK");
         return Ok(());
@@ -46,6 +39,25 @@ pub fn main(args: EdgeArgs) -> anyhow::Result<()> {
         meridian_edge::run(listeners, admin, config, shutdown).await?;
         Ok(())
     })
+}
+
+/// The flags on top of the file: a flag given replaces the file's value.
+fn apply_flags(mut file: FileConfig, args: &EdgeArgs) -> FileConfig {
+    if args.listen.is_some() {
+        file.listen = args.listen;
+    }
+    if !args.upstreams.is_empty() {
+        file.upstream = args.upstreams.clone();
+    }
+    if args.max_object_size.is_some() {
+        file.cache.max_object_size = args.max_object_size;
+    }
+    if let Some(ca) = args.upstream_ca.as_deref() {
+        file.upstream_ca = Some(super::shell_path(ca));
+    }
+    super::apply_node_flags!(file, &args.node);
+    args.follow.apply(&mut file.purge);
+    file
 }
 
 #[cfg(test)]
@@ -86,6 +98,34 @@ mod tests {
         assert_eq!(c.site_host.as_deref(), Some("shop.example"));
         assert_eq!(c.accept_hosts.map(|a| a.len()), Some(2));
         assert_eq!(c.trusted_forwarders.len(), 1);
+    }
+
+    #[test]
+    fn upstream_ca_flag_is_loaded_and_a_missing_file_is_named() {
+        let dir = tempfile::tempdir().expect("dir");
+        let ca = meridian_common::certs::LocalCa::generate("test CA").expect("ca");
+        let ca_path = dir.path().join("ca.pem");
+        std::fs::write(&ca_path, ca.cert_pem()).expect("write");
+        let validate = |ca: &str| {
+            let args = Cli::try_parse_from([
+                "edge",
+                "--upstream",
+                "https://127.0.0.1:9443",
+                "--upstream-ca",
+                ca,
+            ])
+            .expect("flags parse")
+            .args;
+            apply_flags(FileConfig::default(), &args).validate("command line")
+        };
+        validate(&ca_path.display().to_string()).expect("a CA file is accepted");
+        let e = validate("/nonexistent/ca.pem")
+            .expect_err("missing CA")
+            .to_string();
+        assert!(
+            e.contains("upstream-ca") && e.contains("/nonexistent/ca.pem"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -233,3 +233,9 @@ macro_rules! apply_node_flags {
     }};
 }
 pub(crate) use apply_node_flags;
+
+/// A path given as a flag, made absolute: it is the shell's, while paths in
+/// a config file are relative to that file.
+pub(crate) fn shell_path(p: &std::path::Path) -> std::path::PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
+}

@@ -17,6 +17,10 @@ pub struct ShieldArgs {
     /// Origin `http://host:port[;weight=N]`; repeat for several.
     #[arg(long = "origin", value_name = "URL[;weight=N]")]
     origins: Vec<String>,
+    /// CA certificates (PEM) that `https://` origins are verified against,
+    /// instead of the system roots [config `origin-ca`].
+    #[arg(long, value_name = "PEM")]
+    origin_ca: Option<std::path::PathBuf>,
     /// round-robin, weighted-round-robin, least-connections, ip-hash,
     /// consistent-hash or two-choices [config `balance`, default round-robin].
     #[arg(long)]
@@ -62,6 +66,9 @@ fn apply_flags(mut file: FileConfig, args: &ShieldArgs) -> FileConfig {
     }
     if !args.origins.is_empty() {
         file.origin = args.origins.clone();
+    }
+    if let Some(ca) = args.origin_ca.as_deref() {
+        file.origin_ca = Some(super::shell_path(ca));
     }
     if args.balance.is_some() {
         file.balance = args.balance;
@@ -129,6 +136,24 @@ mod tests {
         assert_eq!(c.engine.trusted_forwarders.len(), 2);
         assert_eq!(c.engine.site_host.as_deref(), Some("shop.example"));
         assert_eq!(c.engine.accept_hosts.map(|a| a.len()), Some(1));
+    }
+
+    #[test]
+    fn origin_ca_flag_is_named_in_errors_as_origin_ca() {
+        let args = parse(&[
+            "--origin",
+            "https://127.0.0.1:9443",
+            "--origin-ca",
+            "/nonexistent/ca.pem",
+        ]);
+        let err = apply_flags(FileConfig::default(), &args)
+            .validate("command line")
+            .expect_err("missing CA")
+            .to_string();
+        assert!(
+            err.contains("origin-ca") && err.contains("/nonexistent/ca.pem"),
+            "{err}"
+        );
     }
 
     #[test]
