@@ -453,3 +453,56 @@ async fn head_gets_a_stored_encoding_but_never_starts_one() {
     );
     assert_eq!(origin.count_path("/head"), 1);
 }
+
+/// The encoders' work is visible to an operator: one encoding per URL and
+/// coding (never per hit), with the bytes in and out.
+#[tokio::test]
+async fn encodings_are_counted_once_per_url_and_coding() {
+    let origin = site().await;
+    let edge = Node::edge(&[origin.url()]).await;
+    let c = client();
+    let url = edge.url("/counted");
+    get(&c, &url, &[]).await;
+    for accept in ["br", "br", "gzip", "br"] {
+        let g = get(&c, &url, &ae(accept)).await;
+        assert_eq!(g.encoding.as_deref(), Some(accept));
+    }
+    let gzip_len = get(&c, &url, &ae("gzip")).await.body.len();
+    let text = c
+        .get(edge.admin_url("/metrics"))
+        .send()
+        .await
+        .expect("scrape")
+        .text()
+        .await
+        .expect("body");
+    let value = |series: &str| -> Option<u64> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(series))
+            .and_then(|v| v.trim().parse().ok())
+    };
+    assert_eq!(
+        value("meridian_encodings_total{coding=\"br\"}"),
+        Some(1),
+        "{text}"
+    );
+    assert_eq!(
+        value("meridian_encodings_total{coding=\"gzip\"}"),
+        Some(1),
+        "{text}"
+    );
+    assert_eq!(
+        value("meridian_encodings_total{coding=\"zstd\"}"),
+        None,
+        "{text}"
+    );
+    assert_eq!(
+        value("meridian_encoding_bytes_total{coding=\"gzip\",side=\"in\"}"),
+        Some(page().len() as u64)
+    );
+    assert_eq!(
+        value("meridian_encoding_bytes_total{coding=\"gzip\",side=\"out\"}"),
+        Some(gzip_len as u64)
+    );
+    assert_eq!(origin.count_path("/counted"), 1);
+}

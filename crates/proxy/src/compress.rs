@@ -412,6 +412,8 @@ impl Engine {
             }
             Err(_) => return None,
         };
+        self.metrics
+            .encoded(coding.token(), identity.body.len(), out.len());
         let headers = encoded_headers(&identity.headers.to_map(0), coding, out.len());
         let variant = Variant::new(&headers, req_headers);
         Some(Arc::new(

@@ -72,10 +72,12 @@ pub mod names {
     pub const FILLS_IN_FLIGHT: &str = "meridian_fills_in_flight";
     pub const FILL_BUDGET_BYTES: &str = "meridian_fill_budget_bytes";
     pub const FILL_BUDGET_CAPACITY_BYTES: &str = "meridian_fill_budget_capacity_bytes";
+    pub const ENCODINGS_TOTAL: &str = "meridian_encodings_total";
+    pub const ENCODING_BYTES_TOTAL: &str = "meridian_encoding_bytes_total";
     pub const BUILD_INFO: &str = "meridian_build_info";
 
     /// All of them, for tests and docs.
-    pub const ALL: [&str; 16] = [
+    pub const ALL: [&str; 18] = [
         REQUESTS_TOTAL,
         RESPONSE_BYTES_TOTAL,
         COLLAPSED_TOTAL,
@@ -91,6 +93,8 @@ pub mod names {
         FILLS_IN_FLIGHT,
         FILL_BUDGET_BYTES,
         FILL_BUDGET_CAPACITY_BYTES,
+        ENCODINGS_TOTAL,
+        ENCODING_BYTES_TOTAL,
         BUILD_INFO,
     ];
 }
@@ -331,6 +335,18 @@ struct PurgeLabels {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct CodingLabels {
+    coding: &'static str,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct CodingBytesLabels {
+    coding: &'static str,
+    /// `in`: identity bytes read; `out`: encoded bytes stored.
+    side: &'static str,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct BuildLabels {
     version: &'static str,
 }
@@ -482,6 +498,8 @@ pub struct Metrics {
     /// `[kind][soft]`: (purges, entries).
     by_purge: [[(Counter, Counter); 2]; PurgeKind::ALL.len()],
     fills: Gauge,
+    encodings: Family<CodingLabels, Counter>,
+    encoding_bytes: Family<CodingBytesLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -502,6 +520,8 @@ impl Default for Metrics {
             purged_entries,
             by_purge,
             fills: Gauge::default(),
+            encodings: Family::default(),
+            encoding_bytes: Family::default(),
         }
     }
 }
@@ -513,6 +533,18 @@ impl Metrics {
         let (purges, purged) = &self.by_purge[kind as usize][usize::from(soft)];
         purges.inc();
         purged.inc_by(u64::try_from(entries).unwrap_or(u64::MAX));
+    }
+
+    /// Counts one encoded form made from `input` identity bytes
+    /// into `output` bytes. Once per URL and coding, never per hit, so the
+    /// label lookup is no cost worth caching.
+    pub(crate) fn encoded(&self, coding: &'static str, input: usize, output: usize) {
+        self.encodings.get_or_create(&CodingLabels { coding }).inc();
+        for (side, n) in [("in", input), ("out", output)] {
+            self.encoding_bytes
+                .get_or_create(&CodingBytesLabels { coding, side })
+                .inc_by(u64::try_from(n).unwrap_or(u64::MAX));
+        }
     }
 
     /// Marks a fill in flight until the returned guard drops.
@@ -531,6 +563,16 @@ impl Metrics {
             base(names::PURGED_ENTRIES_TOTAL),
             "Stored URLs removed or marked stale by purges",
             self.purged_entries.clone(),
+        );
+        r.register(
+            base(names::ENCODINGS_TOTAL),
+            "Encoded forms (br, zstd, gzip) made from stored identity responses, by coding",
+            self.encodings.clone(),
+        );
+        r.register(
+            base(names::ENCODING_BYTES_TOTAL),
+            "Bytes into (side=in, identity) and out of (side=out) the encoders, by coding",
+            self.encoding_bytes.clone(),
         );
         r.register(
             names::FILLS_IN_FLIGHT,
