@@ -605,9 +605,11 @@ async fn with_processes_a_stopped_shield_is_a_killed_process_and_start_runs_a_ne
         .act("shield-us", Action::Stop)
         .await
         .expect("stop");
-    eventually("the killed shield is reaped", Duration::from_secs(10), || async {
-        !alive(first) && child_pid(&r, "shield-us").is_none()
-    })
+    eventually(
+        "the killed shield is reaped",
+        Duration::from_secs(10),
+        || async { !alive(first) && child_pid(&r, "shield-us").is_none() },
+    )
     .await;
     // Its keys go to the other shield: misses through eu-west still work.
     let interval = r.cluster.config().upstream_health_interval;
@@ -636,8 +638,10 @@ async fn with_processes_a_stopped_shield_is_a_killed_process_and_start_runs_a_ne
     assert!(alive(edge), "the edge process lived through it");
 
     r.cluster.shutdown().await;
-    eventually("shutdown kills every child", Duration::from_secs(10), || async {
-        !alive(second) && !alive(edge)
-    })
+    eventually(
+        "shutdown kills every child",
+        Duration::from_secs(10),
+        || async { !alive(second) && !alive(edge) },
+    )
     .await;
 }

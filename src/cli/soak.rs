@@ -71,6 +71,10 @@ pub fn main(a: SoakArgs) -> anyhow::Result<()> {
         let text = serde_json::to_string_pretty(&report)?;
         std::fs::write(p, text).with_context(|| format!("writing {}", p.display()))?;
     }
-    anyhow::ensure!(report.passed(), "the soak failed: {}", report.problems.join("; "));
+    anyhow::ensure!(
+        report.passed(),
+        "the soak failed: {}",
+        report.problems.join("; ")
+    );
     Ok(())
 }

@@ -128,10 +128,7 @@ impl Inner {
         );
         t.insert(
             "health".into(),
-            table(&[(
-                "interval",
-                text(meridian_common::HumanDuration(health)),
-            )]),
+            table(&[("interval", text(meridian_common::HumanDuration(health)))]),
         );
         t.insert(
             "purge".into(),
@@ -146,7 +143,10 @@ impl Inner {
             ]);
             t.insert(
                 "tls".into(),
-                table(&[("listen", text(addr)), ("cert", toml::Value::Array(vec![pair]))]),
+                table(&[
+                    ("listen", text(addr)),
+                    ("cert", toml::Value::Array(vec![pair])),
+                ]),
             );
         }
         Ok((kind, t))
@@ -179,7 +179,8 @@ impl Inner {
         let source = f.config.display().to_string();
         match kind {
             "edge" => {
-                let parsed: meridian_proxy::FileConfig = meridian_common::parse_toml(&f.config, &body)?;
+                let parsed: meridian_proxy::FileConfig =
+                    meridian_common::parse_toml(&f.config, &body)?;
                 parsed.validate(&source)?;
             }
             _ => {
@@ -259,9 +260,7 @@ async fn ready(child: &mut Child, addrs: &[SocketAddr]) -> Result<(), String> {
                 break;
             }
             if tokio::time::Instant::now() >= deadline {
-                return Err(format!(
-                    "not listening on {addr} after {START_TIMEOUT:?}"
-                ));
+                return Err(format!("not listening on {addr} after {START_TIMEOUT:?}"));
             }
             tokio::time::sleep(READY_POLL).await;
         }

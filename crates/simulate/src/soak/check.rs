@@ -67,11 +67,7 @@ fn same(asset: &Asset, range: Range<u64>, body: &[u8]) -> Verdict {
         if body.get(at..end) != Some(&s[..]) {
             return Verdict::WrongBytes(format!(
                 "{}: bytes {}..{} of range {}..{} differ from the origin's",
-                asset.path,
-                at,
-                end,
-                range.start,
-                range.end
+                asset.path, at, end, range.start, range.end
             ));
         }
         at = end;

@@ -181,7 +181,11 @@ pub async fn run(settings: Settings) -> Result<Report, SoakError> {
         .filter(|(_, a)| a.len <= 4 << 20)
         .map(|(i, _)| i)
         .collect();
-    let fronts = c.fronts.iter().map(|f| format!("http://{}", f.addr)).collect();
+    let fronts = c
+        .fronts
+        .iter()
+        .map(|f| format!("http://{}", f.addr))
+        .collect();
     let start = Instant::now();
     let run = Arc::new(Run {
         client,
@@ -282,11 +286,16 @@ async fn worker(run: Arc<Run>, seed: u64) {
             let a = if rng.random_bool(0.33) {
                 run.site.get(meridian_origin::sample::BIG_VIDEO)
             } else {
-                run.site.assets().get(run.small[pick(&mut rng, run.small.len())])
+                run.site
+                    .assets()
+                    .get(run.small[pick(&mut rng, run.small.len())])
             };
             (Kind::Range, a)
         } else {
-            let a = run.site.assets().get(run.small[pick(&mut rng, run.small.len())]);
+            let a = run
+                .site
+                .assets()
+                .get(run.small[pick(&mut rng, run.small.len())]);
             let kind = match roll {
                 15..25 => Kind::Conditional,
                 25..30 => Kind::Head,
@@ -382,7 +391,16 @@ pub(crate) async fn fetch(
             run.tally.outcome(kind, o);
             Some(o)
         }
-        Verdict::Status(s) => failed(format!("status {s}")),
+        Verdict::Status(s) => {
+            // What said no: the node in Cache-Status (or none: a relay).
+            let who = headers
+                .get("cache-status")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.rsplit(',').next())
+                .and_then(|m| m.split(';').next())
+                .map_or("no cache-status".to_owned(), |n| n.trim().to_owned());
+            failed(format!("status {s} ({who})"))
+        }
         Verdict::WrongBytes(why) => failed(format!("{}{why}", report::WRONG_BYTES)),
     }
 }
@@ -401,10 +419,15 @@ pub(crate) fn wrong(cause: &str) -> bool {
     cause.starts_with(report::WRONG_BYTES)
 }
 
-/// For the report: which fault, if any, explains an error at `at`.
-pub(crate) fn explained<'a>(windows: &'a [Window], at: f64, kind: Kind) -> Option<&'a Window> {
+/// For the report: which fault, if any, explains an error at `at`: of the
+/// windows it falls in (grace included), the one that began last (a new
+/// fault, not the tail of an old one).
+pub(crate) fn explained(windows: &[Window], at: f64, kind: Kind) -> Option<&Window> {
     if kind == Kind::Hot {
         return None;
     }
-    windows.iter().find(|w| at >= w.from && at <= w.until)
+    windows
+        .iter()
+        .filter(|w| at >= w.from && at <= w.until)
+        .max_by(|a, b| a.from.total_cmp(&b.from))
 }

@@ -222,9 +222,11 @@ pub(crate) async fn drive(
                 let status = r.as_ref().map_or(0, |r| r.status().as_u16());
                 let millis = t0.elapsed().as_millis() as u64;
                 let mut next = None;
-                if let (Some(path), Some(front), Some(asset)) =
-                    (url, run.fronts.first(), url.as_deref().and_then(|p| run.site.get(p)))
-                {
+                if let (Some(path), Some(front), Some(asset)) = (
+                    url,
+                    run.fronts.first(),
+                    url.as_deref().and_then(|p| run.site.get(p)),
+                ) {
                     let u = format!("{front}{path}");
                     next = fetch(run, run.client.get(&u), asset, Kind::Full, &u).await;
                 }
@@ -311,7 +313,10 @@ async fn tick_until(run: &Run, due: Instant, bar: Option<&ProgressBar>) {
                 run.tally.requests.load(Ordering::Relaxed)
             ));
         }
-        tokio::time::sleep(Duration::from_secs(1).min(due.saturating_duration_since(Instant::now()))).await;
+        tokio::time::sleep(
+            Duration::from_secs(1).min(due.saturating_duration_since(Instant::now())),
+        )
+        .await;
     }
 }
 

@@ -22,9 +22,9 @@ pub(crate) fn bar(on: bool, d: Duration) -> Option<ProgressBar> {
         return None;
     }
     let b = ProgressBar::new(d.as_secs().max(1));
-    if let Ok(s) = ProgressStyle::with_template(
-        "soak {elapsed_precise} [{bar:30}] {pos}/{len}s  {msg}",
-    ) {
+    if let Ok(s) =
+        ProgressStyle::with_template("soak {elapsed_precise} [{bar:30}] {pos}/{len}s  {msg}")
+    {
         b.set_style(s.progress_chars("=> "));
     }
     Some(b)
@@ -105,6 +105,8 @@ pub struct Report {
     pub problems: Vec<String>,
     /// Some unexpected failures in full.
     pub examples: Vec<super::Failure>,
+    /// Every failure (the first 20,000).
+    pub failures: Vec<super::Failure>,
 }
 
 impl Report {
@@ -141,8 +143,9 @@ pub(crate) fn build(
             Some(w) => format!("{} {}", fault_name(w.fault), w.node),
             None => "unexpected".to_owned(),
         };
-        if !label.starts_with(fault_name(Fault::OriginSlow))
-            && (label == "unexpected" || label == "WRONG BYTES")
+        if (label == "unexpected"
+            || label == "WRONG BYTES"
+            || label.starts_with(fault_name(Fault::OriginSlow)))
             && examples.len() < 20
         {
             examples.push(f.clone());
@@ -212,7 +215,10 @@ pub(crate) fn build(
             ));
         }
         if f.misses == 0 {
-            problems.push(format!("the probe sent no miss while {} was down", f.shield));
+            problems.push(format!(
+                "the probe sent no miss while {} was down",
+                f.shield
+            ));
         }
         failovers.push(f);
     }
@@ -303,6 +309,7 @@ pub(crate) fn build(
         },
         problems,
         examples,
+        failures,
     }
 }
 
@@ -336,7 +343,10 @@ impl Report {
         for (k, n) in &f.errors_by_cause {
             let _ = writeln!(s, "  {k:<60} {n}");
         }
-        let _ = writeln!(s, "\nfault windows (s since start; errors until `until` are put down to them):");
+        let _ = writeln!(
+            s,
+            "\nfault windows (s since start; errors until `until` are put down to them):"
+        );
         for w in &f.windows {
             let _ = writeln!(
                 s,
@@ -348,7 +358,10 @@ impl Report {
                 w.until
             );
         }
-        let _ = writeln!(s, "\nfailover (shield SIGKILLed, probe on every front every 50 ms):");
+        let _ = writeln!(
+            s,
+            "\nfailover (shield SIGKILLed, probe on every front every 50 ms):"
+        );
         for o in &f.failovers {
             let _ = writeln!(
                 s,
@@ -380,7 +393,8 @@ impl Report {
                 p.what,
                 p.status,
                 p.millis,
-                p.next.map_or(String::new(), |n| format!(", next request: {n}"))
+                p.next
+                    .map_or(String::new(), |n| format!(", next request: {n}"))
             );
         }
         let _ = writeln!(
