@@ -333,13 +333,14 @@ async fn worker(run: Arc<Run>, seed: u64) {
             _ => {}
         }
         let ok = fetch(&run, req, asset, kind, &url).await;
-        if kind != Kind::Miss && run.origin_down.load(Ordering::Relaxed) {
-            if let Ok(mut o) = run.tally.outage.lock() {
-                match ok {
-                    Some("stale-if-error") => o[1] += 1,
-                    Some(_) => o[0] += 1,
-                    None => o[2] += 1,
-                }
+        if kind != Kind::Miss
+            && run.origin_down.load(Ordering::Relaxed)
+            && let Ok(mut o) = run.tally.outage.lock()
+        {
+            match ok {
+                Some("stale-if-error") => o[1] += 1,
+                Some(_) => o[0] += 1,
+                None => o[2] += 1,
             }
         }
     }
