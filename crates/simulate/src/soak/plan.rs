@@ -250,10 +250,12 @@ pub(crate) async fn drive(
                     // The hot set is cached on every edge before the kill.
                     warm(run).await;
                 }
+                // The fault begins when it is asked for: requests in flight
+                // at the kill fail before the control API answers.
+                let now = run.now();
                 if let Err(e) = act(run, node, action).await {
                     problems.push(e);
                 }
-                let now = run.now();
                 let fault = match (node.as_str(), action.as_str()) {
                     ("origin", a) if a.starts_with("slow") => Some(Fault::OriginSlow),
                     ("origin", "fail") => Some(Fault::OriginFailing),
