@@ -79,6 +79,9 @@ enum Command {
     /// Drive the cluster with synthetic clients around the world: nearest
     /// edge, random edge and straight to the origin, with an HTML report.
     Simulate(cli::simulate::SimulateArgs),
+    /// A bounded chaos run against a running `cluster up --processes`:
+    /// mixed traffic, purges, kills and outages, every body checked.
+    Soak(cli::soak::SoakArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -93,6 +96,7 @@ fn main() -> std::process::ExitCode {
         Command::Purge(a) => cli::purge::main(a),
         Command::Cluster(a) => cli::cluster::main(a),
         Command::Simulate(a) => cli::simulate::main(a),
+        Command::Soak(a) => cli::soak::main(a),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -575,3 +575,73 @@ async fn dump(url: &str) -> String {
         .await
         .expect("chromium")
 }
+
+/// The pid `cluster up --processes` wrote for `node` (none once reaped).
+fn child_pid(r: &Running, node: &str) -> Option<u32> {
+    let path = meridian_cluster::run::pid_file(&r.cluster.config().state_dir, node);
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+fn alive(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_processes_a_stopped_shield_is_a_killed_process_and_start_runs_a_new_one() {
+    let r = start_with(|c| {
+        c.processes = true;
+        c.node_binary = Some(env!("CARGO_BIN_EXE_meridian").into());
+    })
+    .await;
+    let eu = r.url_of("eu-west");
+    let (status, cs, _) = r.get(&eu, "/index.html").await;
+    assert_eq!(status, 200, "{cs}");
+    let first = child_pid(&r, "shield-us").expect("shield-us runs as a process");
+    assert!(alive(first));
+    let edge = child_pid(&r, "eu-west").expect("eu-west runs as a process");
+
+    // stop: a SIGKILL; the process is gone and reaped, the pid file too.
+    r.cluster
+        .act("shield-us", Action::Stop)
+        .await
+        .expect("stop");
+    eventually(
+        "the killed shield is reaped",
+        Duration::from_secs(10),
+        || async { !alive(first) && child_pid(&r, "shield-us").is_none() },
+    )
+    .await;
+    // Its keys go to the other shield: misses through eu-west still work.
+    let interval = r.cluster.config().upstream_health_interval;
+    eventually(
+        "misses are answered through shield-eu",
+        interval * 3 + Duration::from_secs(5),
+        || async {
+            let (status, cs, _) = r.get(&eu, "/news/").await;
+            status == 200 && !cs.contains("shield-us")
+        },
+    )
+    .await;
+
+    // start: a new process on the same addresses, answering health checks.
+    r.cluster
+        .act("shield-us", Action::Start)
+        .await
+        .expect("start");
+    let second = child_pid(&r, "shield-us").expect("a new shield-us");
+    assert_ne!(second, first);
+    assert!(alive(second));
+    let admin = r.cluster.node("shield-us").expect("node").admin.clone();
+    let healthz = format!("{}/healthz", admin.expect("admin"));
+    let (status, _, _) = r.get(&healthz, "").await;
+    assert_eq!(status, 200);
+    assert!(alive(edge), "the edge process lived through it");
+
+    r.cluster.shutdown().await;
+    eventually(
+        "shutdown kills every child",
+        Duration::from_secs(10),
+        || async { !alive(second) && !alive(edge) },
+    )
+    .await;
+}

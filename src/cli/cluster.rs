@@ -35,6 +35,11 @@ enum ClusterCommand {
         /// made at start (its path is printed) [config `cluster.https`].
         #[arg(long)]
         https: bool,
+        /// Every shield and edge runs as its own `meridian shield|edge`
+        /// child process, so `stop` is a real SIGKILL and `start` a
+        /// respawn [config `cluster.processes`].
+        #[arg(long)]
+        processes: bool,
     },
     /// Stop a node: its listeners close and its cache is lost.
     Stop(NodeArg),
@@ -81,7 +86,8 @@ pub fn main(args: ClusterArgs) -> anyhow::Result<()> {
             check_config,
             workers,
             https,
-        } => up(&file.config, check_config, workers, https),
+            processes,
+        } => up(&file.config, check_config, workers, https, processes),
         ClusterCommand::Stop(n) => act(&n, "stop"),
         ClusterCommand::Start(n) => act(&n, "start"),
         ClusterCommand::Slow { node, by } => act(&node, &format!("slow={}", fmt_ms(by.get()))),
@@ -108,9 +114,16 @@ pub(crate) fn load(path: &Path) -> anyhow::Result<ClusterConfig> {
     Ok(ClusterConfig::load(path)?)
 }
 
-fn up(path: &Path, check_config: bool, workers: Option<usize>, https: bool) -> anyhow::Result<()> {
+fn up(
+    path: &Path,
+    check_config: bool,
+    workers: Option<usize>,
+    https: bool,
+    processes: bool,
+) -> anyhow::Result<()> {
     let mut config = load(path)?;
     config.https |= https;
+    config.processes |= processes;
     if check_config {
         println!(
             "{}: configuration OK ({} edges in {} regions, {} shields)",

@@ -7,6 +7,7 @@ pub mod origin;
 pub mod purge;
 pub mod shield;
 pub mod simulate;
+pub mod soak;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -73,6 +73,8 @@ struct ClusterSection {
     upstream_health_interval: Option<HumanDuration>,
     /// Edges also listen on HTTPS, with certificates from a CA made at start.
     https: Option<bool>,
+    /// Every shield and edge runs as its own child process.
+    processes: Option<bool>,
 }
 
 /// `[origin]`: where the sample origin runs and where it is on the map.
@@ -172,6 +174,14 @@ pub struct ClusterConfig {
     /// a certificate for `localhost`, `127.0.0.1` and its name signed by a
     /// CA made at start in the state directory.
     pub https: bool,
+    /// Every shield and edge runs as its own `meridian shield|edge
+    /// --config FILE` child process behind the cluster's links
+    /// (`cluster.processes`, `--processes`), so `stop` is a real SIGKILL and
+    /// `start` a respawn; otherwise every node runs in this process.
+    pub processes: bool,
+    /// The `meridian` binary those children run (default: this process's
+    /// own executable; a test names the built binary). Not a file key.
+    pub node_binary: Option<PathBuf>,
     pub origin: OriginSpec,
     pub shields: Vec<ShieldSpec>,
     pub edges: Vec<EdgeSpec>,
@@ -482,6 +492,8 @@ impl ClusterConfig {
             seed: c.seed.unwrap_or(1),
             upstream_health_interval,
             https: c.https.unwrap_or(false),
+            processes: c.processes.unwrap_or(false),
+            node_binary: None,
             origin,
             shields,
             edges,

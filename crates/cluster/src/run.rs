@@ -8,6 +8,8 @@
 //! relay into it reads. Stopping a node shuts it down (its listeners close,
 //! the relays drop connections into it); starting it binds the same
 //! addresses again with an empty cache, as a restarted process would.
+//! With `cluster.processes` a shield or edge slot runs a child process
+//! instead of a task (`run/process.rs`): stopping it is a SIGKILL.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -26,6 +28,9 @@ use crate::control::{
     UpstreamLink,
 };
 use crate::link::{Target, serve_front, serve_link};
+
+mod process;
+pub use process::{NODES_DIR, log_file, pid_file};
 
 /// How long a stopping node may take to close its connections.
 pub const STOP_TIMEOUT: Duration = Duration::from_secs(5);
@@ -693,6 +698,11 @@ impl Inner {
         });
         let name = s.name.clone();
         let task = match s.role {
+            Role::Shield(_) | Role::Edge(_) if self.config.processes => {
+                // The child binds the same addresses.
+                drop((listener, admin, tls));
+                self.spawn_child(k, stop.clone()).await?
+            }
             Role::Origin => {
                 let app = meridian_origin::sample_router(
                     Arc::clone(&self.origin.site),
@@ -917,7 +927,8 @@ impl Inner {
             }
             Action::Start if !stopped => Ok(current),
             Action::Start => {
-                let listen = if s.fixed_listen {
+                // A child process is told its address: the same one again.
+                let listen = if s.fixed_listen || self.config.processes {
                     s.listen
                 } else {
                     SocketAddr::from(([127, 0, 0, 1], 0))

@@ -27,6 +27,7 @@ pub mod cpu;
 pub mod model;
 pub mod report;
 pub mod run;
+pub mod soak;
 pub mod stats;
 pub mod weights;
 pub mod workload;
