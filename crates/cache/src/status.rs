@@ -7,6 +7,9 @@ use http::HeaderValue;
 pub static CACHE_STATUS: http::header::HeaderName =
     http::header::HeaderName::from_static("cache-status");
 
+/// RFC 8941 §3.3.1: an Integer has at most 15 decimal digits.
+pub const MAX_SF_INTEGER: i64 = 999_999_999_999_999;
+
 /// RFC 9211 §2.2 `fwd`: why the request went forward.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fwd {
@@ -80,6 +83,10 @@ impl CacheStatus {
             let _ = write!(out, "; fwd-status={s}");
         }
         if let Some(t) = self.ttl {
+            // An sf-integer has at most 15 digits: a ttl past them (only a
+            // caller's arithmetic could make one) is written at the limit,
+            // so the field stays a valid list.
+            let t = t.clamp(-MAX_SF_INTEGER, MAX_SF_INTEGER);
             let _ = write!(out, "; ttl={t}");
         }
         if self.stored {
@@ -258,3 +265,7 @@ mod tests {
         assert_eq!(cache_name("1edge"), "\"1edge\"");
     }
 }
+
+#[cfg(test)]
+#[path = "status_proptests.rs"]
+mod proptests;
