@@ -14,8 +14,8 @@ fn directives() -> impl Strategy<Value = CacheControl> {
         (secs(), secs(), secs(), secs(), secs(), secs()),
         proptest::collection::vec(any::<bool>(), 10),
     )
-        .prop_map(|((max_age, s_maxage, swr, sie, max_stale, min_fresh), b)| {
-            CacheControl {
+        .prop_map(
+            |((max_age, s_maxage, swr, sie, max_stale, min_fresh), b)| CacheControl {
                 max_age,
                 s_maxage,
                 stale_while_revalidate: swr,
@@ -31,8 +31,8 @@ fn directives() -> impl Strategy<Value = CacheControl> {
                 no_transform: b[6],
                 immutable: b[7],
                 only_if_cached: b[8],
-            }
-        })
+            },
+        )
 }
 
 /// Renders `cc` as Cache-Control members (the renderer the parser has

@@ -10,7 +10,9 @@ const ALL: [Coding; 4] = [Coding::Br, Coding::Zstd, Coding::Gzip, Coding::Identi
 /// One member: a coding name (or `*`), with its weight in thousandths.
 fn member() -> impl Strategy<Value = (String, Option<u16>)> {
     (
-        prop::sample::select(vec!["br", "zstd", "gzip", "x-gzip", "identity", "*", "deflate", "GZip"]),
+        prop::sample::select(vec![
+            "br", "zstd", "gzip", "x-gzip", "identity", "*", "deflate", "GZip",
+        ]),
         proptest::option::of(prop_oneof![Just(0u16), Just(1000), 0u16..=1000]),
     )
         .prop_map(|(n, q)| (n.to_owned(), q))
@@ -27,7 +29,10 @@ fn write(members: &[(String, Option<u16>)]) -> HeaderMap {
         .collect::<Vec<_>>()
         .join(", ");
     let mut h = HeaderMap::new();
-    h.append(ACCEPT_ENCODING, HeaderValue::from_str(&text).expect("ascii"));
+    h.append(
+        ACCEPT_ENCODING,
+        HeaderValue::from_str(&text).expect("ascii"),
+    );
     h
 }
 

@@ -21,12 +21,12 @@ fn target() -> impl Strategy<Value = String> {
 }
 
 fn options() -> impl Strategy<Value = KeyOptions> {
-    (any::<bool>(), proptest::collection::vec("[a-z]{1,2}", 0..3)).prop_map(|(sort_query, drop_params)| {
-        KeyOptions {
+    (any::<bool>(), proptest::collection::vec("[a-z]{1,2}", 0..3)).prop_map(
+        |(sort_query, drop_params)| KeyOptions {
             sort_query,
             drop_params,
-        }
-    })
+        },
+    )
 }
 
 /// `host` as the key writes it: lower case, without the default port.
@@ -40,7 +40,12 @@ fn params(query: Option<&str>, opts: &KeyOptions) -> Vec<String> {
     let mut p: Vec<String> = q
         .split('&')
         .filter(|p| !p.is_empty())
-        .filter(|p| !opts.drop_params.iter().any(|d| d == p.split_once('=').map_or(*p, |(n, _)| n)))
+        .filter(|p| {
+            !opts
+                .drop_params
+                .iter()
+                .any(|d| d == p.split_once('=').map_or(*p, |(n, _)| n))
+        })
         .map(str::to_owned)
         .collect();
     if opts.sort_query {

@@ -11,7 +11,10 @@ use crate::cache_control::DELTA_SECONDS_CAP;
 fn map(pairs: &[(&HeaderName, String)]) -> HeaderMap {
     let mut h = HeaderMap::new();
     for (k, v) in pairs {
-        h.append((*k).clone(), HeaderValue::from_str(v).expect("visible ascii"));
+        h.append(
+            (*k).clone(),
+            HeaderValue::from_str(v).expect("visible ascii"),
+        );
     }
     h
 }

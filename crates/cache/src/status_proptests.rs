@@ -22,10 +22,14 @@ struct Member {
 /// items, each a token or string naming a cache, with parameters.
 /// `None` when the value is not such a list.
 fn parse(value: &HeaderValue) -> Option<Vec<Member>> {
-    let list = sfv::Parser::new(value.as_bytes()).parse::<sfv::List>().ok()?;
+    let list = sfv::Parser::new(value.as_bytes())
+        .parse::<sfv::List>()
+        .ok()?;
     list.iter()
         .map(|entry| {
-            let sfv::ListEntry::Item(item) = entry else { return None };
+            let sfv::ListEntry::Item(item) = entry else {
+                return None;
+            };
             let name = match &item.bare_item {
                 sfv::BareItem::Token(t) => t.as_str().to_owned(),
                 sfv::BareItem::String(s) => s.as_str().to_owned(),
@@ -55,7 +59,14 @@ fn parse(value: &HeaderValue) -> Option<Vec<Member>> {
         .collect()
 }
 
-const FWDS: [Fwd; 6] = [Fwd::Miss, Fwd::UriMiss, Fwd::VaryMiss, Fwd::Stale, Fwd::Request, Fwd::Bypass];
+const FWDS: [Fwd; 6] = [
+    Fwd::Miss,
+    Fwd::UriMiss,
+    Fwd::VaryMiss,
+    Fwd::Stale,
+    Fwd::Request,
+    Fwd::Bypass,
+];
 const DETAILS: [&str; 7] = [
     detail::STALE_WHILE_REVALIDATE,
     detail::STALE_IF_ERROR,
@@ -75,22 +86,27 @@ fn status() -> impl Strategy<Value = CacheStatus> {
         (any::<bool>(), any::<bool>()),
         proptest::option::of(prop::sample::select(DETAILS.to_vec())),
     )
-        .prop_map(|(hit, fwd, fwd_status, ttl, (stored, collapsed), detail)| CacheStatus {
-            hit,
-            fwd,
-            fwd_status,
-            ttl,
-            stored,
-            collapsed,
-            detail,
-        })
+        .prop_map(
+            |(hit, fwd, fwd_status, ttl, (stored, collapsed), detail)| CacheStatus {
+                hit,
+                fwd,
+                fwd_status,
+                ttl,
+                stored,
+                collapsed,
+                detail,
+            },
+        )
 }
 
 /// What a member should read back as: RFC 8941 Integers stop at 15
 /// digits, so a ttl past them is written at the limit.
 fn expected(name: &str, cs: &CacheStatus) -> Member {
     Member {
-        name: name.chars().filter(|c| c.is_ascii() && !c.is_ascii_control()).collect(),
+        name: name
+            .chars()
+            .filter(|c| c.is_ascii() && !c.is_ascii_control())
+            .collect(),
         hit: cs.hit,
         fwd: cs.fwd.map(|f| f.as_str().to_owned()),
         fwd_status: cs.fwd_status.map(i64::from),

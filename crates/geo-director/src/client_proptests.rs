@@ -19,9 +19,12 @@ fn proxy() -> impl Strategy<Value = IpAddr> {
 
 fn client() -> impl Strategy<Value = IpAddr> {
     prop_oneof![
-        (11u8..=223, any::<[u8; 3]>()).prop_map(|(a, [b, c, d])| IpAddr::V4(Ipv4Addr::new(a, b, c, d))),
+        (11u8..=223, any::<[u8; 3]>())
+            .prop_map(|(a, [b, c, d])| IpAddr::V4(Ipv4Addr::new(a, b, c, d))),
         any::<[u16; 8]>()
-            .prop_filter("not v4-mapped", |s| IpAddr::from(*s).to_canonical().is_ipv6())
+            .prop_filter("not v4-mapped", |s| IpAddr::from(*s)
+                .to_canonical()
+                .is_ipv6())
             .prop_map(IpAddr::from),
     ]
 }
@@ -49,7 +52,10 @@ fn header_name(h: ForwardedHeader) -> &'static str {
 }
 
 fn which() -> impl Strategy<Value = ForwardedHeader> {
-    prop::sample::select(vec![ForwardedHeader::XForwardedFor, ForwardedHeader::Forwarded])
+    prop::sample::select(vec![
+        ForwardedHeader::XForwardedFor,
+        ForwardedHeader::Forwarded,
+    ])
 }
 
 proptest! {

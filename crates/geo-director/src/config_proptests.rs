@@ -34,7 +34,10 @@ fn near_config(example: &'static str) -> impl Strategy<Value = String> {
         "[ -~]{0,30}",
     ];
     let edit = (any::<prop::sample::Index>(), 0u8..4, odd_line, odd_value());
-    (proptest::collection::vec(edit, 0..6), proptest::option::of(any::<prop::sample::Index>()))
+    (
+        proptest::collection::vec(edit, 0..6),
+        proptest::option::of(any::<prop::sample::Index>()),
+    )
         .prop_map(move |(edits, cut)| {
             let mut text: Vec<String> = lines.iter().map(|l| (*l).to_owned()).collect();
             for (at, op, line, value) in edits {
@@ -56,7 +59,10 @@ fn near_config(example: &'static str) -> impl Strategy<Value = String> {
             let mut text = text.join("\n");
             if let Some(cut) = cut {
                 let at = cut.index(text.len() + 1);
-                let at = (0..=at).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0);
+                let at = (0..=at)
+                    .rev()
+                    .find(|&i| text.is_char_boundary(i))
+                    .unwrap_or(0);
                 text.truncate(at);
             }
             text

@@ -15,7 +15,10 @@ fn peer() -> impl Strategy<Value = IpAddr> {
 
 fn authority() -> impl Strategy<Value = Authority> {
     (
-        prop_oneof!["[a-z]{1,8}(\\.[a-z]{2,3})?", Just("[2001:db8::1]".to_owned())],
+        prop_oneof![
+            "[a-z]{1,8}(\\.[a-z]{2,3})?",
+            Just("[2001:db8::1]".to_owned())
+        ],
         proptest::option::of(1u16..),
         prop::sample::select(vec![Scheme::Http, Scheme::Https]),
     )
@@ -60,7 +63,8 @@ fn parse_element(s: &str) -> Option<Vec<(String, String)>> {
             let v = match v.strip_prefix('"') {
                 Some(q) => q.strip_suffix('"')?.to_owned(),
                 None if !v.is_empty()
-                    && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)) =>
+                    && v.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)) =>
                 {
                     v.to_owned()
                 }
