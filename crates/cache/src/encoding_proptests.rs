@@ -44,8 +44,7 @@ fn weight_of(members: &[(String, Option<u16>)], c: Coding) -> Option<u16> {
         .map(|(_, q)| q.unwrap_or(1000));
     let star = members
         .iter()
-        .filter(|(n, _)| n == "*")
-        .last()
+        .rfind(|(n, _)| n == "*")
         .map(|(_, q)| q.unwrap_or(1000));
     named.or(star)
 }
