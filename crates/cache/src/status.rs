@@ -105,11 +105,12 @@ impl CacheStatus {
     /// then this cache's member. Rendered on the stack, so the value is the
     /// one exact-size allocation (this runs on every response).
     pub fn header_value(&self, name: &str, upstream: Option<&HeaderValue>) -> HeaderValue {
-        let mut buf = StackStr::<192>::new();
-        if let Some(up) = upstream
+        // An empty upstream value has no members to keep.
+        let upstream = upstream
             .and_then(|v| v.to_str().ok())
-            .filter(|v| !v.trim().is_empty())
-        {
+            .filter(|v| !v.trim().is_empty());
+        let mut buf = StackStr::<192>::new();
+        if let Some(up) = upstream {
             buf.push_str(up);
             buf.push_str(", ");
         }
@@ -119,7 +120,7 @@ impl CacheStatus {
             // Longer than the stack buffer (a long upstream chain): heap.
             None => {
                 let mut s = String::new();
-                if let Some(up) = upstream.and_then(|v| v.to_str().ok()) {
+                if let Some(up) = upstream {
                     s.push_str(up);
                     s.push_str(", ");
                 }
@@ -238,6 +239,20 @@ mod tests {
         let up = HeaderValue::from_static("shield-a; fwd=uri-miss; stored");
         let v = CacheStatus::hit(5).header_value("edge-1", Some(&up));
         assert_eq!(v, "shield-a; fwd=uri-miss; stored, edge-1; hit; ttl=5");
+    }
+
+    /// Found by the `cache_status` fuzz target: past the stack buffer (a
+    /// long node name here) an empty upstream value left a leading ", ",
+    /// which is not an RFC 8941 list.
+    #[test]
+    fn an_empty_upstream_value_adds_no_member_on_the_heap_path_too() {
+        let name = cache_name(&"\\".repeat(90));
+        for up in ["", "  "] {
+            let up = HeaderValue::from_static(up);
+            let v = CacheStatus::hit(5).header_value(&name, Some(&up));
+            let v = v.to_str().expect("ascii");
+            assert!(v.len() > 192 && v.starts_with('"'), "{v}");
+        }
     }
 
     #[test]
