@@ -429,3 +429,7 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "cache_control_proptests.rs"]
+mod proptests;

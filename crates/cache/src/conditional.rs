@@ -499,3 +499,7 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+#[path = "conditional_proptests.rs"]
+mod proptests;

@@ -306,3 +306,7 @@ pub fn set_accept(req: &mut HeaderMap, c: Coding) {
 #[cfg(test)]
 #[path = "encoding_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "encoding_proptests.rs"]
+mod proptests;

@@ -153,3 +153,7 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+#[path = "key_proptests.rs"]
+mod proptests;

@@ -420,3 +420,7 @@ impl Freshness {
 #[cfg(test)]
 #[path = "policy_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "policy_proptests.rs"]
+mod proptests;

@@ -573,3 +573,7 @@ mod tests {
         assert!(out.body.is_empty());
     }
 }
+
+#[cfg(test)]
+#[path = "range_proptests.rs"]
+mod proptests;

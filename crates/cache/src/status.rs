@@ -7,6 +7,9 @@ use http::HeaderValue;
 pub static CACHE_STATUS: http::header::HeaderName =
     http::header::HeaderName::from_static("cache-status");
 
+/// RFC 8941 §3.3.1: an Integer has at most 15 decimal digits.
+pub const MAX_SF_INTEGER: i64 = 999_999_999_999_999;
+
 /// RFC 9211 §2.2 `fwd`: why the request went forward.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fwd {
@@ -80,6 +83,10 @@ impl CacheStatus {
             let _ = write!(out, "; fwd-status={s}");
         }
         if let Some(t) = self.ttl {
+            // An sf-integer has at most 15 digits: a ttl past them (only a
+            // caller's arithmetic could make one) is written at the limit,
+            // so the field stays a valid list.
+            let t = t.clamp(-MAX_SF_INTEGER, MAX_SF_INTEGER);
             let _ = write!(out, "; ttl={t}");
         }
         if self.stored {
@@ -98,11 +105,12 @@ impl CacheStatus {
     /// then this cache's member. Rendered on the stack, so the value is the
     /// one exact-size allocation (this runs on every response).
     pub fn header_value(&self, name: &str, upstream: Option<&HeaderValue>) -> HeaderValue {
-        let mut buf = StackStr::<192>::new();
-        if let Some(up) = upstream
+        // An empty upstream value has no members to keep.
+        let upstream = upstream
             .and_then(|v| v.to_str().ok())
-            .filter(|v| !v.trim().is_empty())
-        {
+            .filter(|v| !v.trim().is_empty());
+        let mut buf = StackStr::<192>::new();
+        if let Some(up) = upstream {
             buf.push_str(up);
             buf.push_str(", ");
         }
@@ -112,7 +120,7 @@ impl CacheStatus {
             // Longer than the stack buffer (a long upstream chain): heap.
             None => {
                 let mut s = String::new();
-                if let Some(up) = upstream.and_then(|v| v.to_str().ok()) {
+                if let Some(up) = upstream {
                     s.push_str(up);
                     s.push_str(", ");
                 }
@@ -233,6 +241,20 @@ mod tests {
         assert_eq!(v, "shield-a; fwd=uri-miss; stored, edge-1; hit; ttl=5");
     }
 
+    /// Found by the `cache_status` fuzz target: past the stack buffer (a
+    /// long node name here) an empty upstream value left a leading ", ",
+    /// which is not an RFC 8941 list.
+    #[test]
+    fn an_empty_upstream_value_adds_no_member_on_the_heap_path_too() {
+        let name = cache_name(&"\\".repeat(90));
+        for up in ["", "  "] {
+            let up = HeaderValue::from_static(up);
+            let v = CacheStatus::hit(5).header_value(&name, Some(&up));
+            let v = v.to_str().expect("ascii");
+            assert!(v.len() > 192 && v.starts_with('"'), "{v}");
+        }
+    }
+
     #[test]
     fn long_upstream_chains_are_kept_whole() {
         let chain: Vec<String> = (0..20)
@@ -258,3 +280,7 @@ mod tests {
         assert_eq!(cache_name("1edge"), "\"1edge\"");
     }
 }
+
+#[cfg(test)]
+#[path = "status_proptests.rs"]
+mod proptests;

@@ -288,3 +288,7 @@ mod tests {
         assert!(v.matches(&h(&[("accept", "y")])));
     }
 }
+
+#[cfg(test)]
+#[path = "vary_proptests.rs"]
+mod proptests;

@@ -175,3 +175,7 @@ fn is_special_v6(a: Ipv6Addr) -> bool {
 #[cfg(test)]
 #[path = "client_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "client_proptests.rs"]
+mod proptests;

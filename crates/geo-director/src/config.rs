@@ -365,3 +365,7 @@ pub(crate) fn check_base_url(url: &str) -> Result<(), String> {
 #[cfg(test)]
 #[path = "config_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "config_proptests.rs"]
+mod proptests;

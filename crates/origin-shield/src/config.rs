@@ -326,3 +326,7 @@ mod tests {
         assert_eq!(c.origins.len(), 2);
     }
 }
+
+#[cfg(test)]
+#[path = "config_proptests.rs"]
+mod proptests;

@@ -105,6 +105,7 @@ impl Authority {
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'))
                 || host.starts_with('.')
+                || host.ends_with('.')
                 || host.contains("..")
             {
                 return bad("host has characters a host name cannot have");
@@ -290,6 +291,11 @@ mod tests {
             "a.example:80:80",
             "a..example",
             ".a.example",
+            // Two final dots: an empty label, not a fully qualified name
+            // (it read as `a.example.`, a key of its own, found by the
+            // property tests).
+            "a.example..",
+            "a.example..:8080",
             "[::1",
             "[::1]x",
             "[zz::1]",
@@ -333,3 +339,7 @@ mod tests {
         assert!(HostPattern::parse("bad host").is_err());
     }
 }
+
+#[cfg(test)]
+#[path = "authority_proptests.rs"]
+mod proptests;

@@ -994,3 +994,7 @@ mod tests {
             .expect("config/edge.toml is valid");
     }
 }
+
+#[cfg(test)]
+#[path = "config_proptests.rs"]
+mod proptests;

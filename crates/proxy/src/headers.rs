@@ -381,3 +381,7 @@ mod tests {
         assert_eq!(h[&header::HOST], "a.example");
     }
 }
+
+#[cfg(test)]
+#[path = "headers_proptests.rs"]
+mod proptests;
