@@ -185,7 +185,7 @@ impl Engine {
             fetched = match self.fetch(req, None, deadline).await {
                 Ok(f) if f.response.status() == StatusCode::NOT_MODIFIED => {
                     let e = FetchError::Other(
-                        "upstream".into(),
+                        "(revalidation)".into(),
                         "304 to an unconditional request".into(),
                     );
                     return self.upstream_failed(req, fwd, stale, e, None);
@@ -255,8 +255,8 @@ impl Engine {
 
     /// Takes in an upstream response: a storable one becomes a fill that
     /// this client (and every collapsed one) reads while it arrives; any
-    /// other streams through to this client alone. `fill` is the store
-    /// generation when the fetch began and the fill's deadline.
+    /// other streams through to this client alone. The last argument is the
+    /// store generation when the fetch began and the fill's deadline.
     async fn admit(
         self: &Arc<Self>,
         req: &Req,
