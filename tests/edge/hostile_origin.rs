@@ -377,6 +377,7 @@ async fn a_5xx_storm_is_passed_on_not_stored_and_not_held_against_the_origin() {
     }
     assert_eq!(accounting(&c, &edge).await, before);
     assert!(edge.upstream_up(&c, &origin.origin.url()).await);
+    assert_eq!(failures(&c, &edge).await, 0, "a 5xx is not a failure");
     origin.heal();
     let r = c.get(edge.url("/storm/0")).send().await.expect("healed");
     assert_eq!(r.status(), 200);
@@ -538,8 +539,80 @@ async fn upstream_head_and_header_limits_hold_at_the_boundary() {
         before.entries + 2,
         "only the two under the limits stored"
     );
+    assert!(edge.upstream_up(&c, &origin.url()).await);
+    assert_eq!(failures(&c, &edge).await, 0, "not held against the origin");
+}
+
+/// Failures held against the (only) upstream, from `/stats`.
+async fn failures(c: &reqwest::Client, edge: &Node) -> u64 {
+    edge.stats(c).await["upstreams"][0]["failures"]
+        .as_u64()
+        .expect("failures")
+}
+
+#[tokio::test]
+async fn the_fill_deadline_holds_at_the_boundary() {
+    // `timeouts.fill` of 1.5 s: a slow body that is in by then is stored
+    // whole; one that is not is cut off, and nothing is stored.
+    let origin = RawOrigin::start(|_, head| {
+        let (bytes, every) = if head.starts_with("GET /in-time ") {
+            (10, Duration::from_millis(50))
+        } else {
+            (30, Duration::from_millis(100))
+        };
+        Script::new()
+            .write(head_with(&format!("content-length: {bytes}\r\n")))
+            .trickle(vec![b'x'; bytes], every)
+    })
+    .await;
+    let edge = Node::edge(&[origin.url()])
+        .config(|c| {
+            c.health.interval = Some(HumanDuration(Duration::ZERO));
+            c.timeouts.fill = Some(HumanDuration(Duration::from_millis(1500)));
+        })
+        .await;
+    let c = client();
+    assert_eq!(
+        fetch(&c, &edge.url("/in-time")).await,
+        Seen::Complete(200, Bytes::from(vec![b'x'; 10]))
+    );
+    let r = c.get(edge.url("/in-time")).send().await.expect("again");
+    assert!(cache_status(&r).contains("hit"), "{}", cache_status(&r));
+    assert_eq!(fetch(&c, &edge.url("/too-slow")).await, Seen::Cut(200));
+    assert_eq!(origin.requests(), 2);
+    let r = c.get(edge.url("/too-slow")).send().await.expect("again");
     assert!(
-        edge.upstream_up(&c, &origin.url()).await,
-        "not held against the origin"
+        cache_status(&r).contains("fwd=miss"),
+        "{}",
+        cache_status(&r)
+    );
+}
+
+#[tokio::test]
+async fn a_fill_that_stopped_storing_is_paced_by_its_client_not_the_deadline() {
+    // Past `cache.max-object-size` the fill stops storing and streams to
+    // its client alone: a long download, however slow, is not cut at
+    // `timeouts.fill` (only a pause past `timeouts.response` ends it).
+    let mut chunked = head_with("transfer-encoding: chunked\r\n").into_bytes();
+    chunked.extend_from_slice(format!("20\r\n{}\r\n", "a".repeat(32)).as_bytes());
+    let origin = RawOrigin::always(
+        Script::new()
+            .write(chunked)
+            .trickle("5\r\nbbbbb\r\n", Duration::from_millis(120))
+            .write("0\r\n\r\n"),
+    )
+    .await;
+    let edge = Node::edge(&[origin.url()])
+        .config(|c| {
+            c.health.interval = Some(HumanDuration(Duration::ZERO));
+            c.timeouts.fill = Some(HumanDuration(Duration::from_millis(500)));
+            c.cache.max_object_size = Some(ByteSize(16));
+        })
+        .await;
+    let c = client();
+    let want = format!("{}bbbbb", "a".repeat(32));
+    assert_eq!(
+        fetch(&c, &edge.url("/big")).await,
+        Seen::Complete(200, Bytes::from(want))
     );
 }
