@@ -779,7 +779,7 @@ async fn misbehaving_origin_behind_a_shield(name: &str, hostile: support::Script
     use std::sync::atomic::{AtomicBool, Ordering};
     let healed = std::sync::Arc::new(AtomicBool::new(false));
     let h = std::sync::Arc::clone(&healed);
-    let origin = support::RawOrigin::start(move |_, _| {
+    let origin = support::RawOrigin::start(move |_| {
         if h.load(Ordering::SeqCst) {
             support::Script::new().write(support::response(
                 "200 OK",

@@ -111,7 +111,7 @@ impl Healing {
     async fn start(bad: Script) -> Healing {
         let healed: Arc<AtomicBool> = Arc::default();
         let h = Arc::clone(&healed);
-        let origin = RawOrigin::start(move |_, _| {
+        let origin = RawOrigin::start(move |_| {
             if h.load(Ordering::SeqCst) {
                 Script::new().write(response("200 OK", &[CACHEABLE], b"healed"))
             } else {
@@ -332,7 +332,8 @@ async fn keep_alive_closed_after_every_response_loses_no_request() {
     // The origin closes each connection after its answer without
     // `Connection: close`: the edge must notice, or retry on a new
     // connection, for every request.
-    let origin = RawOrigin::start(|n, _| {
+    let origin = RawOrigin::start(|r| {
+        let n = r.n;
         Script::new()
             .write(response(
                 "200 OK",
@@ -389,7 +390,8 @@ async fn a_vary_that_changes_between_responses_never_serves_another_variant() {
     // Each answer varies on another field, and its body echoes both fields
     // it could vary on; whatever is stored, a client must get a body made
     // for its own value of every field the answer names in Vary.
-    let origin = RawOrigin::start(|n, head| {
+    let origin = RawOrigin::start(|r| {
+        let (n, head) = (r.n, &r.head);
         let field = |name: &str| {
             head.lines()
                 .find_map(|l| {
@@ -450,7 +452,8 @@ async fn an_etag_that_changes_between_responses_never_mixes_bodies() {
     // body on each, and ignores If-None-Match half the time (a 200), and
     // the other half answers 304 with the new ETag, which matches nothing
     // stored (RFC 9111 §4.3.4: such a 304 updates nothing).
-    let origin = RawOrigin::start(|n, head| {
+    let origin = RawOrigin::start(|r| {
+        let (n, head) = (r.n, &r.head);
         let conditional = head.to_ascii_lowercase().contains("if-none-match");
         let etag = format!("\"v{n}\"");
         let fields = [("cache-control", "no-cache"), ("etag", etag.as_str())];
@@ -491,8 +494,8 @@ async fn an_etag_that_changes_between_responses_never_mixes_bodies() {
 async fn upstream_head_and_header_limits_hold_at_the_boundary() {
     // `limits.max-upstream-head` of 16 KiB: a head just under it is served,
     // one just over is 502; `limits.max-upstream-headers` of 20 likewise.
-    let origin = RawOrigin::start(|_, head| {
-        let path = head.split(' ').nth(1).unwrap_or("/").to_owned();
+    let origin = RawOrigin::start(|r| {
+        let path = r.head.split(' ').nth(1).unwrap_or("/").to_owned();
         let (pad, count) = match path.as_str() {
             "/under-size" => (15 << 10, 0),
             "/over-size" => (17 << 10, 0),
@@ -554,8 +557,8 @@ async fn failures(c: &reqwest::Client, edge: &Node) -> u64 {
 async fn the_fill_deadline_holds_at_the_boundary() {
     // `timeouts.fill` of 1.5 s: a slow body that is in by then is stored
     // whole; one that is not is cut off, and nothing is stored.
-    let origin = RawOrigin::start(|_, head| {
-        let (bytes, every) = if head.starts_with("GET /in-time ") {
+    let origin = RawOrigin::start(|r| {
+        let (bytes, every) = if r.head.starts_with("GET /in-time ") {
             (10, Duration::from_millis(50))
         } else {
             (30, Duration::from_millis(100))

@@ -34,7 +34,7 @@ pub use node::{INTERVAL, Node, fast_health};
 #[allow(unused_imports)]
 pub use origin::{Origin, Reply, Seen};
 #[allow(unused_imports)]
-pub use raw_origin::{RawOrigin, Script, Step, response};
+pub use raw_origin::{RawOrigin, Request, Script, Step, response};
 #[allow(unused_imports)]
 pub use stream_origin::{StreamOrigin, StreamSpec};
 #[allow(unused_imports)]

@@ -4,7 +4,7 @@
 //!
 //! ```ignore
 //! // Every request gets a Content-Length of 10 and 4 bytes, then a close.
-//! let origin = RawOrigin::start(|_n, _head| {
+//! let origin = RawOrigin::start(|_req| {
 //!     Script::new()
 //!         .write("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabcd")
 //!         .close()
@@ -14,9 +14,10 @@
 //!
 //! For each connection the origin reads a request head (up to the blank
 //! line; request bodies are not read, the edge's fills are bodiless GETs),
-//! records it, and asks the test's function for a [`Script`], passing the
-//! request's number (0 for the first request the origin saw, over every
-//! connection) and its head. It then runs the script's [`Step`]s in order:
+//! records it, and asks the test's function for a [`Script`], passing a
+//! [`Request`]: its number over every connection, its connection's number,
+//! its number on that connection (a script per connection answers by the
+//! last two), and its head. It then runs the script's [`Step`]s in order:
 //! write bytes, pause, trickle bytes at a pace, close, reset (`SO_LINGER`
 //! 0, so the peer gets an RST), or stay silent until the origin is
 //! dropped. A script that ends without closing leaves the connection open
@@ -110,7 +111,20 @@ pub fn response(status: &str, fields: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
     out
 }
 
-type ScriptFn = dyn Fn(usize, &str) -> Script + Send + Sync;
+/// A request the origin read, as its script function sees it.
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// Its number among every request the origin read, from 0.
+    pub n: usize,
+    /// Its connection's number, from 0.
+    pub connection: usize,
+    /// Its number on its connection, from 0.
+    pub on_connection: usize,
+    /// The request line and fields, as text.
+    pub head: String,
+}
+
+type ScriptFn = dyn Fn(&Request) -> Script + Send + Sync;
 
 #[derive(Default)]
 struct Record {
@@ -126,12 +140,11 @@ pub struct RawOrigin {
 }
 
 impl RawOrigin {
-    /// Starts the origin; `script(n, head)` says what to do for the `n`th
-    /// request (from 0), whose head (request line and fields, as text) is
-    /// `head`.
+    /// Starts the origin; `script(request)` says what to do for each
+    /// request.
     pub async fn start<F>(script: F) -> RawOrigin
     where
-        F: Fn(usize, &str) -> Script + Send + Sync + 'static,
+        F: Fn(&Request) -> Script + Send + Sync + 'static,
     {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind origin");
         let addr = listener.local_addr().expect("addr");
@@ -148,12 +161,12 @@ impl RawOrigin {
                         Err(_) => continue,
                     },
                 };
-                rec.connections.fetch_add(1, Ordering::SeqCst);
+                let connection = rec.connections.fetch_add(1, Ordering::SeqCst);
                 let (rec, script, sd) = (Arc::clone(&rec), Arc::clone(&script), sd.clone());
                 tokio::spawn(async move {
                     tokio::select! {
                         () = sd.wait() => {}
-                        () = serve(stream, &rec, &*script, &sd) => {}
+                        () = serve(stream, connection, &rec, &*script, &sd) => {}
                     }
                 });
             }
@@ -167,7 +180,7 @@ impl RawOrigin {
 
     /// An origin that answers every request with the same script.
     pub async fn always(script: Script) -> RawOrigin {
-        RawOrigin::start(move |_, _| script.clone()).await
+        RawOrigin::start(move |_| script.clone()).await
     }
 
     pub fn url(&self) -> String {
@@ -198,9 +211,15 @@ impl Drop for RawOrigin {
 
 /// Serves one connection: a request head, its script, and again while the
 /// script leaves the connection open.
-async fn serve(mut stream: TcpStream, rec: &Record, script: &ScriptFn, sd: &Shutdown) {
+async fn serve(
+    mut stream: TcpStream,
+    connection: usize,
+    rec: &Record,
+    script: &ScriptFn,
+    sd: &Shutdown,
+) {
     let mut buf = Vec::new();
-    loop {
+    for on_connection in 0.. {
         let Some(head) = read_head(&mut stream, &mut buf).await else {
             return;
         };
@@ -209,7 +228,13 @@ async fn serve(mut stream: TcpStream, rec: &Record, script: &ScriptFn, sd: &Shut
             heads.push(head.clone());
             heads.len() - 1
         };
-        for step in script(n, &head).0 {
+        let request = Request {
+            n,
+            connection,
+            on_connection,
+            head,
+        };
+        for step in script(&request).0 {
             match step {
                 Step::Write(b) => {
                     if stream.write_all(&b).await.is_err() {
