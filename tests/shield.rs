@@ -769,3 +769,80 @@ async fn edge_shield_origin_encodes_once_never_twice() {
     assert_eq!(encoding.as_deref(), Some("br"), "this shield encodes");
     assert_eq!(origin.count(), 2, "one more fetch, for the other shield");
 }
+
+/// Issue 13: an origin that misbehaves behind a shield. The shield's own
+/// fill fails, so the edge's does too: the client sees the body cut off
+/// (never a clean short one), neither tier stores it, and the next request
+/// reaches the origin again. `hostile` is the script of the first answer;
+/// later ones are good.
+async fn misbehaving_origin_behind_a_shield(name: &str, hostile: support::Script) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let healed = std::sync::Arc::new(AtomicBool::new(false));
+    let h = std::sync::Arc::clone(&healed);
+    let origin = support::RawOrigin::start(move |_| {
+        if h.load(Ordering::SeqCst) {
+            support::Script::new().write(support::response(
+                "200 OK",
+                &[("cache-control", "public, max-age=60")],
+                b"healed",
+            ))
+        } else {
+            hostile.clone()
+        }
+    })
+    .await;
+    let fill = Some(meridian_common::HumanDuration(Duration::from_secs(1)));
+    let shield = Node::shield(&[origin.url()])
+        .without_health_checks()
+        .config(|c| c.timeouts.fill = fill)
+        .await;
+    let edge = Node::edge(&[shield.base_url()])
+        .config(|c| c.timeouts.fill = Some(meridian_common::HumanDuration(Duration::from_secs(3))))
+        .await;
+    let c = client();
+    let url = edge.url(&format!("/{name}"));
+    let clients = (0..3).map(|_| async {
+        let r = c.get(&url).header("host", support::HOST).send().await;
+        let r = r.expect("a response head");
+        (r.status().as_u16(), r.bytes().await.is_err())
+    });
+    let seen = tokio::time::timeout(WAIT, futures_util::future::join_all(clients))
+        .await
+        .expect("no client left hanging");
+    assert!(seen.iter().all(|s| *s == (200, true)), "{name}: {seen:?}");
+    for node in [&shield, &edge] {
+        let stats = node.stats(&c).await;
+        assert_eq!(stats["entries"], 0, "{name}: nothing stored: {stats}");
+    }
+    healed.store(true, Ordering::SeqCst);
+    let before = origin.requests();
+    let (status, _, cs, body) = get(&c, &url).await;
+    assert_eq!((status, body.as_str()), (200, "healed"), "{name}");
+    assert!(
+        cs.contains("shield-1; fwd=miss") && cs.contains("edge-1; fwd=miss"),
+        "{name}: {cs}"
+    );
+    assert_eq!(origin.requests(), before + 1, "{name}");
+}
+
+#[tokio::test]
+async fn a_truncated_body_behind_a_shield_is_cut_and_stored_by_neither_tier() {
+    let hostile = support::Script::new()
+        .write(
+            "HTTP/1.1 200 OK\r\ncache-control: public, max-age=60\r\n\
+             content-length: 100\r\n\r\nonly ten b",
+        )
+        .close();
+    misbehaving_origin_behind_a_shield("truncated", hostile).await;
+}
+
+#[tokio::test]
+async fn a_trickling_origin_behind_a_shield_is_cut_at_the_shields_fill_deadline() {
+    let hostile = support::Script::new()
+        .write(
+            "HTTP/1.1 200 OK\r\ncache-control: public, max-age=60\r\n\
+             content-length: 100\r\n\r\n",
+        )
+        .trickle(vec![b'x'; 100], Duration::from_millis(500));
+    misbehaving_origin_behind_a_shield("trickle", hostile).await;
+}

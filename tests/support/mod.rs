@@ -1,7 +1,8 @@
 //! The one test-support module of every end-to-end test binary (`tests/edge`,
 //! `tests/shield.rs`, `tests/director.rs`): real axum origins that record
 //! what reaches them ([`Origin`], [`StreamOrigin`], behind TLS
-//! [`TlsOrigin`]), real edges and shields started in this process
+//! [`TlsOrigin`]), a raw-TCP origin that misbehaves on cue
+//! ([`RawOrigin`]), real edges and shields started in this process
 //! ([`Node`]), one HTTP [`client`] (and an HTTP/2 one with a raw frame
 //! writer, [`h2c`]), and
 //! [`eventually`] instead of sleeps. Everything listens on 127.0.0.1 with a
@@ -18,6 +19,7 @@ mod eventually;
 pub mod h2c;
 mod node;
 mod origin;
+mod raw_origin;
 mod stream_origin;
 pub mod tls;
 mod tls_origin;
@@ -31,6 +33,8 @@ pub use eventually::eventually;
 pub use node::{INTERVAL, Node, fast_health};
 #[allow(unused_imports)]
 pub use origin::{Origin, Reply, Seen};
+#[allow(unused_imports)]
+pub use raw_origin::{RawOrigin, Request, Script, Step, response};
 #[allow(unused_imports)]
 pub use stream_origin::{StreamOrigin, StreamSpec};
 #[allow(unused_imports)]

@@ -20,10 +20,21 @@
 //!                                                  ├─ Stored ──► serve it
 //!                                                  └─ else ────► fetch alone
 //! ```
+//!
+//! A fill has a total deadline, `timeouts.fill`, from the moment its
+//! request leaves to its last body byte, whatever the pace of the pieces
+//! between (the response timeout bounds only each wait): a trickling
+//! origin cannot hold a client and everything collapsed onto it. Before
+//! the head, expiry is a timeout (504); after it, the fill fails, nothing
+//! is stored and every reader's body is cut off. A fill that stopped
+//! storing (too large, out of budget) is no longer held to it: its pace
+//! is its slowest client's, not the origin's.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
+
+use tokio::time::Instant;
 
 use http::header;
 use http::{HeaderMap, Method, StatusCode};
@@ -158,10 +169,31 @@ impl Engine {
         let mut cs = req.forward_status(fwd);
         // Taken before the request leaves: a purge from here on wins.
         let generation = self.store.generation();
-        let fetched = match self.fetch(req, stale.map(|e| &**e)).await {
+        let deadline = Instant::now() + self.upstreams.fill_timeout();
+        let mut fetched = match self.fetch(req, stale.map(|e| &**e), deadline).await {
             Ok(f) => f,
             Err(e) => return self.upstream_failed(req, fwd, stale, e, None),
         };
+        if let Some(old) = stale
+            && fetched.response.status() == StatusCode::NOT_MODIFIED
+            && !validators_match(&old.headers, fetched.response.headers())
+        {
+            // RFC 9111 §4.3.4: a 304 whose validator is not the stored
+            // one's updates nothing; the stored body is not the current
+            // one, so fetch that, unconditionally.
+            drop(fetched);
+            fetched = match self.fetch(req, None, deadline).await {
+                Ok(f) if f.response.status() == StatusCode::NOT_MODIFIED => {
+                    let e = FetchError::Other(
+                        "(revalidation)".into(),
+                        "304 to an unconditional request".into(),
+                    );
+                    return self.upstream_failed(req, fwd, stale, e, None);
+                }
+                Ok(f) => f,
+                Err(e) => return self.upstream_failed(req, fwd, stale, e, None),
+            };
+        }
         let status = fetched.response.status();
         cs.fwd_status = Some(status.as_u16());
         if let Some(old) = stale {
@@ -183,14 +215,20 @@ impl Engine {
                 return self.serve_stale_on_error(req, old, cs);
             }
         }
-        self.admit(req, fetched, cs, stale, leader, generation)
+        self.admit(req, fetched, cs, stale, leader, (generation, deadline))
             .await
     }
 
     /// Sends the cache fill upstream: always a GET for the whole
     /// representation; the client's own validators and Range are answered
-    /// here, and a stale entry's validators are sent instead.
-    async fn fetch(&self, req: &Req, stale: Option<&Entry>) -> Result<Fetched, FetchError> {
+    /// here, and a stale entry's validators are sent instead. The head is
+    /// due by the fill's `deadline`.
+    async fn fetch(
+        &self,
+        req: &Req,
+        stale: Option<&Entry>,
+        deadline: Instant,
+    ) -> Result<Fetched, FetchError> {
         let mut h = self.upstream_headers(req);
         headers::strip_client_validators(&mut h);
         // The fill is a bodiless GET, whatever the client sent.
@@ -204,21 +242,21 @@ impl Engine {
             }
         }
         let path_and_query = req.parts.uri.path_and_query().map_or("/", |p| p.as_str());
-        self.upstreams
-            .send(Outgoing {
-                method: Method::GET,
-                path_and_query,
-                headers: h,
-                body: Body::Empty,
-                key: &req.key,
-                client_ip: Some(req.client_ip),
-            })
-            .await
+        let out = Outgoing {
+            method: Method::GET,
+            path_and_query,
+            headers: h,
+            body: Body::Empty,
+            key: &req.key,
+            client_ip: Some(req.client_ip),
+        };
+        self.upstreams.send_by(out, Some(deadline)).await
     }
 
     /// Takes in an upstream response: a storable one becomes a fill that
     /// this client (and every collapsed one) reads while it arrives; any
-    /// other streams through to this client alone.
+    /// other streams through to this client alone. The last argument is the
+    /// store generation when the fetch began and the fill's deadline.
     async fn admit(
         self: &Arc<Self>,
         req: &Req,
@@ -226,7 +264,7 @@ impl Engine {
         mut cs: CacheStatus,
         stale: Option<&Arc<Entry>>,
         leader: Option<Leader>,
-        generation: u64,
+        (generation, deadline): (u64, Instant),
     ) -> Served {
         let Fetched {
             response,
@@ -300,7 +338,7 @@ impl Engine {
             req.parts.headers.clone(),
             writer,
             body,
-            guard,
+            (guard, deadline),
             leader,
         ));
         match self.answer(req, &fill, attached).await {
@@ -434,14 +472,15 @@ impl Engine {
     /// (whatever the readers do) and, when it is complete, stores it unless
     /// a purge since the fetch began covers it. Once the fill stops
     /// storing, it runs at most `cache.pass-window` ahead of the slowest
-    /// reader, and stops when every reader has gone.
+    /// reader, and stops when every reader has gone. While it stores, the
+    /// body must be in by `deadline` (`timeouts.fill`).
     async fn pump(
         self: Arc<Self>,
         key: String,
         req_headers: HeaderMap,
         writer: FillWriter,
         mut body: Incoming,
-        mut guard: InFlight,
+        (mut guard, deadline): (InFlight, Instant),
         mut leader: Option<Leader>,
     ) {
         let _in_flight = self.metrics.fill_started();
@@ -453,7 +492,17 @@ impl Engine {
             if !storing && !self.wait_for_readers(&writer, idle).await {
                 return;
             }
-            let frame = match tokio::time::timeout(idle, body.frame()).await {
+            let due = Instant::now() + idle;
+            let by = if storing { due.min(deadline) } else { due };
+            let frame = match tokio::time::timeout_at(by, body.frame()).await {
+                Err(_) if by < due => {
+                    tracing::info!(
+                        "fill deadline (timeouts.fill) passed with {} bytes in",
+                        fill.len()
+                    );
+                    writer.fail("the fill deadline passed");
+                    return;
+                }
                 Err(_) => {
                     writer.fail("timed out reading the upstream body");
                     return;
@@ -682,10 +731,82 @@ impl Engine {
     }
 }
 
+/// RFC 9111 §4.3.4: whether a 304 selects the stored response it
+/// answered. A strong ETag must match the stored one strongly, a weak one
+/// weakly; without an ETag, a Last-Modified must equal the stored one; a
+/// 304 with neither selects it (there is only one stored response here).
+fn validators_match(stored: &meridian_cache::Fields, updates: &HeaderMap) -> bool {
+    use meridian_cache::conditional::{etag_matches_strong, etag_matches_weak};
+    if let Some(new) = updates.get(header::ETAG) {
+        let Some(old) = stored.get(&header::ETAG) else {
+            return false;
+        };
+        let (old, new) = (old.as_bytes(), new.as_bytes());
+        return if new.starts_with(b"W/") {
+            etag_matches_weak(old, new)
+        } else {
+            etag_matches_strong(old, new)
+        };
+    }
+    match updates.get(header::LAST_MODIFIED) {
+        Some(new) => stored
+            .get(&header::LAST_MODIFIED)
+            .is_some_and(|old| old == new),
+        None => true,
+    }
+}
+
 fn content_length(h: &HeaderMap) -> Option<u64> {
     let mut values = h.get_all(header::CONTENT_LENGTH).iter();
     match (values.next(), values.next()) {
         (Some(v), None) => v.to_str().ok()?.trim().parse().ok(),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::validators_match;
+    use http::HeaderMap;
+    use meridian_cache::Fields;
+
+    fn fields(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(*k, http::HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    #[test]
+    fn a_304_selects_the_stored_response_only_by_its_validator_rfc9111_4_3_4() {
+        let lm = "Tue, 01 Dec 2026 10:00:00 GMT";
+        let other_lm = "Tue, 01 Dec 2026 11:00:00 GMT";
+        for (stored, update, selects) in [
+            (vec![("etag", "\"a\"")], vec![("etag", "\"a\"")], true),
+            (vec![("etag", "\"a\"")], vec![("etag", "\"b\"")], false),
+            (vec![("etag", "W/\"a\"")], vec![("etag", "\"a\"")], false),
+            (vec![("etag", "W/\"a\"")], vec![("etag", "W/\"a\"")], true),
+            (vec![("etag", "\"a\"")], vec![("etag", "W/\"a\"")], true),
+            (vec![], vec![("etag", "\"a\"")], false),
+            (
+                vec![("last-modified", lm)],
+                vec![("last-modified", lm)],
+                true,
+            ),
+            (
+                vec![("last-modified", lm)],
+                vec![("last-modified", other_lm)],
+                false,
+            ),
+            (vec![("etag", "\"a\"")], vec![], true),
+        ] {
+            let stored = Fields::from_map(&fields(&stored));
+            assert_eq!(
+                validators_match(&stored, &fields(&update)),
+                selects,
+                "{stored:?} / {update:?}"
+            );
+        }
     }
 }

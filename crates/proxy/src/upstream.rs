@@ -21,6 +21,17 @@
 //!
 //! The pool's idle timeout (`timeouts.pool-idle`, default 4s) is kept
 //! below common origin keep-alive timeouts, so the race is rare to begin with.
+//!
+//! What is refused from an upstream, as 502 and not held against it (it
+//! is that response's fault, not the server's health): a response head
+//! larger than `limits.max-upstream-head` or with more fields than
+//! `limits.max-upstream-headers` (hyper stops reading at the limit, so no
+//! more than that is buffered), anything hyper cannot parse (a garbage
+//! status line, NUL or a bare CR in a field, obs-fold), and a response
+//! whose length is ambiguous: several Content-Length values, even equal
+//! ones, or Content-Length with Transfer-Encoding (RFC 9112 §6.3 says the
+//! latter "ought to be handled as an error"; nginx refuses both). The
+//! connection of such a response is closed, never reused.
 
 mod probe;
 mod request_body;
@@ -30,6 +41,8 @@ pub mod tls;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
+
+use tokio::time::Instant;
 
 use http::{HeaderMap, Method, Request, Response, StatusCode, Uri};
 use hyper::body::Incoming;
@@ -114,6 +127,8 @@ pub struct Upstreams {
     fresh: HttpClient,
     response_timeout: Duration,
     client_body_timeout: Duration,
+    /// `timeouts.fill`: the total deadline of one cache fill.
+    fill_timeout: Duration,
     /// Latency and errors, by the pool's upstream index.
     metrics: UpstreamMetrics,
 }
@@ -137,14 +152,23 @@ impl Upstreams {
             TrackingConnector::new(config.connect_timeout, Arc::clone(&config.upstream_trust));
         config.upstream_trust.warn_unverified();
         let idle = config.pool_idle_timeout;
+        // hyper's read buffer is the head limit: a head still incomplete
+        // when it is full fails as "message head is too large" (hyper
+        // panics below 8 KiB, which the config already refuses).
+        let max_head = config.limits.max_upstream_head.max(MIN_READ_BUFFER);
+        let max_headers = config.limits.max_upstream_headers;
         let client = Client::builder(TokioExecutor::new())
             .pool_timer(TokioTimer::new())
             .pool_idle_timeout(idle)
             .pool_max_idle_per_host(if idle.is_zero() { 0 } else { 256 })
+            .http1_max_buf_size(max_head)
+            .http1_max_headers(max_headers)
             .set_host(false)
             .build(connector.clone());
         let fresh = Client::builder(TokioExecutor::new())
             .pool_max_idle_per_host(0)
+            .http1_max_buf_size(max_head)
+            .http1_max_headers(max_headers)
             .set_host(false)
             .build(connector);
         Upstreams {
@@ -154,6 +178,7 @@ impl Upstreams {
             fresh,
             response_timeout: config.response_timeout,
             client_body_timeout: config.client_body_timeout,
+            fill_timeout: config.fill_timeout,
         }
     }
 
@@ -165,6 +190,11 @@ impl Upstreams {
         self.response_timeout
     }
 
+    /// `timeouts.fill`: how long one cache fill may take, head and body.
+    pub fn fill_timeout(&self) -> Duration {
+        self.fill_timeout
+    }
+
     pub fn metrics(&self) -> &UpstreamMetrics {
         &self.metrics
     }
@@ -173,6 +203,17 @@ impl Upstreams {
     /// each) as the module docs say; nothing is retried once the upstream
     /// answered.
     pub async fn send(&self, out: Outgoing<'_>) -> Result<Fetched, FetchError> {
+        self.send_by(out, None).await
+    }
+
+    /// [`Upstreams::send`], with the response head due by `deadline` as
+    /// well as within the response timeout (a cache fill's total
+    /// deadline, `timeouts.fill`); missing either is a timeout.
+    pub async fn send_by(
+        &self,
+        out: Outgoing<'_>,
+        deadline: Option<Instant>,
+    ) -> Result<Fetched, FetchError> {
         let Outgoing {
             method,
             path_and_query,
@@ -210,9 +251,9 @@ impl Upstreams {
                     &self.client,
                     &backend,
                     &target,
-                    h,
-                    b,
+                    (h, b),
                     client_body.as_deref(),
+                    deadline,
                 )
                 .await;
             if let Err(Failed { stale: true, error }) = &result
@@ -224,7 +265,14 @@ impl Upstreams {
                 // latency: only the retry is measured.
                 started = std::time::Instant::now();
                 result = self
-                    .attempt(&self.fresh, &backend, &target, h, Body::Empty, None)
+                    .attempt(
+                        &self.fresh,
+                        &backend,
+                        &target,
+                        (h, Body::Empty),
+                        None,
+                        deadline,
+                    )
                     .await;
             }
             self.metrics.observe(
@@ -252,9 +300,9 @@ impl Upstreams {
         client: &HttpClient,
         backend: &Arc<Backend>,
         target: &Target<'_>,
-        headers: HeaderMap,
-        body: Body,
+        (headers, body): (HeaderMap, Body),
         client_body: Option<&BodyState>,
+        deadline: Option<Instant>,
     ) -> Result<Fetched, Failed> {
         let mut guard = backend.start();
         let base = || backend.base().to_string();
@@ -271,9 +319,18 @@ impl Upstreams {
         *req.headers_mut() = headers;
         let conn = capture_connection(&mut req);
         let request_time = SystemTime::now();
-        let result = self.within_timeout(client.request(req), client_body).await;
+        let result = self
+            .within_timeout(client.request(req), client_body, deadline)
+            .await;
         let seen = conn.connection_metadata().as_ref().and_then(Usage::of);
         let (error, outcome, stale) = match result {
+            Some(Ok(response)) if ambiguous_length(response.headers()).is_some() => {
+                // Dropping the unread body closes the connection: what
+                // follows on it cannot be framed either.
+                let why = ambiguous_length(response.headers()).unwrap_or_default();
+                tracing::warn!(upstream = %backend.base(), "refused a response: {why}");
+                (FetchError::Other(base(), why.into()), None, false)
+            }
             Some(Ok(response)) => {
                 let outcome = Outcome::from_status(response.status());
                 self.pool.report(&mut guard, outcome);
@@ -316,13 +373,20 @@ impl Upstreams {
     /// Waits for the response head for the response timeout, counted from
     /// the last piece of request body sent: a long upload that keeps moving
     /// is not a slow upstream (a stalled client is caught by the request
-    /// body's own timeout). `None` when the time ran out.
-    async fn within_timeout<F, T>(&self, request: F, client_body: Option<&BodyState>) -> Option<T>
+    /// body's own timeout), and never past `cap`. `None` when the time ran
+    /// out.
+    async fn within_timeout<F, T>(
+        &self,
+        request: F,
+        client_body: Option<&BodyState>,
+        cap: Option<Instant>,
+    ) -> Option<T>
     where
         F: std::future::Future<Output = T>,
     {
         tokio::pin!(request);
-        let mut deadline = tokio::time::Instant::now() + self.response_timeout;
+        let capped = |t: Instant| cap.map_or(t, |c| t.min(c));
+        let mut deadline = capped(Instant::now() + self.response_timeout);
         loop {
             tokio::select! {
                 r = &mut request => return Some(r),
@@ -330,11 +394,32 @@ impl Upstreams {
             }
             let moved = client_body
                 .filter(|b| !b.is_done())
-                .map(|b| b.last_progress() + self.response_timeout)
+                .map(|b| capped(b.last_progress() + self.response_timeout))
                 .filter(|&later| later > deadline);
             deadline = moved?;
         }
     }
+}
+
+/// hyper's smallest read buffer (`http1_max_buf_size` panics below it).
+const MIN_READ_BUFFER: usize = 8 << 10;
+
+/// RFC 9112 §6.3: why a response's length cannot be trusted, if it
+/// cannot. hyper already refuses differing Content-Length values and ones
+/// that are not a number; this also refuses equal duplicates (a list, or
+/// several lines) and Content-Length beside Transfer-Encoding, as nginx
+/// does: a proxy that forwarded either would leave the framing to
+/// whichever parser reads it next.
+fn ambiguous_length(h: &HeaderMap) -> Option<&'static str> {
+    let mut lengths = h.get_all(http::header::CONTENT_LENGTH).iter();
+    let first = lengths.next()?;
+    if h.contains_key(http::header::TRANSFER_ENCODING) {
+        return Some("both Content-Length and Transfer-Encoding");
+    }
+    if lengths.next().is_some() || first.as_bytes().contains(&b',') {
+        return Some("several Content-Length values");
+    }
+    None
 }
 
 /// The connection closed or was reset before a complete response head: the
