@@ -111,7 +111,9 @@ impl Engine {
             name: config.name.clone(),
             region: config.region.clone(),
             stamp: Stamp::new(&config.name),
-            store: Arc::new(MemoryStore::new(config.cache_size)),
+            store: Arc::new(
+                MemoryStore::new(config.cache_size).with_max_variants(config.max_variants),
+            ),
             coalescer: Coalescer::new(),
             upstreams: Upstreams::new(pool, config),
             policy: config.policy.clone(),
