@@ -14,6 +14,7 @@ mod conditional_range;
 mod failures;
 mod forwarding;
 mod health;
+mod hostile_client;
 mod http2;
 mod http2_flood;
 mod keys_vary;

@@ -3,7 +3,7 @@
 //! what reaches them ([`Origin`], [`StreamOrigin`], behind TLS
 //! [`TlsOrigin`]), real edges and shields started in this process
 //! ([`Node`]), one HTTP [`client`] (and an HTTP/2 one with a raw frame
-//! writer, [`h2c`]), and
+//! writer, [`h2c`]; a raw-TCP one that sends exact bytes, [`raw_client`]), and
 //! [`eventually`] instead of sleeps. Everything listens on 127.0.0.1 with a
 //! port from the OS; nothing leaves loopback.
 
@@ -18,6 +18,7 @@ mod eventually;
 pub mod h2c;
 mod node;
 mod origin;
+pub mod raw_client;
 mod stream_origin;
 pub mod tls;
 mod tls_origin;
@@ -31,6 +32,8 @@ pub use eventually::eventually;
 pub use node::{INTERVAL, Node, fast_health};
 #[allow(unused_imports)]
 pub use origin::{Origin, Reply, Seen};
+#[allow(unused_imports)]
+pub use raw_client::{Exchange, RawClient};
 #[allow(unused_imports)]
 pub use stream_origin::{StreamOrigin, StreamSpec};
 #[allow(unused_imports)]

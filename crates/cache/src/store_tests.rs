@@ -654,7 +654,11 @@ fn past_max_variants_the_oldest_variant_is_dropped() {
     let langs = ["a", "b", "c", "d", "e"];
     for lang in langs {
         let r = req(&[("accept-language", lang)]);
-        s.insert("http://a/x", entry(lang, &[("vary", "accept-language")], &r), &r);
+        s.insert(
+            "http://a/x",
+            entry(lang, &[("vary", "accept-language")], &r),
+            &r,
+        );
     }
     let found: Vec<&str> = langs
         .into_iter()

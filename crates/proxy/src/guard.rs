@@ -22,7 +22,7 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use governor::clock::{Clock, DefaultClock};
@@ -44,10 +44,11 @@ const SWEEP_EVERY: u64 = 4096;
 /// The connection and request limits of one node, shared by its listeners.
 pub struct Guard {
     slots: Arc<Semaphore>,
-    max_connections: usize,
     per_ip: Option<PerIp>,
     rate: Option<DefaultKeyedRateLimiter<IpAddr>>,
     checks: AtomicU64,
+    /// Connections admitted and not yet closed.
+    open: AtomicUsize,
     max_uri_length: usize,
     trusted: Vec<IpNet>,
     /// `limits.max-request-head`, for the HTTP/1.1 builder.
@@ -81,7 +82,6 @@ impl Guard {
         let limits = &config.limits;
         Guard {
             slots: Arc::new(Semaphore::new(limits.max_connections)),
-            max_connections: limits.max_connections,
             per_ip: limits.per_ip_connections.map(|max| PerIp {
                 max,
                 open: Mutex::default(),
@@ -91,6 +91,7 @@ impl Guard {
                 DefaultKeyedRateLimiter::keyed(q)
             }),
             checks: AtomicU64::new(0),
+            open: AtomicUsize::new(0),
             max_uri_length: limits.max_uri_length,
             trusted: config.trusted_forwarders.clone(),
             max_request_head: limits.max_request_head,
@@ -128,6 +129,7 @@ impl Guard {
             }
             _ => None,
         };
+        self.open.fetch_add(1, Ordering::Relaxed);
         Some(Slot {
             _permit: permit,
             counted,
@@ -137,7 +139,7 @@ impl Guard {
 
     /// Client connections open now, on every listener of the node.
     pub fn open_connections(&self) -> usize {
-        self.max_connections - self.slots.available_permits()
+        self.open.load(Ordering::Relaxed)
     }
 
     fn is_trusted(&self, ip: IpAddr) -> bool {
@@ -191,6 +193,7 @@ impl Guard {
 
 impl Drop for Slot {
     fn drop(&mut self) {
+        self.guard.open.fetch_sub(1, Ordering::Relaxed);
         if let (Some(ip), Some(per_ip)) = (self.counted, &self.guard.per_ip) {
             let mut open = per_ip.open.lock().unwrap_or_else(|p| p.into_inner());
             if let Some(n) = open.get_mut(&ip) {
