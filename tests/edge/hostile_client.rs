@@ -537,7 +537,7 @@ async fn absurd_range_sets_get_the_whole_body_or_416_never_a_blow_up() {
     };
     let thousands = vec!["0-0"; 3000].join(",");
     let disjoint_101: Vec<String> = (0..101).map(|i| format!("{0}-{0}", i * 2)).collect();
-    let overlapping = vec!["0-999"; 4].join(",");
+    let overlapping = ["0-999"; 4].join(",");
     for (what, range) in [
         ("3000 ranges", thousands.as_str()),
         ("101 disjoint ranges", &disjoint_101.join(",")),

@@ -146,21 +146,21 @@ impl Guard {
         self.trusted.iter().any(|n| n.contains(&ip))
     }
 
-    /// The answer for a request refused before the engine sees it (414,
-    /// 429), or `None` to serve it. Nothing refused here goes upstream.
+    /// The request back to serve it, or the answer for a request refused
+    /// before the engine sees it (414, 429). Nothing refused here goes upstream.
     pub(crate) fn refuse<B>(
         &self,
         engine: &Engine,
         req: Request<B>,
         peer: std::net::SocketAddr,
-    ) -> Result<Request<B>, Response<Body>> {
+    ) -> Result<Request<B>, Box<Response<Body>>> {
         let target = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
         if target > self.max_uri_length {
-            return Err(refusal(
+            return Err(Box::new(refusal(
                 engine,
                 StatusCode::URI_TOO_LONG,
                 "the request target is longer than this node accepts",
-            ));
+            )));
         }
         let Some(rate) = &self.rate else {
             return Ok(req);
@@ -185,7 +185,7 @@ impl Guard {
                 );
                 r.headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
-                Err(r)
+                Err(Box::new(r))
             }
         }
     }

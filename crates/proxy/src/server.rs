@@ -109,7 +109,7 @@ impl Connections {
                 }
                 let response = match engine.guard.refuse(&engine, req, peer) {
                     Ok(req) => Arc::clone(&engine).handle(req, peer, scheme).await,
-                    Err(refused) => refused,
+                    Err(refused) => *refused,
                 };
                 Ok(response.map(|b| Tracked::new(b, served)))
             }
