@@ -25,7 +25,7 @@ use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use governor::clock::{Clock, DefaultClock};
+use governor::clock::Clock;
 use governor::{DefaultKeyedRateLimiter, Quota};
 use http::{HeaderValue, Request, Response, StatusCode, header};
 use ipnet::IpNet;
@@ -174,7 +174,7 @@ impl Guard {
         match rate.check_key(&client) {
             Ok(()) => Ok(Request::from_parts(parts, body)),
             Err(not_until) => {
-                let wait = not_until.wait_time_from(DefaultClock::default().now());
+                let wait = not_until.wait_time_from(rate.clock().now());
                 // Whole seconds, rounded up: a client that waits that long
                 // is let in (RFC 9110 §10.2.3).
                 let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
