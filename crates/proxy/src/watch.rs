@@ -6,7 +6,7 @@
 //! head, idle time included, so it cannot tell a slow head (slowloris) from
 //! a connection resting between requests; nginx (`client_header_timeout`,
 //! `keepalive_timeout`) and Varnish (`timeout_req`, `timeout_idle`) keep
-//! them apart, and so do we. A connection is in one [`Phase`]:
+//! them apart, and so do we. A connection is in one phase:
 //!
 //! ```text
 //! accepted ─► Head ──(request parsed)──► Busy ──(last response sent)──► Idle
