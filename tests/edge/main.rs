@@ -15,6 +15,7 @@ mod failures;
 mod forwarding;
 mod health;
 mod hostile_origin;
+mod hostile_client;
 mod http2;
 mod http2_flood;
 mod keys_vary;

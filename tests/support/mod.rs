@@ -4,7 +4,7 @@
 //! [`TlsOrigin`]), a raw-TCP origin that misbehaves on cue
 //! ([`RawOrigin`]), real edges and shields started in this process
 //! ([`Node`]), one HTTP [`client`] (and an HTTP/2 one with a raw frame
-//! writer, [`h2c`]), and
+//! writer, [`h2c`]; a raw-TCP one that sends exact bytes, [`raw_client`]), and
 //! [`eventually`] instead of sleeps. Everything listens on 127.0.0.1 with a
 //! port from the OS; nothing leaves loopback.
 
@@ -20,6 +20,7 @@ pub mod h2c;
 mod node;
 mod origin;
 mod raw_origin;
+pub mod raw_client;
 mod stream_origin;
 pub mod tls;
 mod tls_origin;
@@ -35,6 +36,7 @@ pub use node::{INTERVAL, Node, fast_health};
 pub use origin::{Origin, Reply, Seen};
 #[allow(unused_imports)]
 pub use raw_origin::{RawOrigin, Request, Script, Step, response};
+pub use raw_client::{Exchange, RawClient};
 #[allow(unused_imports)]
 pub use stream_origin::{StreamOrigin, StreamSpec};
 #[allow(unused_imports)]

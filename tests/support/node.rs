@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use meridian_common::auth::{Scope, TokenConfig};
 use meridian_common::{HumanDuration, Shutdown};
-use meridian_edge::config::{AdminSection, HealthSection, TlsSection};
+use meridian_edge::config::{AdminSection, HealthSection, LimitsSection, TlsSection};
 use meridian_edge::{Listeners, TlsListener};
 use meridian_proxy::tls::{Certs, Tls};
 use serde_json::Value;
@@ -56,6 +56,8 @@ pub trait NodeConfig: Send + 'static {
     fn name_mut(&mut self) -> &mut Option<String>;
     fn admin_mut(&mut self) -> &mut AdminSection;
     fn tls(&self) -> &TlsSection;
+    /// `[limits]`, for the listen backlog the builder binds with.
+    fn limits(&self) -> &LimitsSection;
     /// Validates the config and runs the node on the listeners until
     /// `shutdown`; the task panics if the node fails.
     fn spawn(self, listeners: Listeners, admin: TcpListener, shutdown: Shutdown) -> JoinHandle<()>;
@@ -64,6 +66,10 @@ pub trait NodeConfig: Send + 'static {
 impl NodeConfig for meridian_edge::FileConfig {
     fn name_mut(&mut self) -> &mut Option<String> {
         &mut self.name
+    }
+
+    fn limits(&self) -> &LimitsSection {
+        &self.limits
     }
 
     fn admin_mut(&mut self) -> &mut AdminSection {
@@ -87,6 +93,10 @@ impl NodeConfig for meridian_edge::FileConfig {
 impl NodeConfig for meridian_origin_shield::FileConfig {
     fn name_mut(&mut self) -> &mut Option<String> {
         &mut self.name
+    }
+
+    fn limits(&self) -> &LimitsSection {
+        &self.limits
     }
 
     fn admin_mut(&mut self) -> &mut AdminSection {
@@ -240,10 +250,18 @@ impl<C: NodeConfig> NodeBuilder<C> {
     }
 
     /// Binds the listener, the admin listener and (with a `[tls]`
-    /// section) a TLS listener, all on ports from the OS, and starts the
-    /// node.
+    /// section) a TLS listener, all on ports from the OS (the proxy
+    /// listeners with the config's `limits.listen-backlog`, as a node
+    /// binds them), and starts the node.
     pub async fn start(self) -> Node {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let backlog = self
+            .config
+            .limits()
+            .validate("test")
+            .expect("valid [limits]")
+            .listen_backlog;
+        let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
+        let listener = meridian_proxy::server::listen(loopback, backlog).expect("bind");
         let admin = TcpListener::bind("127.0.0.1:0").await.expect("bind admin");
         let (addr, admin_addr) = (
             listener.local_addr().expect("addr"),
@@ -258,7 +276,7 @@ impl<C: NodeConfig> NodeBuilder<C> {
                     .validate("test", std::path::Path::new(""), Some(addr))
                     .expect("valid [tls]")
                     .expect("a TLS listener");
-                let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind tls");
+                let listener = meridian_proxy::server::listen(loopback, backlog).expect("bind tls");
                 let tls = Arc::new(Tls::new(&settings).expect("certificates load"));
                 Some(TlsListener { listener, tls })
             }

@@ -39,8 +39,10 @@ mod index;
 
 use index::{INDEX_KEY_BYTES, INDEX_TAG_BYTES, Index};
 
-/// Most variants kept for one URL; beyond it the oldest is dropped (a guard
-/// against `Vary: User-Agent` exploding one key).
+/// Most variants kept for one URL by default (`cache.max-variants`); beyond
+/// it the oldest is dropped (a guard against `Vary: User-Agent`, or a
+/// client sending thousands of values of a header the origin varies on,
+/// exploding one key). See [`MemoryStore::with_max_variants`].
 pub const MAX_VARIANTS: usize = 32;
 
 /// The result of looking a request up.
@@ -250,6 +252,8 @@ pub struct MemoryStore {
     removals: Mutex<Vec<Arc<str>>>,
     /// [`REMOVALS_QUEUED`] (a field so a test can reach it cheaply).
     removals_max: usize,
+    /// Most variants kept for one URL ([`MAX_VARIANTS`] by default).
+    max_variants: usize,
 }
 
 impl MemoryStore {
@@ -289,7 +293,15 @@ impl MemoryStore {
             rewrites: RwLock::default(),
             removals: Mutex::default(),
             removals_max: REMOVALS_QUEUED,
+            max_variants: MAX_VARIANTS,
         }
+    }
+
+    /// Keeps at most `max` variants of one URL (at least one): storing
+    /// another drops the oldest.
+    pub fn with_max_variants(mut self, max: usize) -> Self {
+        self.max_variants = max.max(1);
+        self
     }
 
     /// The slot to store under `key` holding `list`, staged in the index.
@@ -474,8 +486,9 @@ impl Storage for MemoryStore {
                     .collect(),
                 None => Vec::new(),
             };
-            if list.len() >= MAX_VARIANTS {
-                list.remove(0);
+            if list.len() >= self.max_variants {
+                let excess = list.len() + 1 - self.max_variants;
+                list.drain(..excess);
             }
             list.push(entry);
             Op::Put(self.slot(key, list))

@@ -647,3 +647,25 @@ fn the_queue_of_removals_stays_bounded() {
     assert_eq!(s.cache.entry_count(), 0);
     assert_eq!(s.index_sizes(), (0, 0));
 }
+
+#[test]
+fn past_max_variants_the_oldest_variant_is_dropped() {
+    let s = MemoryStore::new(1 << 20).with_max_variants(3);
+    let langs = ["a", "b", "c", "d", "e"];
+    for lang in langs {
+        let r = req(&[("accept-language", lang)]);
+        s.insert(
+            "http://a/x",
+            entry(lang, &[("vary", "accept-language")], &r),
+            &r,
+        );
+    }
+    let found: Vec<&str> = langs
+        .into_iter()
+        .filter(|lang| {
+            let r = req(&[("accept-language", lang)]);
+            matches!(s.lookup("http://a/x", &r), Lookup::Found(_))
+        })
+        .collect();
+    assert_eq!(found, ["c", "d", "e"]);
+}

@@ -60,9 +60,12 @@ pub enum Error {
     Node { what: String, reason: String },
 }
 
-/// Binds `addr` for `what` ("edge `eu-west` admin (edge[0].admin in FILE)").
+/// Binds `addr` for `what` ("edge `eu-west` admin (edge[0].admin in FILE)")
+/// with the nodes' default `limits.listen-backlog`, as `Listeners::bind`
+/// binds a node's proxy listeners.
 async fn bind(addr: SocketAddr, what: String) -> Result<TcpListener, Error> {
-    TcpListener::bind(addr).await.map_err(|source| {
+    let backlog = meridian_proxy::config::Limits::default().listen_backlog;
+    meridian_proxy::server::listen(addr, backlog).map_err(|source| {
         let hint = if source.kind() == std::io::ErrorKind::AddrInUse {
             format!(
                 " (port {} is taken: is another `meridian cluster up` running? \

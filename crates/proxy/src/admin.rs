@@ -134,6 +134,7 @@ async fn stats(State(e): State<Arc<Engine>>) -> Json<Value> {
         "bypassed": load(&s.bypassed),
         "stored": load(&s.stored),
         "upstream_errors": load(&s.upstream_errors),
+        "connections": e.open_connections(),
         "balance": e.pool().balance().name(),
         "upstreams": e.pool().stats(),
     }))

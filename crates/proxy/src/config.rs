@@ -18,6 +18,10 @@ use meridian_common::{ByteSize, ConfigError, HumanDuration};
 pub const DEFAULT_STALE_IF_ERROR_GRACE: Duration = Duration::from_secs(10);
 use serde::Deserialize;
 
+/// Most `cache.max-variants` may allow: every lookup of a URL walks its
+/// variants.
+const MAX_VARIANTS_LIMIT: usize = 1024;
+
 use crate::authority::{Authority, HostPattern, Scheme};
 use crate::upstream::tls::{TlsUpstream, UpstreamTls};
 use meridian_balance::TlsOptions;
@@ -191,6 +195,9 @@ pub struct CacheSection {
     /// Targeted cache-control fields obeyed, highest precedence first
     /// (default `["CDN-Cache-Control", "Surrogate-Control"]`).
     pub targets: Option<Vec<String>>,
+    /// Most variants (responses with different `Vary` values) kept for one
+    /// URL; storing another drops the oldest (default 32, at most 1024).
+    pub max_variants: Option<usize>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -272,6 +279,8 @@ pub struct Config {
     pub max_object_size: u64,
     pub fill_budget: u64,
     pub pass_window: u64,
+    /// `cache.max-variants`.
+    pub max_variants: usize,
     pub policy: Policy,
     pub key: KeyOptions,
     pub stale_if_error_grace: Duration,
@@ -380,6 +389,16 @@ impl FileConfig {
                 ),
             ));
         }
+        let max_variants = match c.max_variants {
+            None => meridian_cache::store::MAX_VARIANTS,
+            Some(n) if (1..=MAX_VARIANTS_LIMIT).contains(&n) => n,
+            Some(n) => {
+                return Err(bad(
+                    "cache.max-variants",
+                    format!("{n} is outside 1 to {MAX_VARIANTS_LIMIT}"),
+                ));
+            }
+        };
         let heuristic_fraction = c.heuristic_fraction.unwrap_or(0.1);
         if !(0.0..=1.0).contains(&heuristic_fraction) {
             return Err(bad(
@@ -522,6 +541,7 @@ impl FileConfig {
             max_object_size,
             fill_budget,
             pass_window,
+            max_variants,
             policy,
             key: KeyOptions {
                 sort_query: c.sort_query.unwrap_or(false),

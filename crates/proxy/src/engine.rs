@@ -93,6 +93,8 @@ pub struct Engine {
     pub(crate) metrics: Metrics,
     /// `[compression]`; `None` when off.
     pub(crate) compression: Option<crate::compress::Compressor>,
+    /// `[limits]` on client connections and requests, for every listener.
+    pub(crate) guard: Arc<crate::guard::Guard>,
 }
 
 impl Engine {
@@ -109,7 +111,9 @@ impl Engine {
             name: config.name.clone(),
             region: config.region.clone(),
             stamp: Stamp::new(&config.name),
-            store: Arc::new(MemoryStore::new(config.cache_size)),
+            store: Arc::new(
+                MemoryStore::new(config.cache_size).with_max_variants(config.max_variants),
+            ),
             coalescer: Coalescer::new(),
             upstreams: Upstreams::new(pool, config),
             policy: config.policy.clone(),
@@ -149,6 +153,7 @@ impl Engine {
                 .compression
                 .clone()
                 .map(crate::compress::Compressor::new),
+            guard: Arc::new(crate::guard::Guard::new(config)),
         }
     }
 
@@ -191,6 +196,11 @@ impl Engine {
     /// Where purges and other node events are counted for `/metrics`.
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
+    }
+
+    /// Client connections open now on this node's proxy listeners.
+    pub fn open_connections(&self) -> usize {
+        self.guard.open_connections()
     }
 
     /// Handles one request from `peer` on a listener for `scheme`, inside
@@ -371,7 +381,7 @@ impl Engine {
 
     /// The client address used by `ip-hash`: the peer, or the last
     /// `X-Forwarded-For` hop when the peer is a trusted forwarder (an edge).
-    fn client_ip(&self, parts: &Parts, peer: SocketAddr, trusted: bool) -> IpAddr {
+    pub(crate) fn client_ip(&self, parts: &Parts, peer: SocketAddr, trusted: bool) -> IpAddr {
         let peer_ip = peer.ip();
         if trusted {
             let last = parts

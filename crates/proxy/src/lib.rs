@@ -16,6 +16,7 @@ pub mod compress;
 pub mod config;
 pub mod engine;
 mod fill;
+pub mod guard;
 pub mod headers;
 pub mod metrics;
 pub mod outcome;
@@ -24,6 +25,7 @@ pub mod respond;
 pub mod server;
 pub mod tls;
 pub mod upstream;
+pub mod watch;
 
 use std::sync::Arc;
 

@@ -14,18 +14,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::{HeaderValue, Request, Response, StatusCode, header};
-use hyper::rt::{Read, Write};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use meridian_common::Shutdown;
-use tokio::net::TcpListener;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::task::JoinSet;
 
 use crate::authority::{Authority, Scheme};
 use crate::body::Body;
 use crate::engine::{Engine, PROXY_HEALTH_PATH};
+use crate::guard::Slot;
 use crate::tls::Tls;
+use crate::watch::{Activity, Tracked, Watched};
 
 /// How long in-flight requests may take to finish after shutdown.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -78,24 +80,38 @@ impl Connections {
         self
     }
 
-    /// Serves one accepted connection on its own task until it ends or
-    /// shutdown drains it.
-    pub fn spawn<I>(&self, io: I, peer: SocketAddr, protocol: Protocol)
+    /// Serves one accepted connection on its own task until it ends,
+    /// overstays `timeouts.client-header` or `timeouts.client-idle`
+    /// (closed), or shutdown drains it. `slot` is its place under
+    /// `limits.max-connections`, released when it ends.
+    pub fn spawn<S>(&self, stream: S, peer: SocketAddr, protocol: Protocol, slot: Slot)
     where
-        I: Read + Write + Unpin + Send + 'static,
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let engine = Arc::clone(&self.engine);
         let scheme = self.scheme;
         let redirect = self.redirect;
+        let activity = Arc::new(Activity::new(
+            engine.guard.header_timeout,
+            engine.guard.idle_timeout,
+        ));
+        let io = TokioIo::new(Watched::new(stream, Arc::clone(&activity)));
+        let requests = Arc::clone(&activity);
         let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
             let engine = Arc::clone(&engine);
+            let served = requests.started(req.version());
             async move {
                 if let Some(port) = redirect
                     && req.uri().path() != PROXY_HEALTH_PATH
                 {
-                    return Ok::<_, Infallible>(to_https(&req, port));
+                    let r = to_https(&req, port);
+                    return Ok::<_, Infallible>(r.map(|b| Tracked::new(b, served)));
                 }
-                Ok(engine.handle(req, peer, scheme).await)
+                let response = match engine.guard.refuse(&engine, req, peer) {
+                    Ok(req) => Arc::clone(&engine).handle(req, peer, scheme).await,
+                    Err(refused) => *refused,
+                };
+                Ok(response.map(|b| Tracked::new(b, served)))
             }
         });
         let builder = match protocol {
@@ -107,8 +123,14 @@ impl Connections {
             .graceful
             .watch(builder.serve_connection(io, svc).into_owned());
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(%peer, "connection ended: {e}");
+            let _slot = slot;
+            tokio::select! {
+                ended = conn => if let Err(e) = ended {
+                    tracing::debug!(%peer, "connection ended: {e}");
+                },
+                expired = activity.expired() => {
+                    tracing::debug!(%peer, "connection closed: {expired:?} timeout");
+                }
             }
         });
     }
@@ -123,7 +145,8 @@ impl Connections {
 }
 
 /// The HTTP/1.1 and HTTP/2 settings every listener shares; HTTP/2's
-/// limits are the engine's `[http2]` section.
+/// limits are the engine's `[http2]` section, HTTP/1.1's head limits its
+/// `[limits]`.
 fn builder(engine: &Engine) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     // Vectored writes always: the response head and the cached body `Bytes`
@@ -137,7 +160,16 @@ fn builder(engine: &Engine) -> auto::Builder<TokioExecutor> {
         .writev(true)
         .keep_alive(true)
         .timer(hyper_util::rt::TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(30));
+        // hyper reads at most this much while it waits for a head, and
+        // answers 431 and closes when the head does not fit (or has more
+        // fields than `max_headers`): a client cannot make a connection
+        // buffer more than `limits.max-request-head`. hyper's minimum is
+        // 8 KiB, which the config enforces too.
+        .max_buf_size(engine.guard.max_request_head.max(8 << 10))
+        .max_headers(engine.guard.max_request_headers)
+        // The head and idle deadlines are ours (`watch.rs`): hyper's
+        // counts the rest between requests as part of the next head.
+        .header_read_timeout(None);
     let h2 = &engine.http2;
     // Every limit explicit, none left to a library default that could
     // change under us. A client over `max-header-list-size` (CONTINUATION
@@ -190,11 +222,24 @@ pub async fn serve(listener: TcpListener, engine: Arc<Engine>, scheme: Scheme, s
 }
 
 /// The plain accept loop over `connections` (proxying, or redirecting).
+/// Past `limits.max-connections` (across the node's listeners) it stops
+/// accepting until a connection closes; a connection over
+/// `limits.per-ip-connections` is closed as soon as it is accepted.
 pub async fn serve_plain(listener: TcpListener, connections: Connections, shutdown: Shutdown) {
+    let guard = Arc::clone(&connections.engine.guard);
     let stop = shutdown.wait();
     tokio::pin!(stop);
-    while let Some((stream, peer)) = accept(&listener, &mut stop).await {
-        connections.spawn(TokioIo::new(stream), peer, Protocol::Auto);
+    loop {
+        let permit = tokio::select! {
+            permit = guard.slot() => permit,
+            _ = &mut stop => break,
+        };
+        let Some((stream, peer)) = accept(&listener, &mut stop).await else {
+            break;
+        };
+        if let Some(slot) = guard.admit(permit, peer.ip()) {
+            connections.spawn(stream, peer, Protocol::Auto, slot);
+        }
     }
     drop(listener);
     connections.drain().await;
@@ -203,7 +248,8 @@ pub async fn serve_plain(listener: TcpListener, connections: Connections, shutdo
 /// Serves the proxy over TLS on `listener` until `shutdown`: every
 /// connection's handshake runs on its own task within
 /// `tls.handshake-timeout` (at most `tls.max-handshakes` at once; past it
-/// the listener waits before accepting more), then it is served as
+/// the listener waits before accepting more; and past
+/// `limits.max-connections`, as the plain listener), then it is served as
 /// [`Scheme::Https`], HTTP/2 when ALPN chose `h2`. A failed handshake is
 /// logged at debug and costs nothing else.
 pub async fn serve_tls(
@@ -212,29 +258,36 @@ pub async fn serve_tls(
     engine: Arc<Engine>,
     shutdown: Shutdown,
 ) {
+    let guard = Arc::clone(&engine.guard);
     let connections = Connections::new(engine, Scheme::Https);
     let max = tls.settings().max_handshakes;
     let mut handshakes = JoinSet::new();
+    // The connection slot the next accept goes into.
+    let mut permit = None;
     let stop_accepting = shutdown.wait();
     let stop = shutdown.wait();
     tokio::pin!(stop_accepting, stop);
     loop {
         tokio::select! {
-            accepted = accept(&listener, &mut stop_accepting), if handshakes.len() < max => {
+            p = guard.slot(), if permit.is_none() => permit = Some(p),
+            accepted = accept(&listener, &mut stop_accepting), if permit.is_some() && handshakes.len() < max => {
                 let Some((stream, peer)) = accepted else { break };
+                let Some(slot) = permit.take().and_then(|p| guard.admit(p, peer.ip())) else {
+                    continue;
+                };
                 let tls = Arc::clone(&tls);
-                handshakes.spawn(async move { (tls.handshake(stream).await, peer) });
+                handshakes.spawn(async move { (tls.handshake(stream).await, peer, slot) });
             }
             Some(done) = handshakes.join_next() => match done {
-                Ok((Ok(stream), peer)) => {
+                Ok((Ok(stream), peer, slot)) => {
                     let protocol = if crate::tls::is_h2(&stream) {
                         Protocol::Http2
                     } else {
                         Protocol::Http1
                     };
-                    connections.spawn(TokioIo::new(stream), peer, protocol);
+                    connections.spawn(stream, peer, protocol, slot);
                 }
-                Ok((Err(e), peer)) => tracing::debug!(%peer, "TLS handshake failed: {e}"),
+                Ok((Err(e), peer, _)) => tracing::debug!(%peer, "TLS handshake failed: {e}"),
                 Err(e) => tracing::error!("TLS handshake task failed: {e}"),
             },
             _ = &mut stop => break,
@@ -325,14 +378,29 @@ pub enum ListenError {
     Tls(#[from] crate::tls::TlsError),
 }
 
+/// A proxy listener on `addr` with a listen backlog of `backlog`
+/// (`limits.listen-backlog`; the kernel caps it at `net.core.somaxconn`).
+/// `SO_REUSEADDR` is set, as `TcpListener::bind` does, so a restarted node
+/// can bind while old connections linger in TIME_WAIT.
+pub fn listen(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    #[cfg(unix)]
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(backlog)
+}
+
 impl Listeners {
-    /// Binds the configured plain listener and TLS listener and loads the
-    /// TLS certificates.
+    /// Binds the configured plain listener and TLS listener (with
+    /// `limits.listen-backlog`) and loads the TLS certificates.
     pub async fn bind(config: &crate::Config) -> Result<Listeners, ListenError> {
+        let backlog = config.limits.listen_backlog;
         let bind = |addr: SocketAddr, key: &'static str| async move {
-            TcpListener::bind(addr)
-                .await
-                .map_err(|source| ListenError::Bind { addr, key, source })
+            listen(addr, backlog).map_err(|source| ListenError::Bind { addr, key, source })
         };
         let plain = match config.listen {
             Some(addr) => Some(bind(addr, "--listen / listen").await?),
@@ -346,5 +414,107 @@ impl Listeners {
             None => None,
         };
         Ok(Listeners { plain, tls })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::pin::Pin;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::{Context, Poll};
+
+    use meridian_balance::{Backend, BackendSpec, Balance, Health, HealthPolicy, Pool};
+    use meridian_common::ByteSize;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadBuf};
+
+    use super::*;
+    use crate::config::FileConfig;
+
+    /// A stream that counts the bytes the server read from it.
+    struct Counting<S> {
+        inner: S,
+        read: Arc<AtomicUsize>,
+    }
+
+    impl<S: AsyncRead + Unpin> AsyncRead for Counting<S> {
+        fn poll_read(
+            self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &mut ReadBuf<'_>,
+        ) -> Poll<std::io::Result<()>> {
+            let this = self.get_mut();
+            let before = buf.filled().len();
+            let r = Pin::new(&mut this.inner).poll_read(cx, buf);
+            this.read
+                .fetch_add(buf.filled().len() - before, Ordering::Relaxed);
+            r
+        }
+    }
+
+    impl<S: AsyncWrite + Unpin> AsyncWrite for Counting<S> {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<std::io::Result<usize>> {
+            Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+        }
+        fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+        }
+        fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+        }
+    }
+
+    fn engine(max_request_head: u64) -> Arc<Engine> {
+        let mut file = FileConfig {
+            upstream: vec!["http://127.0.0.1:9".into()],
+            ..Default::default()
+        };
+        file.limits.max_request_head = Some(ByteSize(max_request_head));
+        let config = file.validate("test").expect("config");
+        let spec: BackendSpec = "http://127.0.0.1:9".parse().expect("spec");
+        let health = Arc::new(Health::new(HealthPolicy { rise: 1, fall: 1 }));
+        let pool = Pool::new(vec![Backend::new(spec, health)], Balance::Rendezvous).expect("pool");
+        Arc::new(Engine::new(&config, Arc::new(pool)))
+    }
+
+    /// The finding: hyper's default read about 400 KB of a head
+    /// before its 431. With `limits.max-request-head` it reads no more than
+    /// the limit, whatever the client sends.
+    #[tokio::test]
+    async fn an_oversized_head_is_refused_with_431_after_reading_at_most_the_limit() {
+        let limit = 16 << 10;
+        let engine = engine(limit as u64);
+        let guard = Arc::clone(&engine.guard);
+        let connections = Connections::new(engine, Scheme::Http);
+        // A small pipe: the client can only get ahead of the server's reads
+        // by these few bytes.
+        let (client, server) = tokio::io::duplex(1024);
+        let read = Arc::new(AtomicUsize::new(0));
+        let peer = SocketAddr::from(([127, 0, 0, 1], 50_000));
+        let slot = guard.admit(guard.slot().await, peer.ip()).expect("a slot");
+        let server = Counting {
+            inner: server,
+            read: Arc::clone(&read),
+        };
+        connections.spawn(server, peer, Protocol::Auto, slot);
+        let (mut rd, mut wr) = tokio::io::split(client);
+        let writer = tokio::spawn(async move {
+            let pad = "p".repeat(1 << 20);
+            let head = format!("GET / HTTP/1.1\r\nHost: a\r\nX-Pad: {pad}\r\n\r\n");
+            let _ = wr.write_all(head.as_bytes()).await;
+        });
+        let mut answer = Vec::new();
+        let _ = rd.read_to_end(&mut answer).await;
+        writer.abort();
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.starts_with("HTTP/1.1 431"), "answered {answer:?}");
+        let read = read.load(Ordering::Relaxed);
+        assert!(
+            read <= limit,
+            "read {read} bytes of the head, limit {limit}"
+        );
     }
 }
