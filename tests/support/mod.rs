@@ -36,6 +36,7 @@ pub use node::{INTERVAL, Node, fast_health};
 pub use origin::{Origin, Reply, Seen};
 #[allow(unused_imports)]
 pub use raw_origin::{RawOrigin, Request, Script, Step, response};
+#[allow(unused_imports)]
 pub use raw_client::{Exchange, RawClient};
 #[allow(unused_imports)]
 pub use stream_origin::{StreamOrigin, StreamSpec};
