@@ -233,3 +233,125 @@ pub fn build(source: &Source, params: &Params, centres: &Table) -> anyhow::Resul
     let bytes = writer.to_bytes().context("serialising the database")?;
     Ok((bytes, summary))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use ipnet::IpNet;
+    use mmdb_writer::{IpVersion, Value, Writer};
+
+    use super::*;
+    use crate::source::Source;
+
+    const PARAMS: Params = Params {
+        target_km: 25.0,
+        max_regions: 50,
+        iterations: 20,
+    };
+
+    /// A DB-IP-like flat file: (CIDR, country, latitude, longitude).
+    fn flat(path: &Path, version: IpVersion, rows: &[(&str, &str, f32, f32)]) {
+        let mut w = Writer::builder("city ipv4")
+            .ip_version(version)
+            .build_epoch(UNIX_EPOCH + Duration::from_secs(1_780_666_922))
+            .build();
+        for (net, cc, lat, lon) in rows {
+            let v = Value::map([
+                ("country_code", Value::from(*cc)),
+                ("city", Value::from("somewhere")),
+                ("latitude", Value::Float(*lat)),
+                ("longitude", Value::Float(*lon)),
+            ]);
+            w.insert_value(net.parse::<IpNet>().expect("cidr"), v)
+                .expect("insert");
+        }
+        std::fs::write(path, w.to_bytes().expect("bytes")).expect("write");
+    }
+
+    fn synthetic(dir: &Path) {
+        // Two US coasts, interleaved in address space, and a small country.
+        let mut v4 = Vec::new();
+        let cities = [(40.71, -74.01), (37.77, -122.42), (40.73, -73.99), (37.34, -121.89)];
+        let nets: Vec<String> = (0..64).map(|i| format!("20.{i}.0.0/16")).collect();
+        for (i, n) in nets.iter().enumerate() {
+            let (lat, lon) = cities[(i / 3) % cities.len()];
+            v4.push((n.as_str(), "US", lat, lon));
+        }
+        v4.push(("81.2.69.0/24", "GB", 51.51, -0.13));
+        v4.push(("81.2.70.0/24", "GB", 53.48, -2.24));
+        v4.push(("5.5.5.0/24", "LU", 49.61, 6.13));
+        flat(&dir.join("dbip-city-ipv4.mmdb"), IpVersion::V4, &v4);
+        flat(
+            &dir.join("dbip-city-ipv6.mmdb"),
+            IpVersion::V6,
+            &[
+                ("2600:1000::/28", "US", 40.71, -74.01),
+                ("2600:1010::/28", "US", 37.77, -122.42),
+                ("2a00:1450::/32", "DE", 50.11, 8.68),
+            ],
+        );
+    }
+
+    fn build_dir(dir: &Path) -> (Vec<u8>, Summary) {
+        let source = Source::read_dir(dir).expect("read");
+        let table = crate::country_centres(&source);
+        build(&source, &PARAMS, &table).expect("build")
+    }
+
+    #[test]
+    fn the_same_input_builds_the_same_bytes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        synthetic(dir.path());
+        let (a, summary) = build_dir(dir.path());
+        let (b, _) = build_dir(dir.path());
+        assert!(a == b, "two builds differ");
+        let (za, zb) = (
+            crate::compress(&a, 3).expect("zstd"),
+            crate::compress(&b, 3).expect("zstd"),
+        );
+        assert!(za == zb, "two compressed builds differ");
+        // Source order does not matter either: a copy of the folder with the
+        // files written again gives the same database.
+        let again = tempfile::tempdir().expect("tempdir");
+        synthetic(again.path());
+        assert!(build_dir(again.path()).0 == a);
+        assert_eq!(summary.countries, 4, "{summary:?}");
+    }
+
+    #[test]
+    fn each_coast_keeps_its_place_and_small_countries_one_place() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        synthetic(dir.path());
+        let (bytes, _) = build_dir(dir.path());
+        let db = maxminddb::Reader::from_source(bytes).expect("a MaxMind DB");
+        assert_eq!(db.metadata().database_type, DATABASE_TYPE);
+        assert_eq!(db.metadata().build_epoch, 1_780_666_922);
+        #[derive(serde::Deserialize)]
+        struct Loc {
+            latitude: f64,
+            longitude: f64,
+        }
+        #[derive(serde::Deserialize)]
+        struct Rec {
+            location: Loc,
+        }
+        let at = |ip: &str| {
+            let r: Rec = db
+                .lookup(ip.parse().expect("ip"))
+                .expect("lookup")
+                .decode()
+                .expect("decode")
+                .expect("found");
+            (r.location.latitude, r.location.longitude)
+        };
+        // 20.0/16 is New York, 20.3/16 San Francisco.
+        let (ny, sf) = (at("20.0.1.1"), at("20.3.1.1"));
+        assert!((ny.0 - 40.7).abs() < 0.5 && (ny.1 + 74.0).abs() < 0.5, "{ny:?}");
+        assert!((sf.0 - 37.6).abs() < 0.7 && (sf.1 + 122.2).abs() < 0.7, "{sf:?}");
+        // Through the IPv4-mapped alias too, and IPv6 on both coasts.
+        assert_eq!(at("::ffff:20.0.1.1"), ny);
+        assert!(at("2600:1000::1").1 < -73.0 && at("2600:1010::1").1 < -122.0);
+        assert_eq!(at("5.5.5.5"), (49.61, 6.13));
+    }
+}

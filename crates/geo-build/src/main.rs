@@ -72,7 +72,7 @@ struct BuildArgs {
     centres_rs: Option<PathBuf>,
     /// Add regions to a country until its addresses are on average this
     /// close (km) to their region's centre.
-    #[arg(long, default_value_t = 25.0)]
+    #[arg(long, default_value_t = 40.0)]
     target_km: f64,
     /// At most this many regions per country and address family.
     #[arg(long, default_value_t = 200)]

