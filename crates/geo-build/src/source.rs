@@ -77,10 +77,8 @@ impl Source {
             .with_context(|| format!("{}: not a readable MaxMind DB", path.display()))?;
         // Progress by position in the address space: networks come in
         // address order, and the count is not known before the end.
-        let bar = crate::progress::bar(
-            u64::from(u32::MAX),
-            &format!("reading {}", file_name(path)),
-        )?;
+        let bar =
+            crate::progress::bar(u64::from(u32::MAX), &format!("reading {}", file_name(path)))?;
         for item in reader.networks(Default::default())? {
             let item = item.with_context(|| format!("{}: broken search tree", path.display()))?;
             let net = item.network()?;
@@ -146,8 +144,10 @@ impl Source {
 }
 
 fn file_name(path: &Path) -> String {
-    path.file_name()
-        .map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into())
+    path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into(),
+    )
 }
 
 fn country_code(s: &str) -> Option<[u8; 2]> {

@@ -113,8 +113,8 @@ fn read_bounded(path: &Path, max: u64) -> Result<Vec<u8>, Error> {
             format!("{what} more than {max} bytes (director.geoip-max-size)"),
         )
     };
-    let file =
-        std::fs::File::open(path).map_err(|e| Error::database(path, format!("cannot read: {e}")))?;
+    let file = std::fs::File::open(path)
+        .map_err(|e| Error::database(path, format!("cannot read: {e}")))?;
     let mut raw = Vec::new();
     file.take(max.saturating_add(1))
         .read_to_end(&mut raw)
@@ -391,10 +391,7 @@ impl MaxMindFiles {
 
     /// As [`MaxMindFiles::open`], each file holding at most `max_size` bytes
     /// ([`MaxMindDb::open_limited`]).
-    pub fn open_limited(
-        paths: &[impl AsRef<Path>],
-        max_size: u64,
-    ) -> Result<MaxMindFiles, Error> {
+    pub fn open_limited(paths: &[impl AsRef<Path>], max_size: u64) -> Result<MaxMindFiles, Error> {
         let dbs = paths
             .iter()
             .map(|p| MaxMindDb::open_limited(p.as_ref(), max_size))
@@ -624,7 +621,10 @@ mod tests {
             .err()
             .expect("over the limit")
             .to_string();
-        assert!(err.contains("city.mmdb") && err.contains("is more than 10 bytes"), "{err}");
+        assert!(
+            err.contains("city.mmdb") && err.contains("is more than 10 bytes"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -635,7 +635,10 @@ mod tests {
         bytes.extend_from_slice(b"\x00\xff definitely not a zstd frame");
         std::fs::write(&path, &bytes).expect("write");
         let err = MaxMindDb::open(&path).err().expect("broken").to_string();
-        assert!(err.contains("broken.mmdb.zst") && err.contains("not a valid zstd file"), "{err}");
+        assert!(
+            err.contains("broken.mmdb.zst") && err.contains("not a valid zstd file"),
+            "{err}"
+        );
         // A truncated stream, too.
         let good = zstd::bulk::compress(&[7u8; 4096], 3).expect("zstd");
         std::fs::write(&path, &good[..good.len() / 2]).expect("write");
