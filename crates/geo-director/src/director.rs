@@ -123,7 +123,7 @@ impl Director {
     /// Opens the configured database files and builds the director.
     pub fn new(config: Config) -> Result<Director, Error> {
         config.validate()?;
-        let db = MaxMindFiles::open(&config.geoip)?;
+        let db = MaxMindFiles::open_limited(&config.geoip, config.geoip_max_size)?;
         Director::with_lookup(config, Box::new(db))
     }
 
@@ -226,7 +226,7 @@ impl Director {
     /// Re-opens the configured database files and swaps them in. Requests in
     /// flight keep the reader they loaded; on error the old one stays.
     pub fn reload(&self) -> Result<String, Error> {
-        let db = MaxMindFiles::open(&self.config.geoip)?;
+        let db = MaxMindFiles::open_limited(&self.config.geoip, self.config.geoip_max_size)?;
         let described = db.describe();
         self.geo.store(Arc::new(Box::new(db)));
         tracing::info!(database = %described, "geo database reloaded");

@@ -39,8 +39,8 @@ pub use crate::director::{Decision, Director, Edge, Placement, Reason, Target};
 pub use crate::error::Error;
 pub use crate::explain::{Explanation, explain};
 pub use crate::lookup::{
-    CountryCode, Geo, GeoLookup, MaxMindDb, MaxMindFiles, Network, Networks, Precision, Schema,
-    StaticLookup,
+    CountryCode, DEFAULT_GEOIP_MAX_SIZE, Geo, GeoLookup, MaxMindDb, MaxMindFiles, Network,
+    Networks, Precision, Schema, StaticLookup,
 };
 pub use crate::purge_log::{PurgeLogSettings, ShieldConfig};
 

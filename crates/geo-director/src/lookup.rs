@@ -12,7 +12,7 @@ use crate::centres::CENTRES;
 
 mod maxmind;
 
-pub use maxmind::{MaxMindDb, MaxMindFiles, Network, Networks, Schema};
+pub use maxmind::{DEFAULT_GEOIP_MAX_SIZE, MaxMindDb, MaxMindFiles, Network, Networks, Schema};
 
 /// An ISO 3166-1 alpha-2 country code, upper case.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -1,5 +1,5 @@
 //! The seeded workload against the shipped geo database
-//! (`geo-data/dbip-country-centres.mmdb`) and the real sample site.
+//! (`geo-data/dbip-regions.mmdb.zst`) and the real sample site.
 
 use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeMap, HashMap};
@@ -16,7 +16,7 @@ use meridian_simulate::{AssetRef, Region, Workload, WorkloadParams, weights};
 use mmdb_writer::{IpVersion, Value, Writer};
 
 fn db() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../geo-data/dbip-country-centres.mmdb")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../geo-data/dbip-regions.mmdb.zst")
 }
 
 /// The shipped database, read once per test binary.
@@ -431,7 +431,7 @@ fn addresses_are_drawn_by_network_size_at_each_networks_own_location() {
 fn the_shipped_database_is_read_into_places() {
     let d = places().describe();
     assert!(
-        d.contains("dbip-country-centres.mmdb") && d.contains("countries"),
+        d.contains("dbip-regions.mmdb.zst") && d.contains("countries"),
         "{d}"
     );
     let countries: Vec<&str> = places().countries().collect();

@@ -94,6 +94,56 @@ fn iso<'a>(c: &Option<CountryRecord<'a>>) -> Option<&'a str> {
     c.as_ref().and_then(|c| c.iso_code)
 }
 
+/// What one database may take in memory unless configured otherwise
+/// (`director.geoip-max-size`): room for the largest commercial City
+/// files, and a bound on what a corrupt or hostile compressed file can
+/// make the director allocate.
+pub const DEFAULT_GEOIP_MAX_SIZE: u64 = 1 << 30;
+
+/// The first bytes of a zstd frame (RFC 8878 §3.1.1).
+const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
+
+/// The file's bytes, decompressed when they are a zstd stream; never more
+/// than `max` of either.
+fn read_bounded(path: &Path, max: u64) -> Result<Vec<u8>, Error> {
+    use std::io::Read;
+    let too_big = |what: &str| {
+        Error::database(
+            path,
+            format!("{what} more than {max} bytes (director.geoip-max-size)"),
+        )
+    };
+    let file = std::fs::File::open(path)
+        .map_err(|e| Error::database(path, format!("cannot read: {e}")))?;
+    let mut raw = Vec::new();
+    file.take(max.saturating_add(1))
+        .read_to_end(&mut raw)
+        .map_err(|e| Error::database(path, format!("cannot read: {e}")))?;
+    if raw.len() as u64 > max {
+        return Err(too_big("is"));
+    }
+    if !raw.starts_with(&ZSTD_MAGIC) {
+        return Ok(raw);
+    }
+    let broken = |e: std::io::Error| Error::database(path, format!("not a valid zstd file: {e}"));
+    // The frame header may say how large the content is: allocate once.
+    let hint = zstd::zstd_safe::get_frame_content_size(&raw)
+        .ok()
+        .flatten()
+        .unwrap_or(0)
+        .min(max);
+    let mut out = Vec::with_capacity(usize::try_from(hint).unwrap_or(0));
+    let decoder = zstd::stream::read::Decoder::with_buffer(raw.as_slice()).map_err(broken)?;
+    decoder
+        .take(max.saturating_add(1))
+        .read_to_end(&mut out)
+        .map_err(broken)?;
+    if out.len() as u64 > max {
+        return Err(too_big("decompresses to"));
+    }
+    Ok(out)
+}
+
 /// One open MaxMind DB file.
 pub struct MaxMindDb {
     reader: Reader<Vec<u8>>,
@@ -103,10 +153,17 @@ pub struct MaxMindDb {
 
 impl MaxMindDb {
     /// Reads the whole file into memory (so a later replacement of the file
-    /// cannot change what this reader sees) and detects its layout.
+    /// cannot change what this reader sees) and detects its layout. A
+    /// zstd-compressed file (the shipped `.mmdb.zst`) is decompressed.
+    /// Either way at most [`DEFAULT_GEOIP_MAX_SIZE`] bytes are held.
     pub fn open(path: &Path) -> Result<MaxMindDb, Error> {
-        let bytes =
-            std::fs::read(path).map_err(|e| Error::database(path, format!("cannot read: {e}")))?;
+        MaxMindDb::open_limited(path, DEFAULT_GEOIP_MAX_SIZE)
+    }
+
+    /// As [`MaxMindDb::open`], holding at most `max_size` bytes: a larger
+    /// file, or one that decompresses to more, is an error naming the file.
+    pub fn open_limited(path: &Path, max_size: u64) -> Result<MaxMindDb, Error> {
+        let bytes = read_bounded(path, max_size)?;
         let reader = Reader::from_source(bytes).map_err(|e| {
             Error::database(path, format!("not a valid MaxMind DB (.mmdb) file: {e}"))
         })?;
@@ -329,9 +386,15 @@ pub struct MaxMindFiles {
 
 impl MaxMindFiles {
     pub fn open(paths: &[impl AsRef<Path>]) -> Result<MaxMindFiles, Error> {
+        MaxMindFiles::open_limited(paths, DEFAULT_GEOIP_MAX_SIZE)
+    }
+
+    /// As [`MaxMindFiles::open`], each file holding at most `max_size` bytes
+    /// ([`MaxMindDb::open_limited`]).
+    pub fn open_limited(paths: &[impl AsRef<Path>], max_size: u64) -> Result<MaxMindFiles, Error> {
         let dbs = paths
             .iter()
-            .map(|p| MaxMindDb::open(p.as_ref()))
+            .map(|p| MaxMindDb::open_limited(p.as_ref(), max_size))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(MaxMindFiles { dbs })
     }
@@ -521,5 +584,65 @@ mod tests {
         assert_eq!(listed, ["8.8.8.0/24 US", "9.9.9.0/24 CH", "2a00::/16 DE"]);
         let ip: IpAddr = "8.8.8.8".parse().expect("ip");
         assert_eq!(files.lookup(ip), found.first().and_then(|n| n.geo));
+    }
+
+    #[test]
+    fn a_zstd_compressed_file_reads_as_the_file_itself() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let raw = write(
+            dir.path(),
+            "city.mmdb",
+            IpVersion::V6,
+            &[("81.2.69.0/24", city("GB", 51.5, -0.1))],
+        );
+        let zst = dir.path().join("city.mmdb.zst");
+        let bytes = std::fs::read(&raw).expect("read");
+        std::fs::write(&zst, zstd::bulk::compress(&bytes, 3).expect("zstd")).expect("write");
+        let ip: IpAddr = "81.2.69.142".parse().expect("ip");
+        let plain = MaxMindFiles::open(&[&raw]).expect("plain");
+        let packed = MaxMindFiles::open(&[&zst]).expect("compressed");
+        assert!(packed.lookup(ip).is_some());
+        assert_eq!(packed.lookup(ip), plain.lookup(ip));
+        // The limit holds for what decompression yields, not the file size.
+        let packed_len = std::fs::metadata(&zst).expect("meta").len();
+        assert!(packed_len < bytes.len() as u64);
+        let err = MaxMindDb::open_limited(&zst, packed_len + 1)
+            .err()
+            .expect("over the limit")
+            .to_string();
+        assert!(
+            err.contains("city.mmdb.zst")
+                && err.contains("decompresses to more than")
+                && err.contains("director.geoip-max-size"),
+            "{err}"
+        );
+        assert!(MaxMindDb::open_limited(&zst, bytes.len() as u64).is_ok());
+        let err = MaxMindDb::open_limited(&raw, 10)
+            .err()
+            .expect("over the limit")
+            .to_string();
+        assert!(
+            err.contains("city.mmdb") && err.contains("is more than 10 bytes"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_broken_zstd_file_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("broken.mmdb.zst");
+        let mut bytes = super::ZSTD_MAGIC.to_vec();
+        bytes.extend_from_slice(b"\x00\xff definitely not a zstd frame");
+        std::fs::write(&path, &bytes).expect("write");
+        let err = MaxMindDb::open(&path).err().expect("broken").to_string();
+        assert!(
+            err.contains("broken.mmdb.zst") && err.contains("not a valid zstd file"),
+            "{err}"
+        );
+        // A truncated stream, too.
+        let good = zstd::bulk::compress(&[7u8; 4096], 3).expect("zstd");
+        std::fs::write(&path, &good[..good.len() / 2]).expect("write");
+        let err = MaxMindDb::open(&path).err().expect("truncated").to_string();
+        assert!(err.contains("broken.mmdb.zst"), "{err}");
     }
 }

@@ -130,7 +130,7 @@ pub fn example() -> Report {
             scenario: Scenario::Purge,
             config: "config/cluster.toml".into(),
             cluster: "spawned in-process".into(),
-            database: "geo-data/dbip-country-centres.mmdb (249 countries, 1,024 networks)".into(),
+            database: "geo-data/dbip-regions.mmdb.zst (249 countries, 1,024 networks)".into(),
             weights_source:
                 "internet users per country, ITU 2023 (60 countries, the rest by continent)".into(),
             started_at_ms: 1_796_143_202_000,
