@@ -19,8 +19,8 @@ mod eventually;
 pub mod h2c;
 mod node;
 mod origin;
-mod raw_origin;
 pub mod raw_client;
+mod raw_origin;
 mod stream_origin;
 pub mod tls;
 mod tls_origin;
@@ -35,9 +35,9 @@ pub use node::{INTERVAL, Node, fast_health};
 #[allow(unused_imports)]
 pub use origin::{Origin, Reply, Seen};
 #[allow(unused_imports)]
-pub use raw_origin::{RawOrigin, Request, Script, Step, response};
-#[allow(unused_imports)]
 pub use raw_client::{Exchange, RawClient};
+#[allow(unused_imports)]
+pub use raw_origin::{RawOrigin, Request, Script, Step, response};
 #[allow(unused_imports)]
 pub use stream_origin::{StreamOrigin, StreamSpec};
 #[allow(unused_imports)]
