@@ -379,7 +379,3 @@ pub(crate) fn check_base_url(url: &str) -> Result<(), String> {
 #[cfg(test)]
 #[path = "config_tests.rs"]
 mod tests;
-
-#[cfg(test)]
-#[path = "config_proptests.rs"]
-mod proptests;

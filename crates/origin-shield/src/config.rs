@@ -326,7 +326,3 @@ mod tests {
         assert_eq!(c.origins.len(), 2);
     }
 }
-
-#[cfg(test)]
-#[path = "config_proptests.rs"]
-mod proptests;

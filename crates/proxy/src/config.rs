@@ -1014,7 +1014,3 @@ mod tests {
             .expect("config/edge.toml is valid");
     }
 }
-
-#[cfg(test)]
-#[path = "config_proptests.rs"]
-mod proptests;

@@ -1,13 +1,13 @@
-//! Property tests of the director's config loader (issue 13):
-//! `meridian_common::parse_toml` and [`Config::parse`]'s validation over
-//! text near `config/cluster.toml`.
+//! Property tests of every config loader (issue 13): the edge's, the
+//! shield's and the director's, each over text near its example file in
+//! `config/`: `meridian_common::parse_toml` and the validation after it.
+
+use std::path::Path;
 
 use proptest::prelude::*;
 
-use super::*;
-
-/// A file no relative path in the text can reach.
-const FILE: &str = "/nonexistent-meridian-proptest/director.toml";
+/// A directory no relative path in the text can reach.
+const DIR: &str = "/nonexistent-meridian-proptest";
 
 /// A value of any TOML type, some of them near what the loaders take.
 fn odd_value() -> impl Strategy<Value = String> {
@@ -69,16 +69,40 @@ fn near_config(example: &'static str) -> impl Strategy<Value = String> {
         })
 }
 
+/// `result`, the load of `file`, is fine or an error naming the file.
+fn names_the_file<T>(
+    file: &str,
+    result: Result<T, meridian_common::ConfigError>,
+) -> Result<(), TestCaseError> {
+    if let Err(e) = result {
+        let msg = e.to_string();
+        prop_assert!(msg.contains(file), "{}", msg);
+    }
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
-    /// Arbitrary TOML-ish text never panics the loader, and every error,
+    /// Arbitrary TOML-ish text never panics a loader, and every error,
     /// from the TOML syntax to the last validation rule, names the file.
     #[test]
-    fn any_text_loads_or_names_the_file(text in near_config(include_str!("../../../config/cluster.toml"))) {
-        if let Err(e) = Config::parse(FILE, &text) {
-            let msg = e.to_string();
-            prop_assert!(msg.contains(FILE), "{}", msg);
-        }
+    fn any_edge_text_loads_or_names_the_file(text in near_config(include_str!("../config/edge.toml"))) {
+        let file = format!("{DIR}/edge.toml");
+        names_the_file(&file, meridian_common::parse_toml::<meridian_edge::FileConfig>(Path::new(&file), &text)
+            .and_then(|fc| fc.validate(&file)))?;
+    }
+
+    #[test]
+    fn any_shield_text_loads_or_names_the_file(text in near_config(include_str!("../config/shield.toml"))) {
+        let file = format!("{DIR}/shield.toml");
+        names_the_file(&file, meridian_common::parse_toml::<meridian_origin_shield::FileConfig>(Path::new(&file), &text)
+            .and_then(|fc| fc.validate(&file)))?;
+    }
+
+    #[test]
+    fn any_director_text_loads_or_names_the_file(text in near_config(include_str!("../config/cluster.toml"))) {
+        let file = format!("{DIR}/director.toml");
+        names_the_file(&file, meridian_geo_director::Config::parse(&file, &text))?;
     }
 }
