@@ -30,7 +30,6 @@ use bytes::Bytes;
 use http::Version;
 use http_body::{Frame, SizeHint};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::body::{Body, BoxError};
@@ -63,8 +62,6 @@ pub struct Activity {
     phase: Mutex<Phase>,
     /// Set once a request arrived over HTTP/2.
     h2: AtomicBool,
-    /// Wakes the watchdog when a deadline moves.
-    changed: Notify,
     header: Duration,
     idle: Duration,
 }
@@ -75,7 +72,6 @@ impl Activity {
         Activity {
             phase: Mutex::new(Phase::Head(Instant::now())),
             h2: AtomicBool::new(false),
-            changed: Notify::new(),
             header,
             idle,
         }
@@ -93,8 +89,6 @@ impl Activity {
         let mut phase = self.phase();
         if let Phase::Idle(_) = *phase {
             *phase = Phase::Head(Instant::now());
-            drop(phase);
-            self.changed.notify_one();
         }
     }
 
@@ -118,8 +112,6 @@ impl Activity {
             Phase::Busy(n) if n > 1 => Phase::Busy(n - 1),
             _ => Phase::Idle(Instant::now()),
         };
-        drop(phase);
-        self.changed.notify_one();
     }
 
     /// The current deadline and what it is, `None` while busy.
@@ -132,18 +124,22 @@ impl Activity {
     }
 
     /// Resolves when the connection has overstayed its current phase.
+    ///
+    /// Phase changes do not wake the watchdog (that would be a task wake-up
+    /// and a timer per request on the hit path): it looks again at least
+    /// every `min(header, idle)`. Every new deadline is at least that far
+    /// from the change that set it, so the look that finds it expired is
+    /// never late.
     pub async fn expired(&self) -> Expired {
+        let step = self.header.min(self.idle);
         loop {
-            match self.deadline() {
-                Some((at, what)) if at <= Instant::now() => return what,
-                Some((at, _)) => {
-                    tokio::select! {
-                        _ = tokio::time::sleep_until(at) => {}
-                        _ = self.changed.notified() => {}
-                    }
-                }
-                None => self.changed.notified().await,
-            }
+            let now = Instant::now();
+            let wake = match self.deadline() {
+                Some((at, what)) if at <= now => return what,
+                Some((at, _)) => at.min(now + step),
+                None => now + step,
+            };
+            tokio::time::sleep_until(wake).await;
         }
     }
 }
