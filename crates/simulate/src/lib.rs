@@ -64,7 +64,7 @@ pub fn workload_for(
         .iter()
         .map(|p| meridian_cluster::run::resolve_shipped(p))
         .collect();
-    let places = workload::Places::open(&paths)?;
+    let places = workload::Places::open_shared(&paths)?;
     let site = meridian_origin::SampleSite::generate(config.seed);
     let assets = workload::site_assets(&site);
     let w = workload::generate(&params, &assets, &places)?;

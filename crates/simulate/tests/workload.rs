@@ -472,3 +472,39 @@ fn how_long_opening_and_generating_take() {
         w.requests()
     );
 }
+
+/// The runner reads the database once per process: asked again for the
+/// same unchanged files it gets the same places, and a changed file is
+/// read again.
+#[test]
+fn open_shared_reads_unchanged_files_once_and_changed_files_again() {
+    let write = |path: &std::path::Path, nets: &[(&str, Value)]| {
+        let mut w = Writer::builder("Test-City")
+            .ip_version(IpVersion::V6)
+            .build();
+        for (net, v) in nets {
+            w.insert_value(net.parse::<ipnet::IpNet>().expect("cidr"), v.clone())
+                .expect("insert");
+        }
+        std::fs::write(path, w.to_bytes().expect("bytes")).expect("write");
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("city.mmdb");
+    write(&path, &[("81.2.0.0/24", city("GB", 51.5, -0.1))]);
+    let first = Places::open_shared(&[&path]).expect("open");
+    let again = Places::open_shared(&[&path]).expect("open");
+    assert!(Arc::ptr_eq(&first, &again));
+    assert_eq!(first.countries().collect::<Vec<_>>(), ["GB"]);
+
+    write(
+        &path,
+        &[
+            ("81.2.0.0/24", city("GB", 51.5, -0.1)),
+            ("2a00::/16", city("DE", 52.5, 13.4)),
+        ],
+    );
+    let changed = Places::open_shared(&[&path]).expect("open");
+    assert_eq!(changed.countries().collect::<Vec<_>>(), ["DE", "GB"]);
+    let missing = Places::open_shared(&[dir.path().join("nowhere.mmdb")]);
+    assert!(missing.is_err());
+}

@@ -12,6 +12,7 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use ipnet::IpNet;
 use meridian_geo_director::{CountryCode, Geo, MaxMindFiles, Network, Precision, is_special};
@@ -64,7 +65,45 @@ struct Country {
     last: Option<(Geo, u32)>,
 }
 
+/// The files a [`Places::open_shared`] read, as they were (length and
+/// modification time of each), and what it made of them.
+type Opened = (
+    Vec<(PathBuf, u64, Option<std::time::SystemTime>)>,
+    Arc<Places>,
+);
+
+/// The last [`Places::open_shared`] of this process.
+static LAST_OPENED: Mutex<Option<Opened>> = Mutex::new(None);
+
 impl Places {
+    /// As [`Places::open`], but a process that asks again for the same
+    /// files, unchanged (same length and modification time), gets the
+    /// places it already read: reading a database of millions of networks
+    /// takes seconds, and the runner makes one workload per run.
+    pub fn open_shared(paths: &[impl AsRef<Path>]) -> Result<Arc<Places>, Error> {
+        let stamp: Vec<_> = paths
+            .iter()
+            .map(|p| {
+                let p = p.as_ref();
+                let meta = std::fs::metadata(p).ok();
+                (
+                    p.to_path_buf(),
+                    meta.as_ref().map_or(0, |m| m.len()),
+                    meta.and_then(|m| m.modified().ok()),
+                )
+            })
+            .collect();
+        let mut last = LAST_OPENED.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((s, places)) = last.as_ref()
+            && *s == stamp
+        {
+            return Ok(Arc::clone(places));
+        }
+        let places = Arc::new(Places::open(paths)?);
+        *last = Some((stamp, Arc::clone(&places)));
+        Ok(places)
+    }
+
     /// Reads every network of the database files (the director's `geoip`),
     /// once.
     pub fn open(paths: &[impl AsRef<Path>]) -> Result<Places, Error> {
