@@ -208,12 +208,12 @@ impl Compressor {
 }
 
 /// What the lookup with compression found: a lookup result for the usual
-/// path, or an answer made here.
+/// path, or a fresh identity form to encode for this request.
 pub(crate) enum Looked {
     Lookup(Lookup),
-    /// Boxed: an answer is the rare case of this enum (the first request
-    /// of a coding), a lookup the common one.
-    Served(Box<Served>),
+    /// The first request of a coding: encode `identity` now and serve it
+    /// ([`Engine::serve_encoded`]), or, when that fails, the identity form.
+    Encode(Arc<Entry>, Coding),
 }
 
 /// Fields describing the identity bytes, wrong for an encoded form.
@@ -229,11 +229,12 @@ impl Engine {
     /// lookup. With it, `req`'s `Accept-Encoding` becomes the negotiated
     /// coding (so every spelling of one preference shares a variant, and
     /// the upstream is asked for that coding), and an encoded request is
-    /// served from its stored encoded variant, or encoded now from the
-    /// stored identity form. An encoded hit costs what an identity hit
-    /// does: one negotiation and one lookup.
-    pub(crate) async fn lookup_encoded(
-        self: &Arc<Self>,
+    /// served from its stored encoded variant, or encoded from the stored
+    /// identity form ([`Looked::Encode`]). An encoded hit costs what an
+    /// identity hit does: one negotiation and one lookup. Synchronous, so
+    /// the hit path's future holds no encoder's state.
+    pub(crate) fn lookup_encoded(
+        &self,
         req: &mut Req,
         cc: &CacheControl,
         now: SystemTime,
@@ -266,22 +267,35 @@ impl Engine {
         if req.parts.method == Method::GET
             && self.fresh_here(&identity, cc, now)
             && cz.encodable(&identity)
-            && let Some(enc) = self.encode(req, &identity, coding).await
         {
-            let mut cs = CacheStatus::hit(enc.freshness.ttl(now));
-            let r = respond::from_entry(
-                &self.stamp,
-                &req.parts.method,
-                &req.parts.headers,
-                &enc,
-                &mut cs,
-                now,
-            );
-            return Looked::Served(Box::new((r, cs)));
+            return Looked::Encode(identity, coding);
         }
         // Stale, not encodable, or a HEAD (which never starts an
         // encoding): the identity form, through the usual path.
         Looked::Lookup(Lookup::Found(identity))
+    }
+
+    /// [`Looked::Encode`]: `identity` encoded in `coding` (made now, or by
+    /// the request already making it) and served as a hit; `None` when it
+    /// cannot be made (then the identity form is served).
+    pub(crate) async fn serve_encoded(
+        self: &Arc<Self>,
+        req: &Req,
+        identity: &Arc<Entry>,
+        coding: Coding,
+        now: SystemTime,
+    ) -> Option<Served> {
+        let enc = self.encode(req, identity, coding).await?;
+        let mut cs = CacheStatus::hit(enc.freshness.ttl(now));
+        let r = respond::from_entry(
+            &self.stamp,
+            &req.parts.method,
+            &req.parts.headers,
+            &enc,
+            &mut cs,
+            now,
+        );
+        Some((r, cs))
     }
 
     /// Servable as it is: fresh for this request, and not fetched before

@@ -24,7 +24,7 @@ use tokio::task::JoinSet;
 
 use crate::authority::{Authority, Scheme};
 use crate::body::Body;
-use crate::engine::{Engine, PROXY_HEALTH_PATH};
+use crate::engine::{Engine, Handled, PROXY_HEALTH_PATH};
 use crate::guard::Slot;
 use crate::tls::Tls;
 use crate::watch::{Activity, Tracked, Watched};
@@ -98,21 +98,20 @@ impl Connections {
         let io = TokioIo::new(Watched::new(stream, Arc::clone(&activity)));
         let requests = Arc::clone(&activity);
         let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
-            let engine = Arc::clone(&engine);
             let served = requests.started(req.version());
-            async move {
-                if let Some(port) = redirect
-                    && req.uri().path() != PROXY_HEALTH_PATH
-                {
-                    let r = to_https(&req, port);
-                    return Ok::<_, Infallible>(r.map(|b| Tracked::new(b, served)));
+            // Decided here, before hyper takes the future: a hit's future
+            // is its ready response (see `Engine::handle`).
+            let handled = if let Some(port) = redirect
+                && req.uri().path() != PROXY_HEALTH_PATH
+            {
+                Handled::ready(to_https(&req, port))
+            } else {
+                match engine.guard.refuse(&engine, req, peer) {
+                    Ok(req) => engine.handle(req, peer, scheme),
+                    Err(refused) => Handled::ready(*refused),
                 }
-                let response = match engine.guard.refuse(&engine, req, peer) {
-                    Ok(req) => Arc::clone(&engine).handle(req, peer, scheme).await,
-                    Err(refused) => *refused,
-                };
-                Ok(response.map(|b| Tracked::new(b, served)))
-            }
+            };
+            async move { Ok::<_, Infallible>(handled.await.map(|b| Tracked::new(b, served))) }
         });
         let builder = match protocol {
             Protocol::Auto => &self.auto,
@@ -515,6 +514,36 @@ mod tests {
         assert!(
             read <= limit,
             "read {read} bytes of the head, limit {limit}"
+        );
+    }
+}
+
+/// The size of the future hyper gets per request: hyper moves it into a
+/// task per HTTP/2 stream, copying all of it, so every unboxed `await` on a
+/// miss path made every hit pay for it (a 5.7 KB future cost a sixth of an
+/// HTTP/2 hit's CPU). `Engine::handle` boxes whatever waits.
+#[cfg(test)]
+mod future_size {
+    use super::*;
+
+    /// The size of what `f` returns, without calling it.
+    fn returned_size<A, R>(_f: impl FnOnce(A) -> R) -> usize {
+        std::mem::size_of::<R>()
+    }
+
+    #[test]
+    fn a_requests_future_is_about_the_size_of_its_response() {
+        type Args = (
+            Arc<Engine>,
+            Request<hyper::body::Incoming>,
+            SocketAddr,
+            Scheme,
+        );
+        let handled = returned_size(|(e, r, p, s): Args| e.handle(r, p, s));
+        let response = std::mem::size_of::<Response<Body>>();
+        assert!(
+            handled <= response + 64,
+            "Engine::handle's future is {handled} bytes, a response {response}: box the await that grew it"
         );
     }
 }
