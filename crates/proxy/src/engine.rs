@@ -330,7 +330,6 @@ impl Engine {
             authority,
             purge_lag: false,
         };
-        let this = Arc::clone(self);
         match req.parts.method {
             // Taken out here, with a token; never forwarded upstream.
             ref m if m.as_str() == "PURGE" => Step::Done(self.purge_request(&req)),
@@ -338,8 +337,13 @@ impl Engine {
             Method::GET | Method::HEAD if http_body::Body::is_end_stream(&body) => {
                 self.cacheable(req)
             }
-            ref m if !is_safe(m) => Step::later(async move { this.unsafe_method(req, body).await }),
-            _ => Step::later(async move {
+            ref m if !is_safe(m) => {
+                Step::later(
+                    self,
+                    |this| async move { this.unsafe_method(req, body).await },
+                )
+            }
+            _ => Step::later(self, |this| async move {
                 let body = request_body(body);
                 this.forward(req, body, Fwd::Bypass).await
             }),
@@ -432,15 +436,16 @@ impl Engine {
     /// GET and HEAD: the cache path.
     fn cacheable(self: &Arc<Self>, mut req: Req) -> Step {
         let req_cc = CacheControl::from_cache_control(&req.parts.headers);
-        let this = Arc::clone(self);
         if req_cc.no_store {
             // RFC 9111 §5.2.1.5: store nothing of this exchange.
-            return Step::later(async move { this.forward(req, Body::Empty, Fwd::Request).await });
+            return Step::later(self, |this| async move {
+                this.forward(req, Body::Empty, Fwd::Request).await
+            });
         }
         let now = SystemTime::now();
         match self.lookup_encoded(&mut req, &req_cc, now) {
             Looked::Lookup(lookup) => self.serve_lookup(req, &req_cc, now, lookup),
-            Looked::Encode(identity, coding) => Step::later(async move {
+            Looked::Encode(identity, coding) => Step::later(self, |this| async move {
                 match this.serve_encoded(&req, &identity, coding, now).await {
                     Some(served) => served,
                     None => {
@@ -464,7 +469,6 @@ impl Engine {
         now: SystemTime,
         lookup: Lookup,
     ) -> Step {
-        let this = Arc::clone(self);
         match lookup {
             // Lagging the purge log: what was fetched before `max-lag` ago
             // may have been purged since, unheard; ask upstream first.
@@ -479,7 +483,9 @@ impl Engine {
                 }
                 let mut req = req;
                 req.purge_lag = true;
-                Step::later(async move { this.revalidate(req, entry, Fwd::Stale).await })
+                Step::later(self, |this| async move {
+                    this.revalidate(req, entry, Fwd::Stale).await
+                })
             }
             Lookup::Found(entry) => match entry.reuse(now, req_cc) {
                 reuse @ (Reuse::Fresh | Reuse::StaleWhileRevalidate) => {
@@ -512,7 +518,9 @@ impl Engine {
                     } else {
                         Fwd::Stale
                     };
-                    Step::later(async move { this.revalidate(req, entry, fwd).await })
+                    Step::later(self, |this| async move {
+                        this.revalidate(req, entry, fwd).await
+                    })
                 }
             },
             lookup => {
@@ -524,7 +532,7 @@ impl Engine {
                 } else {
                     Fwd::Miss
                 };
-                Step::later(async move { this.fill(req, fwd).await })
+                Step::later(self, |this| async move { this.fill(req, fwd).await })
             }
         }
     }
@@ -743,8 +751,13 @@ pub(crate) enum Step {
 }
 
 impl Step {
-    fn later(f: impl Future<Output = Served> + Send + 'static) -> Step {
-        Step::Later(Box::pin(f))
+    /// The rest of the work, given its own handle on the engine (taken
+    /// only here, so a hit clones no `Arc`).
+    fn later<F>(engine: &Arc<Engine>, f: impl FnOnce(Arc<Engine>) -> F) -> Step
+    where
+        F: Future<Output = Served> + Send + 'static,
+    {
+        Step::Later(Box::pin(f(Arc::clone(engine))))
     }
 }
 
