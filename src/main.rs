@@ -88,6 +88,11 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     cli::init_tracing();
     start_allocator_purging();
+    // Every connection and every body sent from a file is a descriptor: the
+    // soft limit (often 1,024) is raised to the hard one, as nginx's
+    // `worker_rlimit_nofile` is set by hand and Go's runtime does at start.
+    let files = meridian_sendfile::raise_open_files_limit();
+    tracing::debug!(?files, "open-files limit");
     let result = match cli.command {
         Command::Edge(a) => cli::edge::main(a),
         Command::Origin(a) => cli::origin::main(a),

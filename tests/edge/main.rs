@@ -29,3 +29,4 @@ mod storage;
 mod streaming;
 mod tls;
 mod upstream_tls;
+mod zero_copy;

@@ -30,6 +30,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, StatusCode};
+use meridian_sendfile::Mapping;
 use tokio::sync::{Notify, watch};
 
 use crate::policy::Freshness;
@@ -41,14 +42,30 @@ use crate::vary::Variant;
 pub struct FillBudget {
     used: AtomicU64,
     limit: u64,
+    /// Where finished bodies go: large ones into sealed memory files that
+    /// plain-HTTP hits send with `sendfile(2)` (`meridian-sendfile`).
+    mapping: Mapping,
 }
 
 impl FillBudget {
+    /// A budget of `limit` bytes; finished bodies stay on the heap.
     pub fn new(limit: u64) -> Self {
         FillBudget {
             used: AtomicU64::new(0),
             limit,
+            mapping: Mapping::off(),
         }
+    }
+
+    /// Where finished bodies go (also for the encoded forms a node makes).
+    pub fn mapping(&self) -> &Mapping {
+        &self.mapping
+    }
+
+    /// Finished bodies that `mapping` takes go into memory files.
+    pub fn with_mapping(mut self, mapping: Mapping) -> Self {
+        self.mapping = mapping;
+        self
     }
 
     /// Takes `n` bytes of budget, or nothing when that would pass the limit.
@@ -364,7 +381,7 @@ impl FillWriter {
             }
             FillState::Done | FillState::Failed(_) => return None,
         }
-        let body = join(&inner.chunks, inner.len);
+        let body = join(&inner.chunks, inner.len, &self.fill.budget.mapping);
         inner.chunks.clear();
         inner.first_offset = inner.len;
         inner.body = Some(body.clone());
@@ -405,7 +422,11 @@ impl Drop for Filling {
     }
 }
 
-fn join(chunks: &VecDeque<Bytes>, len: u64) -> Bytes {
+fn join(chunks: &VecDeque<Bytes>, len: u64, mapping: &Mapping) -> Bytes {
+    let size = usize::try_from(len).unwrap_or(usize::MAX);
+    if let Some(mapped) = mapping.join(chunks.iter().map(|c| &c[..]), size) {
+        return mapped;
+    }
     match chunks.len() {
         0 => Bytes::new(),
         // A lone chunk is a slice of the connection's read buffer: copy it

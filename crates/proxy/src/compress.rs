@@ -430,11 +430,15 @@ impl Engine {
             .encoded(coding.token(), identity.body.len(), out.len());
         let headers = encoded_headers(&identity.headers.to_map(0), coding, out.len());
         let variant = Variant::new(&headers, req_headers);
+        let body = match self.fill_budget.mapping().join([&out[..]], out.len()) {
+            Some(mapped) => mapped,
+            None => Bytes::from(out),
+        };
         Some(Arc::new(
             Entry::new(
                 identity.status,
                 headers,
-                Bytes::from(out),
+                body,
                 identity.freshness.clone(),
                 variant,
             )

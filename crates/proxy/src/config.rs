@@ -174,6 +174,14 @@ pub struct CacheSection {
     /// run ahead of its slowest reader: the memory such a fill holds
     /// (default "1MiB").
     pub pass_window: Option<ByteSize>,
+    /// Stored bodies of at least this size live in sealed memory files, and
+    /// hits on plain HTTP send them with `sendfile(2)` instead of copying
+    /// them through the node (default "32KiB", at least "16KiB").
+    pub zero_copy_min_size: Option<ByteSize>,
+    /// Most bodies kept that way at once, each one open file (default
+    /// 8192, and at most a quarter of the open-files limit; 0 keeps every
+    /// body on the heap).
+    pub zero_copy_max_bodies: Option<usize>,
     /// Heuristic freshness fraction of the Last-Modified age (default 0.1).
     pub heuristic_fraction: Option<f64>,
     /// Cap on heuristic freshness (default "1day").
@@ -279,6 +287,9 @@ pub struct Config {
     pub max_object_size: u64,
     pub fill_budget: u64,
     pub pass_window: u64,
+    /// `cache.zero-copy-min-size` and `cache.zero-copy-max-bodies`.
+    pub zero_copy_min_size: u64,
+    pub zero_copy_max_bodies: usize,
     /// `cache.max-variants`.
     pub max_variants: usize,
     pub policy: Policy,
@@ -377,6 +388,17 @@ impl FileConfig {
             return Err(bad(
                 "cache.pass-window",
                 "must be more than 0 (a passing fill could never send a byte)".into(),
+            ));
+        }
+        let zero_copy_min_size = c.zero_copy_min_size.map_or(32 << 10, ByteSize::bytes);
+        if zero_copy_min_size < meridian_sendfile::SEND_MIN as u64 {
+            return Err(bad(
+                "cache.zero-copy-min-size",
+                format!(
+                    "{} is below {}: smaller bodies cost less to copy than to send from a file",
+                    ByteSize(zero_copy_min_size),
+                    ByteSize(meridian_sendfile::SEND_MIN as u64)
+                ),
             ));
         }
         if max_object_size > cache_size {
@@ -541,6 +563,8 @@ impl FileConfig {
             max_object_size,
             fill_budget,
             pass_window,
+            zero_copy_min_size,
+            zero_copy_max_bodies: c.zero_copy_max_bodies.unwrap_or(8192),
             max_variants,
             policy,
             key: KeyOptions {
@@ -869,6 +893,24 @@ mod tests {
         assert_eq!(c.client_body_timeout, Duration::from_secs(10));
         assert_eq!(c.pool_idle_timeout, Duration::from_secs(4));
         assert!(!c.eject_on_5xx);
+        assert_eq!(c.zero_copy_min_size, 32 << 10);
+        assert_eq!(c.zero_copy_max_bodies, 8192);
+    }
+
+    #[test]
+    fn zero_copy_min_size_may_be_as_small_as_what_sendfile_is_used_for() {
+        let file = FileConfig {
+            upstream: vec!["http://a:1".into()],
+            cache: CacheSection {
+                zero_copy_min_size: Some(ByteSize(16 * 1024)),
+                zero_copy_max_bodies: Some(0),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let c = file.validate("t.toml").expect("16KiB is the boundary");
+        assert_eq!(c.zero_copy_min_size, 16 << 10);
+        assert_eq!(c.zero_copy_max_bodies, 0);
     }
 
     #[test]
@@ -972,6 +1014,17 @@ mod tests {
                     ..Default::default()
                 },
                 "cache.pass-window",
+            ),
+            (
+                FileConfig {
+                    upstream: vec!["http://a:1".into()],
+                    cache: CacheSection {
+                        zero_copy_min_size: Some(ByteSize(16 * 1024 - 1)),
+                        ..Default::default()
+                    },
+                    ..Default::default()
+                },
+                "cache.zero-copy-min-size",
             ),
             (
                 FileConfig {

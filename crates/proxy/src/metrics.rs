@@ -72,12 +72,15 @@ pub mod names {
     pub const FILLS_IN_FLIGHT: &str = "meridian_fills_in_flight";
     pub const FILL_BUDGET_BYTES: &str = "meridian_fill_budget_bytes";
     pub const FILL_BUDGET_CAPACITY_BYTES: &str = "meridian_fill_budget_capacity_bytes";
+    pub const ZERO_COPY_BODIES: &str = "meridian_zero_copy_bodies";
+    pub const ZERO_COPY_BODY_BYTES: &str = "meridian_zero_copy_body_bytes";
+    pub const ZERO_COPY_SENT_BYTES_TOTAL: &str = "meridian_zero_copy_sent_bytes_total";
     pub const ENCODINGS_TOTAL: &str = "meridian_encodings_total";
     pub const ENCODING_BYTES_TOTAL: &str = "meridian_encoding_bytes_total";
     pub const BUILD_INFO: &str = "meridian_build_info";
 
     /// All of them, for tests and docs.
-    pub const ALL: [&str; 18] = [
+    pub const ALL: [&str; 21] = [
         REQUESTS_TOTAL,
         RESPONSE_BYTES_TOTAL,
         COLLAPSED_TOTAL,
@@ -93,6 +96,9 @@ pub mod names {
         FILLS_IN_FLIGHT,
         FILL_BUDGET_BYTES,
         FILL_BUDGET_CAPACITY_BYTES,
+        ZERO_COPY_BODIES,
+        ZERO_COPY_BODY_BYTES,
+        ZERO_COPY_SENT_BYTES_TOTAL,
         ENCODINGS_TOTAL,
         ENCODING_BYTES_TOTAL,
         BUILD_INFO,
@@ -687,6 +693,22 @@ fn register_state(r: &mut Registry, engine: &Engine) {
         names::FILL_BUDGET_CAPACITY_BYTES,
         "The fill budget (cache.fill-budget)",
         ConstGauge::new(engine.fill_budget.limit()),
+    );
+    let (mapped, mapped_bytes) = meridian_sendfile::live();
+    r.register(
+        names::ZERO_COPY_BODIES,
+        "Stored bodies in memory files, sent with sendfile (process-wide)",
+        ConstGauge::new(mapped as u64),
+    );
+    r.register(
+        names::ZERO_COPY_BODY_BYTES,
+        "Bytes of the stored bodies in memory files (process-wide)",
+        ConstGauge::new(mapped_bytes),
+    );
+    r.register(
+        base(names::ZERO_COPY_SENT_BYTES_TOTAL),
+        "Body bytes sent from memory files without a copy (process-wide)",
+        ConstCounter::new(meridian_sendfile::sent_from_files()),
     );
     let up = Family::<UpstreamLabel, Gauge>::default();
     for b in engine.pool().backends() {

@@ -150,7 +150,9 @@ fn builder(engine: &Engine) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     // Vectored writes always: the response head and the cached body `Bytes`
     // leave in one `writev` with no copy in user space (measured: a 100 KiB
-    // hit runs the same instructions as a 1 KiB one). hyper's default
+    // hit runs the same instructions as a 1 KiB one), or, on plain TCP and
+    // for a body in a memory file, the head corked and the body by
+    // `sendfile(2)` (`meridian_sendfile::ZeroCopy`). hyper's default
     // guesses this from the IO type and would silently fall back to
     // copying every body into its own buffer if a wrapper around the
     // stream stopped reporting vectored support.
@@ -237,6 +239,8 @@ pub async fn serve_plain(listener: TcpListener, connections: Connections, shutdo
             break;
         };
         if let Some(slot) = guard.admit(permit, peer.ip()) {
+            // Plain TCP: large stored bodies leave by `sendfile(2)`.
+            let stream = meridian_sendfile::ZeroCopy::new(stream);
             connections.spawn(stream, peer, Protocol::Auto, slot);
         }
     }

@@ -1,0 +1,43 @@
+//! Large cached bodies sent without copying them through user space.
+//!
+//! A hit copies its body into the kernel's socket buffers: at 100 KiB that
+//! copy was 29% of an edge's busy CPU, and the part of it that swings most
+//! with a neighbour's memory traffic (docs/benchmarks.md, "The 100 KiB
+//! hit"). nginx avoids it with `sendfile(2)` from its cache files. This
+//! crate does the same for a memory cache:
+//!
+//! * [`Mapping::join`] puts a finished body of at least
+//!   `cache.zero-copy-min-size` into a sealed memory file (`memfd_create`,
+//!   written once, then sealed against any write, shrink or growth) and
+//!   maps it read-only. The body stays one shared [`Bytes`], so every other
+//!   path (TLS, HTTP/2, ranges, compression) reads it as before, and its
+//!   pages are the file's: there is no second copy.
+//! * [`ZeroCopy`] wraps a plain TCP connection. When hyper asks it to write
+//!   a slice that lies inside such a mapping, it sends the head before it
+//!   with `MSG_MORE` and the slice with `sendfile(2)` from the file, at the
+//!   slice's offset. The bytes are the same by construction: the slice *is*
+//!   the mapped file, and the seals make the file immutable.
+//!
+//! Each mapped body holds one file descriptor and one mapping, so their
+//! number is capped (`cache.zero-copy-max-bodies`, and at most a quarter of
+//! the open-files limit); past the cap, or on any error, a body stays on
+//! the heap and is sent by copying, as before. Linux only, as the rest of
+//! the node.
+
+mod body;
+mod stream;
+
+pub use body::{Mapping, live, raise_open_files_limit};
+pub use stream::{ZeroCopy, sent_from_files};
+
+use bytes::Bytes;
+
+/// Slices shorter than this are always written by copying: below it one
+/// more system call costs more than the copy it saves (the default
+/// `cache.zero-copy-min-size` is well above it).
+pub const SEND_MIN: usize = 16 << 10;
+
+/// True when `body` lives in a mapped body file (tests and the admin view).
+pub fn is_mapped(body: &Bytes) -> bool {
+    body::find(body).is_some()
+}
