@@ -280,19 +280,44 @@ async def stream(args: argparse.Namespace) -> dict:
     return {"readers": readers, "expect_bytes": os.path.getsize(args.expect), "waiters": n}
 
 
+def memfd_body_kb(pid: int) -> int:
+    """KiB in Meridian's body memory files (`cache.zero-copy-*`): shared
+    memory that VmRSS counts only where a mapping has been read."""
+    total = 0
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return 0
+    for fd in fds[:1_000_000]:
+        path = f"/proc/{pid}/fd/{fd}"
+        try:
+            if os.readlink(path).startswith("/memfd:meridian-body"):
+                total += os.stat(path).st_size
+        except OSError:
+            continue
+    return total // 1024
+
+
 def tree_rss_kb(pid: int) -> tuple[int, int]:
-    """(sum of VmRSS, largest VmHWM) in KiB over pid and its descendants."""
+    """(sum of resident memory, largest VmHWM) in KiB over pid and its
+    descendants. Resident memory is VmRSS without its shared-memory part,
+    plus every body memory file whole (mapped and read or not)."""
     rss = hwm = 0
     todo = [pid]
-    while todo:
+    seen = 0
+    while todo and seen < 10_000:
         p = todo.pop()
+        seen += 1
         try:
             with open(f"/proc/{p}/status") as f:
                 for line in f:
                     if line.startswith("VmRSS:"):
                         rss += int(line.split()[1])
+                    elif line.startswith("RssShmem:"):
+                        rss -= int(line.split()[1])
                     elif line.startswith("VmHWM:"):
                         hwm = max(hwm, int(line.split()[1]))
+            rss += memfd_body_kb(p)
             for t in os.listdir(f"/proc/{p}/task"):
                 with open(f"/proc/{p}/task/{t}/children") as f:
                     todo.extend(int(c) for c in f.read().split())

@@ -14,29 +14,56 @@ pub struct Sample {
     pub at: f64,
     pub pid: u32,
     pub rss_bytes: u64,
+    /// Open descriptors but body memory files: those are cache contents,
+    /// as many as bodies stored (at most `cache.zero-copy-max-bodies`), so
+    /// they are not a leak when they grow.
     pub fds: u64,
 }
 
-/// `VmRSS` and the entries of `/proc/PID/fd`; `None` if it is gone (or
-/// this is not Linux).
+/// Resident memory and the entries of `/proc/PID/fd`; `None` if it is gone
+/// (or this is not Linux). Resident memory is `VmRSS` without its shared
+/// memory part, plus every body memory file (`cache.zero-copy-*`) whole:
+/// `VmRSS` counts those only where their mapping has been read, and a hit
+/// sent with `sendfile` never reads it.
 pub fn sample(pid: u32, at: Duration) -> Option<Sample> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let kib: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))?
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()?;
-    // Bounded by the process's own fd limit.
-    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count() as u64;
+    let kib = |field: &str| -> Option<u64> {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field))?
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()
+            .ok()
+    };
+    let rss = kib("VmRSS:")?.saturating_sub(kib("RssShmem:").unwrap_or(0)) * 1024;
+    let (fds, body_files) = descriptors(pid)?;
     Some(Sample {
         at: at.as_secs_f64(),
         pid,
-        rss_bytes: kib * 1024,
+        rss_bytes: rss + body_files.iter().sum::<u64>(),
         fds,
     })
+}
+
+/// The count of open descriptors other than body memory files, and the
+/// size of each body memory file.
+fn descriptors(pid: u32) -> Option<(u64, Vec<u64>)> {
+    let mut fds = 0u64;
+    let mut body_files = Vec::new();
+    // Bounded by the process's own fd limit.
+    for e in std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.flatten() {
+        let path = e.path();
+        let is_body = std::fs::read_link(&path)
+            .is_ok_and(|t| t.to_string_lossy().starts_with("/memfd:meridian-body"));
+        if is_body {
+            body_files.push(std::fs::metadata(&path).map_or(0, |m| m.len()));
+        } else {
+            fds += 1;
+        }
+    }
+    Some((fds, body_files))
 }
 
 /// Every child's pid, by node name, from `STATE-DIR/nodes/NAME.pid`.
@@ -99,4 +126,28 @@ pub fn panics(files: &[PathBuf], keep: usize) -> BTreeMap<String, Vec<String>> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn body_files_count_as_memory_not_as_descriptors() {
+        let pid = std::process::id();
+        let size = (8 << 20) + 12_345;
+        let body = vec![7u8; size];
+        let mapped = meridian_sendfile::Mapping::new(1, 1 << 10)
+            .join([&body[..]], body.len())
+            .expect("mapped");
+        let (_, files) = descriptors(pid).expect("this process");
+        assert!(files.contains(&(size as u64)), "{files:?}");
+        assert!(sample(pid, Duration::ZERO).expect("sample").rss_bytes >= size as u64);
+        drop(mapped);
+        let (_, files) = descriptors(pid).expect("this process");
+        assert!(
+            !files.contains(&(size as u64)),
+            "closed with its last handle"
+        );
+    }
 }
