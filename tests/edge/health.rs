@@ -377,3 +377,37 @@ async fn a_post_on_a_closed_pooled_connection_is_not_retried() {
         "the keep-alive race is not the origin's fault"
     );
 }
+
+/// An upstream that dies under a GET (the connection reset before any
+/// response byte, as a shield killed mid-request) does not cost the client
+/// a 502 when another upstream is there: the GET goes to it, as nginx's
+/// default `proxy_next_upstream error` does. With one upstream the client
+/// gets the 502 (`hostile_origin::reset_before_the_head_is_502`).
+#[tokio::test]
+async fn a_get_reset_before_the_head_goes_to_the_next_upstream() {
+    let dying = crate::support::RawOrigin::always(crate::support::Script::new().reset()).await;
+    let good = Origin::start(|s| Reply::ok(format!("good {}", s.path))).await;
+    // No active checks: they would take the dying upstream out before any
+    // request could reach it.
+    let edge = Node::edge_with(meridian_edge::FileConfig {
+        upstream: vec![dying.url(), good.url()],
+        health: meridian_edge::config::HealthSection {
+            interval: Some("0s".parse().expect("duration")),
+            ..Default::default()
+        },
+        ..Default::default()
+    })
+    .await;
+    let c = client();
+    for i in 0..24 {
+        let path = format!("/p{i}");
+        let r = c.get(edge.url(&path)).send().await.expect("send");
+        assert_eq!(r.status(), 200, "{path}: {}", cache_status(&r));
+        assert_eq!(r.text().await.expect("body"), format!("good {path}"));
+    }
+    assert!(
+        dying.heads().iter().any(|h| h.starts_with("GET /p")),
+        "no GET reached the dying upstream, so nothing was retried: {:?}",
+        dying.heads()
+    );
+}

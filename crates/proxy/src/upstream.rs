@@ -16,8 +16,12 @@
 //!   closed or reset as it was sent (the origin timed the idle connection
 //!   out just then) goes again on a new connection to the same upstream,
 //!   as nginx and Varnish do;
-//! - an idempotent bodiless request whose connect failed goes to the next
-//!   upstream.
+//! - an idempotent bodiless request whose connect failed, or whose
+//!   connection closed or was reset before the response head (the upstream
+//!   died under it: a shield killed mid-request), goes to the next
+//!   upstream, as nginx's default `proxy_next_upstream error` and Envoy's
+//!   `retry_on: reset`. A timeout is not retried: it would double the load
+//!   on an upstream that is already slow.
 //!
 //! The pool's idle timeout (`timeouts.pool-idle`, default 4s) is kept
 //! below common origin keep-alive timeouts, so the race is rare to begin with.
@@ -144,6 +148,18 @@ struct Target<'a> {
 struct Failed {
     error: FetchError,
     stale: bool,
+    /// Closed or reset before a complete response head, and not the
+    /// keep-alive race: the upstream went away under the request.
+    reset: bool,
+}
+
+impl Failed {
+    /// Whether the next upstream may have the request instead: nothing
+    /// came back from this one (no connection, or it went away before the
+    /// response head), as nginx's default `proxy_next_upstream error`.
+    fn elsewhere(&self) -> bool {
+        self.reset || matches!(self.error, FetchError::Connect(_))
+    }
 }
 
 impl Upstreams {
@@ -256,7 +272,9 @@ impl Upstreams {
                     deadline,
                 )
                 .await;
-            if let Err(Failed { stale: true, error }) = &result
+            if let Err(Failed {
+                stale: true, error, ..
+            }) = &result
                 && replayable
             {
                 tracing::debug!(upstream = %backend.base(), "pooled connection closed under the request, retrying on a new one: {error}");
@@ -282,11 +300,8 @@ impl Upstreams {
             );
             match result {
                 Ok(f) => return Ok(f),
-                Err(Failed {
-                    error: e @ FetchError::Connect(_),
-                    ..
-                }) if failover && tried.is_empty() => {
-                    tracing::warn!(upstream = %backend.base(), "connect failed, retrying on the next upstream: {e}");
+                Err(f) if failover && tried.is_empty() && f.elsewhere() => {
+                    tracing::warn!(upstream = %backend.base(), "retrying on the next upstream: {}", f.error);
                     tried.push(idx);
                 }
                 Err(f) => return Err(f.error),
@@ -312,6 +327,7 @@ impl Upstreams {
             .map_err(|e| Failed {
                 error: FetchError::Other(base(), format!("bad upstream URI: {e}")),
                 stale: false,
+                reset: false,
             })?;
         let mut req = Request::new(body);
         *req.method_mut() = target.method.clone();
@@ -323,7 +339,7 @@ impl Upstreams {
             .within_timeout(client.request(req), client_body, deadline)
             .await;
         let seen = conn.connection_metadata().as_ref().and_then(Usage::of);
-        let (error, outcome, stale) = match result {
+        let (error, outcome, stale): (_, Option<Outcome>, _) = match result {
             Some(Ok(response)) if ambiguous_length(response.headers()).is_some() => {
                 // Dropping the unread body closes the connection: what
                 // follows on it cannot be framed either.
@@ -367,7 +383,12 @@ impl Upstreams {
         if let Some(outcome) = outcome {
             self.pool.report(&mut guard, outcome);
         }
-        Err(Failed { error, stale })
+        let reset = matches!(outcome, Some(Outcome::Reset));
+        Err(Failed {
+            error,
+            stale,
+            reset,
+        })
     }
 
     /// Waits for the response head for the response timeout, counted from
