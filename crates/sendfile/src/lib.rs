@@ -9,7 +9,7 @@
 //! * [`Mapping::join`] puts a finished body of at least
 //!   `cache.zero-copy-min-size` into a sealed memory file (`memfd_create`,
 //!   written once, then sealed against any write, shrink or growth) and
-//!   maps it read-only. The body stays one shared [`Bytes`], so every other
+//!   maps it read-only. The body stays one shared [`Bytes`](bytes::Bytes), so every other
 //!   path (TLS, HTTP/2, ranges, compression) reads it as before, and its
 //!   pages are the file's: there is no second copy.
 //! * [`ZeroCopy`] wraps a plain TCP connection. When hyper asks it to write
@@ -42,14 +42,7 @@ mod stream;
 pub use body::{Mapping, live, raise_open_files_limit};
 pub use stream::{ZeroCopy, sent_from_files};
 
-use bytes::Bytes;
-
 /// Slices shorter than this are always written by copying: below it one
 /// more system call costs more than the copy it saves (the default
 /// `cache.zero-copy-min-size` is well above it).
 pub const SEND_MIN: usize = 16 << 10;
-
-/// True when `body` lives in a mapped body file (tests and the admin view).
-pub fn is_mapped(body: &Bytes) -> bool {
-    body::find(body).is_some()
-}

@@ -38,10 +38,6 @@ impl ZeroCopy {
         }
     }
 
-    pub fn get_ref(&self) -> &TcpStream {
-        &self.stream
-    }
-
     /// Bytes this connection has sent straight from body files.
     pub fn sent_from_files(&self) -> u64 {
         self.from_files
