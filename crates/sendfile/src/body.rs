@@ -62,14 +62,6 @@ impl Mapping {
         }
     }
 
-    pub fn min_size(&self) -> usize {
-        self.min_size
-    }
-
-    pub fn max_bodies(&self) -> usize {
-        self.max_bodies
-    }
-
     /// The body made of `chunks` (`len` bytes in all) as one mapped
     /// [`Bytes`], when it is large enough and the cap allows; `None`
     /// otherwise, or when the kernel refuses (the caller then joins it on
