@@ -291,7 +291,12 @@ def memfd_body_kb(pid: int) -> int:
     for fd in fds[:1_000_000]:
         path = f"/proc/{pid}/fd/{fd}"
         try:
-            if os.readlink(path).startswith("/memfd:meridian-body"):
+            target = os.readlink(path)
+            # A memory file, or a nameless file on Meridian's private
+            # large-page tmpfs (meridian_sendfile::is_body_file).
+            if target.startswith("/memfd:meridian-body") or (
+                target.startswith("/#") and target.endswith(" (deleted)")
+            ):
                 total += os.stat(path).st_size
         except OSError:
             continue

@@ -124,12 +124,15 @@ impl Engine {
             grace: config.stale_if_error_grace,
             collapse_wait: config.collapse_wait,
             max_object_size: config.max_object_size,
-            fill_budget: Arc::new(FillBudget::new(config.fill_budget).with_mapping(
-                meridian_sendfile::Mapping::new(
-                    usize::try_from(config.zero_copy_min_size).unwrap_or(usize::MAX),
-                    config.zero_copy_max_bodies,
+            fill_budget: Arc::new(
+                FillBudget::new(config.fill_budget).with_mapping(
+                    meridian_sendfile::Mapping::new(
+                        usize::try_from(config.zero_copy_min_size).unwrap_or(usize::MAX),
+                        config.zero_copy_max_bodies,
+                    )
+                    .large_pages(config.zero_copy_large_pages),
                 ),
-            )),
+            ),
             pass_window: config.pass_window,
             trusted_forwarders: config.trusted_forwarders.clone(),
             site,

@@ -7,8 +7,11 @@ use std::io::Write;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock, Weak};
 
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::OnceLock;
+
 use bytes::Bytes;
-use rustix::fs::{MemfdFlags, SealFlags};
+use rustix::fs::{FallocateFlags, IFlags, MemfdFlags, Mode, OFlags, SealFlags};
 
 /// Mapped bodies alive in this process, and their bytes.
 static LIVE: AtomicUsize = AtomicUsize::new(0);
@@ -31,6 +34,7 @@ pub fn live() -> (usize, u64) {
 pub struct Mapping {
     min_size: usize,
     max_bodies: usize,
+    large_pages: bool,
 }
 
 impl Mapping {
@@ -51,7 +55,24 @@ impl Mapping {
         Mapping {
             min_size: min_size.max(1),
             max_bodies: max_bodies.min(cap),
+            large_pages: false,
         }
+    }
+
+    /// Bodies go into files of a private tmpfs mounted with
+    /// `huge=within_size`, whose pages are large folios (64 KiB to 2 MiB)
+    /// where memory files use 4 KiB pages, so `sendfile` splices a 100 KiB
+    /// body in a few pieces instead of 25. Mounting needs `CAP_SYS_ADMIN`
+    /// and marking the files immutable `CAP_LINUX_IMMUTABLE`; without them,
+    /// or when that tmpfs is full, bodies go into sealed memory files as
+    /// without this.
+    pub fn large_pages(mut self, on: bool) -> Self {
+        self.large_pages = on && self.max_bodies > 0;
+        if self.large_pages {
+            // Mounted now, at start, rather than on the first fill.
+            let _ = large_page_mount();
+        }
+        self
     }
 
     /// Nothing is mapped: every body stays on the heap.
@@ -59,6 +80,7 @@ impl Mapping {
         Mapping {
             min_size: usize::MAX,
             max_bodies: 0,
+            large_pages: false,
         }
     }
 
@@ -68,12 +90,12 @@ impl Mapping {
     /// the heap, so a failure here never loses a body).
     pub fn join<'a, I>(&self, chunks: I, len: usize) -> Option<Bytes>
     where
-        I: IntoIterator<Item = &'a [u8]>,
+        I: IntoIterator<Item = &'a [u8]> + Clone,
     {
         if len < self.min_size || !reserve(self.max_bodies) {
             return None;
         }
-        match Region::write(chunks, len) {
+        match Region::write(chunks, len, self.large_pages) {
             Ok(region) => Some(Bytes::from_owner(Owner(region))),
             Err(e) => {
                 LIVE.fetch_sub(1, Ordering::Relaxed);
@@ -92,44 +114,164 @@ fn reserve(max: usize) -> bool {
     .is_ok()
 }
 
-/// One body: its sealed file and the read-only mapping of it.
+/// The private large-page tmpfs, mounted once per process; `None` when it
+/// could not be (the reason is logged once).
+fn large_page_mount() -> Option<&'static OwnedFd> {
+    static MOUNT: OnceLock<Option<OwnedFd>> = OnceLock::new();
+    MOUNT
+        .get_or_init(|| match mount_large_page_tmpfs() {
+            Ok(fd) => {
+                tracing::info!("large cached bodies live in a private tmpfs with large pages");
+                Some(fd)
+            }
+            Err(e) => {
+                tracing::info!(
+                    "large cached bodies live in memory files with 4 KiB pages: no private tmpfs ({e})"
+                );
+                None
+            }
+        })
+        .as_ref()
+}
+
+/// Mounts a tmpfs that no path leads to: the mount is detached (the new
+/// mount API's `fsmount` without `move_mount`), so it is reachable only
+/// through the descriptor returned, and it goes when the process does.
+fn mount_large_page_tmpfs() -> std::io::Result<OwnedFd> {
+    use rustix::mount::{
+        FsMountFlags, FsOpenFlags, MountAttrFlags, fsconfig_create, fsconfig_set_string, fsmount,
+        fsopen,
+    };
+    let fs = fsopen("tmpfs", FsOpenFlags::FSOPEN_CLOEXEC)?;
+    fsconfig_set_string(&fs, "huge", "within_size")?;
+    fsconfig_set_string(&fs, "mode", "0700")?;
+    fsconfig_create(&fs)?;
+    let mnt = fsmount(
+        &fs,
+        FsMountFlags::FSMOUNT_CLOEXEC,
+        MountAttrFlags::MOUNT_ATTR_NOSUID
+            | MountAttrFlags::MOUNT_ATTR_NODEV
+            | MountAttrFlags::MOUNT_ATTR_NOEXEC,
+    )?;
+    // One file end to end, so a kernel that mounts but will not make files
+    // immutable (no CAP_LINUX_IMMUTABLE) is found out here, not per body.
+    tmpfs_file(&mnt, [&[0u8; 1][..]], 1)?;
+    Ok(mnt)
+}
+
+/// The body written into a new file on the tmpfs `mnt` and made
+/// immutable, open read-only: the only descriptor left to it.
+fn tmpfs_file<'a, I>(mnt: &OwnedFd, chunks: I, len: usize) -> std::io::Result<File>
+where
+    I: IntoIterator<Item = &'a [u8]>,
+{
+    let fd = rustix::fs::openat(
+        mnt,
+        ".",
+        OFlags::TMPFILE | OFlags::RDWR | OFlags::CLOEXEC,
+        Mode::RUSR | Mode::WUSR,
+    )?;
+    // The whole length first: tmpfs then gives the file large folios, and
+    // every page is there before the mapping is made (no fault can find a
+    // hole, so no SIGBUS).
+    rustix::fs::fallocate(&fd, FallocateFlags::empty(), 0, len as u64)?;
+    let mut rw = File::from(fd);
+    write_exactly(&mut rw, chunks, len)?;
+    // The read-only descriptor is a new open of the same file (by its
+    // /proc entry, as O_TMPFILE files have no name), not a duplicate.
+    let ro = File::open(format!("/proc/self/fd/{}", rw.as_raw_fd()))?;
+    let flags = rustix::fs::ioctl_getflags(&ro)?;
+    rustix::fs::ioctl_setflags(&ro, flags | IFlags::IMMUTABLE)?;
+    drop(rw);
+    if !rustix::fs::ioctl_getflags(&ro)?.contains(IFlags::IMMUTABLE) {
+        return Err(std::io::Error::other("the immutable flag did not hold"));
+    }
+    Ok(ro)
+}
+
+/// A new memory file holding the body, sealed against every change.
+fn sealed_memfd<'a, I>(chunks: I, len: usize) -> std::io::Result<File>
+where
+    I: IntoIterator<Item = &'a [u8]>,
+{
+    let fd = rustix::fs::memfd_create(
+        "meridian-body",
+        MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING,
+    )?;
+    let mut file = File::from(fd);
+    write_exactly(&mut file, chunks, len)?;
+    rustix::fs::fcntl_add_seals(
+        &file,
+        SealFlags::WRITE | SealFlags::SHRINK | SealFlags::GROW | SealFlags::SEAL,
+    )?;
+    Ok(file)
+}
+
+fn write_exactly<'a, I>(file: &mut File, chunks: I, len: usize) -> std::io::Result<()>
+where
+    I: IntoIterator<Item = &'a [u8]>,
+{
+    let mut written = 0usize;
+    for chunk in chunks {
+        file.write_all(chunk)?;
+        written += chunk.len();
+    }
+    if written != len || len == 0 {
+        return Err(std::io::Error::other(format!(
+            "{written} bytes written for a body of {len}"
+        )));
+    }
+    Ok(())
+}
+
+/// One body: its unchangeable file and the read-only mapping of it.
 pub(crate) struct Region {
     map: memmap2::Mmap,
     pub(crate) file: File,
 }
 
 impl Region {
-    /// Writes the body into a new memory file, seals it and maps it. The
-    /// caller holds a place in `LIVE`, which the region's drop gives back.
-    fn write<'a, I>(chunks: I, len: usize) -> std::io::Result<Arc<Region>>
+    /// Writes the body into a new file, makes the file unchangeable and
+    /// maps it. The caller holds a place in `LIVE`, which the region's drop
+    /// gives back.
+    fn write<'a, I>(chunks: I, len: usize, large_pages: bool) -> std::io::Result<Arc<Region>>
     where
-        I: IntoIterator<Item = &'a [u8]>,
+        I: IntoIterator<Item = &'a [u8]> + Clone,
     {
-        let fd = rustix::fs::memfd_create(
-            "meridian-body",
-            MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING,
-        )?;
-        let mut file = File::from(fd);
-        let mut written = 0usize;
-        for chunk in chunks {
-            file.write_all(chunk)?;
-            written += chunk.len();
+        let tmpfs = large_pages
+            .then(large_page_mount)
+            .flatten()
+            .map(|mnt| tmpfs_file(mnt, chunks.clone(), len));
+        let file = match tmpfs {
+            Some(Ok(file)) => file,
+            Some(Err(e)) => {
+                tracing::debug!("a {len}-byte body goes into a memory file: {e}");
+                sealed_memfd(chunks, len)?
+            }
+            None => sealed_memfd(chunks, len)?,
+        };
+        if file.metadata()?.len() != len as u64 {
+            return Err(std::io::Error::other(
+                "the body file is not the body's length",
+            ));
         }
-        if written != len || len == 0 {
-            return Err(std::io::Error::other(format!(
-                "{written} bytes written for a body of {len}"
-            )));
-        }
-        rustix::fs::fcntl_add_seals(
-            &file,
-            SealFlags::WRITE | SealFlags::SHRINK | SealFlags::GROW | SealFlags::SEAL,
-        )?;
         // SAFETY: memmap2 requires that the file not change while mapped.
-        // This file is a memfd that only this process ever held, and it is
-        // sealed (just above, and the seals cannot be removed: SEAL) against
-        // every write, shrink and growth, by anyone, through any descriptor
-        // or mapping. The mapping is read-only. So the mapped bytes cannot
-        // change for as long as the mapping lives.
+        // This file is one of two kinds, and neither can change:
+        // * a memfd that only this process ever held, sealed (in
+        //   `sealed_memfd`, and the seals cannot be removed: SEAL) against
+        //   every write, shrink and growth, by anyone, through any
+        //   descriptor or mapping;
+        // * a nameless (O_TMPFILE) file on a tmpfs mount that no path leads
+        //   to, whose one writable descriptor was closed (in `tmpfs_file`)
+        //   after the file was marked immutable and before this mapping:
+        //   the descriptor left is read-only and was never mapped writable,
+        //   and the immutable flag refuses every new writable open,
+        //   truncation and fallocate, by anyone, until a process with
+        //   CAP_LINUX_IMMUTABLE takes it off this nameless file, which
+        //   nothing in this process does.
+        // Its length was checked just above, so the mapping covers only
+        // allocated pages. The mapping is read-only. So the mapped bytes
+        // cannot change for as long as the mapping lives.
         #[allow(unsafe_code)]
         let map = unsafe { memmap2::MmapOptions::new().len(len).map(&file)? };
         let region = Arc::new(Region { map, file });
@@ -186,6 +328,16 @@ pub(crate) fn find(slice: &[u8]) -> Option<(Arc<Region>, u64)> {
     let start = region.map.as_ptr() as usize;
     let offset = addr - start;
     (offset.checked_add(slice.len())? <= region.len()).then_some((region, offset as u64))
+}
+
+/// Whether `target`, what a `/proc/PID/fd/N` entry links to, is a body
+/// file of this crate's: a memory file (`/memfd:meridian-body`) or a
+/// nameless file at the root of the private tmpfs (`/#INODE (deleted)`:
+/// that mount has no path, so its root is `/`). For counting them from
+/// outside the process, as the soak and the benchmark do.
+pub fn is_body_file(target: &str) -> bool {
+    target.starts_with("/memfd:meridian-body")
+        || (target.starts_with("/#") && target.ends_with(" (deleted)"))
 }
 
 /// Raises this process's soft open-files limit to its hard limit, as a
@@ -253,6 +405,76 @@ mod tests {
         drop(slice);
         let regions = REGIONS.read().unwrap_or_else(|p| p.into_inner());
         assert!(!regions.contains_key(&addr));
+    }
+
+    /// The private tmpfs, or `None` where it cannot be mounted here;
+    /// `MERIDIAN_REQUIRE_LARGE_PAGES=1` (set by CI, which runs as root)
+    /// makes that a failure rather than a skip.
+    fn mount_or_skip() -> Option<&'static OwnedFd> {
+        let mnt = large_page_mount();
+        if mnt.is_none() {
+            assert!(
+                std::env::var_os("MERIDIAN_REQUIRE_LARGE_PAGES").is_none(),
+                "MERIDIAN_REQUIRE_LARGE_PAGES is set but no private tmpfs could be mounted"
+            );
+            eprintln!("skipped: no private tmpfs (needs CAP_SYS_ADMIN)");
+        }
+        mnt
+    }
+
+    #[test]
+    fn a_large_page_body_is_immutable_and_reads_back() {
+        let Some(_) = mount_or_skip() else { return };
+        let all = body(300_000);
+        let chunks: Vec<&[u8]> = all.chunks(16_384).collect();
+        let mapped = Mapping::new(1, 64)
+            .large_pages(true)
+            .join(chunks, all.len())
+            .expect("mapped");
+        assert_eq!(&mapped[..], &all[..]);
+        let (region, _) = find(&mapped[5..]).expect("found");
+        // A tmpfs file (memory files cannot be made immutable), marked so.
+        let flags = rustix::fs::ioctl_getflags(&region.file).expect("flags");
+        assert!(flags.contains(IFlags::IMMUTABLE));
+        // Its one descriptor is read-only, and nothing can reopen it for
+        // writing, truncate it or allocate into it.
+        assert!(rustix::io::pwrite(&region.file, b"x", 0).is_err());
+        assert!(rustix::fs::ftruncate(&region.file, 0).is_err());
+        let path = format!("/proc/self/fd/{}", region.file.as_raw_fd());
+        assert!(std::fs::OpenOptions::new().write(true).open(&path).is_err());
+        assert!(rustix::fs::fallocate(&region.file, FallocateFlags::empty(), 0, 1 << 20).is_err());
+        assert_eq!(region.file.metadata().expect("stat").len(), 300_000);
+        assert_eq!(&mapped[..], &all[..]);
+    }
+
+    #[test]
+    fn a_large_page_body_gives_its_memory_back_when_dropped() {
+        let Some(_) = mount_or_skip() else { return };
+        // A mount of its own, so other tests' files do not move its figures.
+        let mnt = mount_large_page_tmpfs().expect("mounted");
+        let free = || rustix::fs::fstatvfs(&mnt).expect("statvfs").f_bfree;
+        let before = free();
+        let all = body(1 << 20);
+        let file = tmpfs_file(&mnt, [&all[..]], all.len()).expect("written");
+        assert!(
+            free() <= before - (1 << 20) / 4096,
+            "the body's pages are taken"
+        );
+        drop(file);
+        assert_eq!(free(), before);
+    }
+
+    #[test]
+    fn without_large_pages_bodies_go_into_sealed_memory_files() {
+        let all = body(40_000);
+        let mapped = Mapping::new(1, 64)
+            .large_pages(false)
+            .join([&all[..]], all.len())
+            .expect("mapped");
+        let (region, _) = find(&mapped).expect("found");
+        assert!(rustix::fs::fcntl_get_seals(&region.file).is_ok());
+        // A cap of none turns large pages off with the rest.
+        assert!(!Mapping::new(1, 0).large_pages(true).large_pages);
     }
 
     #[test]

@@ -18,6 +18,16 @@
 //!   slice's offset. The bytes are the same by construction: the slice *is*
 //!   the mapped file, and the seals make the file immutable.
 //!
+//! Where the node may mount (`CAP_SYS_ADMIN`, as root), those files live
+//! on a private tmpfs mounted with `huge=within_size` instead
+//! (`cache.zero-copy-large-pages`, on by default): a detached mount no path
+//! leads to, whose nameless files are written once, marked immutable
+//! (`FS_IMMUTABLE_FL`, as memory files cannot be on tmpfs) and kept open
+//! read-only. Their pages are large folios, so the kernel splices a 100 KiB
+//! body to the socket in a few pieces where a memory file's 4 KiB pages
+//! take 25 (docs/benchmarks.md, "Large pages for large bodies"). Without
+//! the capability, or when that tmpfs is full, bodies go into memory files.
+//!
 //! Each mapped body holds one file descriptor and one mapping, so their
 //! number is capped (`cache.zero-copy-max-bodies`, and at most a quarter of
 //! the open-files limit); past the cap, or on any error, a body stays on
@@ -30,8 +40,8 @@
 //! copy moves 32 KiB page fragments. On a real NIC there is no receiver on
 //! the same core and the saving is the whole copy.
 //!
-//! Dependencies: `rustix` for `memfd_create`, seals, `sendfile` and
-//! `sendmsg(MSG_MORE)` as safe calls (the workspace writes no FFI of its
+//! Dependencies: `rustix` for `memfd_create`, seals, the mount API,
+//! `O_TMPFILE`, file flags, `sendfile` and `sendmsg(MSG_MORE)` as safe calls (the workspace writes no FFI of its
 //! own); `memmap2` for the one mapping, the only `unsafe` in the workspace
 //! (`body.rs` argues why it is sound). `nix` would do the same with more
 //! `unsafe` at the call sites, and `libc` with all of it.
@@ -39,7 +49,7 @@
 mod body;
 mod stream;
 
-pub use body::{Mapping, live, raise_open_files_limit};
+pub use body::{Mapping, is_body_file, live, raise_open_files_limit};
 pub use stream::{ZeroCopy, sent_from_files};
 
 /// Slices shorter than this are always written by copying: below it one

@@ -228,8 +228,17 @@ mod tests {
 
     #[tokio::test]
     async fn head_and_mapped_body_arrive_byte_for_byte_through_a_slow_reader() {
+        // In a memory file, and (where it can be mounted) on the
+        // large-page tmpfs: 3 MiB there is a 2 MiB folio and smaller ones.
+        for large_pages in [false, true] {
+            slow_reader_gets_every_byte(large_pages).await;
+        }
+    }
+
+    async fn slow_reader_gets_every_byte(large_pages: bool) {
         let all = body(3 << 20);
         let mapped = Mapping::new(1, 64)
+            .large_pages(large_pages)
             .join([&all[..]], all.len())
             .expect("mapped");
         let (mut server, mut client) = pair().await;

@@ -56,7 +56,7 @@ fn descriptors(pid: u32) -> Option<(u64, Vec<u64>)> {
     for e in std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.flatten() {
         let path = e.path();
         let is_body = std::fs::read_link(&path)
-            .is_ok_and(|t| t.to_string_lossy().starts_with("/memfd:meridian-body"));
+            .is_ok_and(|t| meridian_sendfile::is_body_file(&t.to_string_lossy()));
         if is_body {
             body_files.push(std::fs::metadata(&path).map_or(0, |m| m.len()));
         } else {
@@ -134,20 +134,24 @@ mod tests {
 
     #[test]
     fn body_files_count_as_memory_not_as_descriptors() {
-        let pid = std::process::id();
-        let size = (8 << 20) + 12_345;
-        let body = vec![7u8; size];
-        let mapped = meridian_sendfile::Mapping::new(1, 1 << 10)
-            .join([&body[..]], body.len())
-            .expect("mapped");
-        let (_, files) = descriptors(pid).expect("this process");
-        assert!(files.contains(&(size as u64)), "{files:?}");
-        assert!(sample(pid, Duration::ZERO).expect("sample").rss_bytes >= size as u64);
-        drop(mapped);
-        let (_, files) = descriptors(pid).expect("this process");
-        assert!(
-            !files.contains(&(size as u64)),
-            "closed with its last handle"
-        );
+        // Memory files, and files on the large-page tmpfs (where it can be
+        // mounted: elsewhere both rounds make memory files).
+        for (large_pages, size) in [(false, (8 << 20) + 12_345), (true, (4 << 20) + 4_321)] {
+            let pid = std::process::id();
+            let body = vec![7u8; size];
+            let mapped = meridian_sendfile::Mapping::new(1, 1 << 10)
+                .large_pages(large_pages)
+                .join([&body[..]], body.len())
+                .expect("mapped");
+            let (_, files) = descriptors(pid).expect("this process");
+            assert!(files.contains(&(size as u64)), "{files:?}");
+            assert!(sample(pid, Duration::ZERO).expect("sample").rss_bytes >= size as u64);
+            drop(mapped);
+            let (_, files) = descriptors(pid).expect("this process");
+            assert!(
+                !files.contains(&(size as u64)),
+                "closed with its last handle"
+            );
+        }
     }
 }
