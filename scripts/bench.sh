@@ -33,6 +33,11 @@
 #               TLS_CONNS [32] at once), full handshakes / resumed sessions
 #   SERVERS     [meridian nginx varnish]
 #   SERVER_CPU [0]  CLIENT_CPUS [1, or 1-(nproc-1)]
+#   SERVER_CPU_QUOTA [off]  percent of SERVER_CPU each server may use
+#               (a cgroup v1 `cpu` controller per server, CFS quota): with
+#               large bodies wrk's own core is the bottleneck, and a quota
+#               makes the server the bottleneck again, so req/s compares
+#               servers rather than the load generator (docs/benchmarks.md)
 #   MEM_OBJECTS [100000]  STORM_CLIENTS [200]  STORM_DELAY_MS [500]
 #   STREAM_MIB [16]  STREAM_RATE [8MiB]  STREAM_WAITERS [10]
 #   STREAM_SPREAD_MS [50-200]  STREAM_ORIGIN_DELAY_MS [0]
@@ -108,6 +113,15 @@ WRK_THREADS=$(taskset -c "$CLIENT_CPUS" nproc)
 log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
+SERVER_CPU_QUOTA=${SERVER_CPU_QUOTA:-}
+CGROUP_CPU=/sys/fs/cgroup/cpu
+if [[ -n $SERVER_CPU_QUOTA ]]; then
+    [[ $SERVER_CPU_QUOTA =~ ^[0-9]+$ ]] && ((SERVER_CPU_QUOTA >= 5 && SERVER_CPU_QUOTA <= 100)) ||
+        die "SERVER_CPU_QUOTA must be a percent from 5 to 100, not '$SERVER_CPU_QUOTA'"
+    [[ -w $CGROUP_CPU/cgroup.procs ]] ||
+        die "SERVER_CPU_QUOTA needs a writable cgroup v1 cpu controller at $CGROUP_CPU"
+fi
+
 # ---------------------------------------------------------------- prerequisites
 need_install=()
 command -v nginx >/dev/null || [[ -x /usr/sbin/nginx ]] || need_install+=(nginx)
@@ -179,6 +193,7 @@ PIDS=()
 cleanup() {
     local rc=$? pid
     trap - EXIT INT TERM
+    local cg
     if ((${#PIDS[@]})); then
         log "stopping ${#PIDS[@]} processes"
         for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
@@ -191,6 +206,7 @@ cleanup() {
         for pid in "${PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
         wait 2>/dev/null || true
     fi
+    for cg in "$CGROUP_CPU"/meridian-bench-$$-*; do [[ -d $cg ]] && rmdir "$cg" 2>/dev/null; done
     if [[ ${KEEP_TMP:-0} == 1 ]]; then log "kept $TMP"; else rm -rf "$TMP"; fi
     exit "$rc"
 }
@@ -218,6 +234,18 @@ start() {
     PIDS+=("$pid")
     eval "PID_${name//-/_}=$pid"
     wait_port "$port" "$pid" "$name"
+    if [[ -n $SERVER_CPU_QUOTA && $cpus == "$SERVER_CPU" ]]; then limit_cpu "$name" "$pid"; fi
+}
+
+# limit_cpu NAME PID: NAME's whole process tree (nginx and Varnish fork their
+# workers at start, before the port answers) into a cgroup of its own that
+# may use SERVER_CPU_QUOTA percent of one CPU.
+limit_cpu() {
+    local cg="$CGROUP_CPU/meridian-bench-$$-$1" p
+    mkdir -p "$cg"
+    echo 100000 >"$cg/cpu.cfs_period_us"
+    echo $((SERVER_CPU_QUOTA * 1000)) >"$cg/cpu.cfs_quota_us"
+    for p in $(tree "$2"); do echo "$p" >"$cg/cgroup.procs"; done
 }
 
 pid_of() { local v="PID_${1//-/_}"; echo "${!v}"; }
@@ -801,7 +829,7 @@ cpu_model=$(awk -F': *' '/^model name/ {print $2; exit}' /proc/cpuinfo)
 python3 "$SCRIPTS/bench_report.py" --runs "$RUNS" --out "$OUT" \
     --meta date="$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
     --meta nproc="$NCPU" --meta cpu="$cpu_model" --meta kernel="$(uname -r)" \
-    --meta server_cpu="$SERVER_CPU" --meta client_cpus="$CLIENT_CPUS" \
+    --meta server_cpu="$SERVER_CPU${SERVER_CPU_QUOTA:+ at most $SERVER_CPU_QUOTA%}" --meta client_cpus="$CLIENT_CPUS" \
     --meta nginx_open_file_cache="$NGINX_OPEN_FILE_CACHE" \
     --meta rounds="$ROUNDS" --meta duration_s="$DURATION" --meta connections="$CONNECTIONS" \
     --meta meridian="$MERIDIAN_REV" ${COMPARE_BIN:+--meta meridian_b="binary $COMPARE_BIN"} \
