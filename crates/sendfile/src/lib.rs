@@ -23,9 +23,9 @@
 //! (`cache.zero-copy-large-pages`, on by default): a detached mount no path
 //! leads to, whose nameless files are written once, marked immutable
 //! (`FS_IMMUTABLE_FL`, as memory files cannot be on tmpfs) and kept open
-//! read-only. Their pages are large folios, so the kernel splices a 100 KiB
-//! body to the socket in a few pieces where a memory file's 4 KiB pages
-//! take 25 (docs/benchmarks.md, "Large pages for large bodies"). Without
+//! read-only. Their pages are large folios, so splicing a 100 KiB body to
+//! the socket looks up a few folios where a memory file's 4 KiB pages take
+//! 25 lookups (docs/benchmarks.md, "Large pages for large bodies"). Without
 //! the capability, or when that tmpfs is full, bodies go into memory files.
 //!
 //! Each mapped body holds one file descriptor and one mapping, so their
@@ -34,17 +34,19 @@
 //! the heap and is sent by copying, as before. Linux only, as the rest of
 //! the node.
 //!
-//! Measured (docs/benchmarks.md, "Large hits by sendfile"): a 1 MiB hit
-//! costs 0.70x the CPU of the copying path; at 100 KiB the two are even on
-//! this kernel, because shmem splices page by page (4 KiB folios) where the
-//! copy moves 32 KiB page fragments. On a real NIC there is no receiver on
-//! the same core and the saving is the whole copy.
+//! Measured (docs/benchmarks.md, "Large pages for large bodies"), with the
+//! server held to half a core so that it, not the load generator, sets the
+//! pace: 100 KiB hits went from 0.90x nginx's req/s in 4 KiB memory files
+//! to 1.02x on the large-page tmpfs; without the limit, 1 MiB hits cost
+//! 0.71x the CPU they did in memory files. On a real NIC there is no
+//! receiver on the same core and the saving over copying is the whole copy.
 //!
 //! Dependencies: `rustix` for `memfd_create`, seals, the mount API,
-//! `O_TMPFILE`, file flags, `sendfile` and `sendmsg(MSG_MORE)` as safe calls (the workspace writes no FFI of its
-//! own); `memmap2` for the one mapping, the only `unsafe` in the workspace
-//! (`body.rs` argues why it is sound). `nix` would do the same with more
-//! `unsafe` at the call sites, and `libc` with all of it.
+//! `O_TMPFILE`, file flags, `sendfile` and `sendmsg(MSG_MORE)` as safe
+//! calls (the workspace writes no FFI of its own); `memmap2` for the one
+//! mapping, the only `unsafe` in the workspace (`body.rs` argues why it is
+//! sound). `nix` would do the same with more `unsafe` at the call sites,
+//! and `libc` with all of it.
 
 mod body;
 mod stream;
