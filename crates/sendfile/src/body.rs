@@ -1,14 +1,13 @@
-//! Bodies in sealed memory files, and the registry that finds the file
+//! Bodies in unchangeable files (sealed memory files, or immutable files on
+//! a private large-page tmpfs), and the registry that finds the file
 //! behind a slice of one.
 
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::Write;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock, Weak};
-
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock, RwLock, Weak};
 
 use bytes::Bytes;
 use rustix::fs::{FallocateFlags, IFlags, MemfdFlags, Mode, OFlags, SealFlags};
@@ -60,9 +59,10 @@ impl Mapping {
     }
 
     /// Bodies go into files of a private tmpfs mounted with
-    /// `huge=within_size`, whose pages are large folios (64 KiB to 2 MiB)
-    /// where memory files use 4 KiB pages, so `sendfile` splices a 100 KiB
-    /// body in a few pieces instead of 25. Mounting needs `CAP_SYS_ADMIN`
+    /// `huge=within_size`, whose pages are large folios (up to 2 MiB, as
+    /// large as the file's size allows) where memory files use 4 KiB pages,
+    /// so `sendfile` finds a 100 KiB body's pages in a few lookups instead
+    /// of 25. Mounting needs `CAP_SYS_ADMIN`
     /// and marking the files immutable `CAP_LINUX_IMMUTABLE`; without them,
     /// or when that tmpfs is full, bodies go into sealed memory files as
     /// without this.
