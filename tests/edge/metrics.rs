@@ -9,7 +9,7 @@ use crate::support::{Node, Origin, Reply, cache_status, client, eventually};
 
 /// Every family a node exposes, as a scraper sees it (Prometheus text
 /// 0.0.4 names, counters with `_total`), and its type.
-const FAMILIES: [(&str, &str); 19] = [
+const FAMILIES: [(&str, &str); 20] = [
     ("meridian_requests_total", "counter"),
     ("meridian_response_bytes_total", "counter"),
     ("meridian_collapsed_total", "counter"),
@@ -28,6 +28,7 @@ const FAMILIES: [(&str, &str); 19] = [
     ("meridian_zero_copy_bodies", "gauge"),
     ("meridian_zero_copy_body_bytes", "gauge"),
     ("meridian_zero_copy_sent_bytes_total", "counter"),
+    ("meridian_zero_copy_large_pages", "gauge"),
     ("meridian_build_info", "gauge"),
 ];
 

@@ -60,6 +60,11 @@ async fn large_hits_leave_by_sendfile_with_the_origins_bytes_on_every_path() {
         sent >= 3 * (big.len() + mid.len()) as u64,
         "only {sent} bytes left by sendfile"
     );
+    // Where CI can mount it (as root), those files were the large-page
+    // tmpfs's (`cache.zero-copy-large-pages` is on by default).
+    if std::env::var_os("MERIDIAN_REQUIRE_LARGE_PAGES").is_some() {
+        assert!(meridian_sendfile::large_pages_in_use());
+    }
     // A range inside the file starts at its own offset; several ranges
     // are each their own slice of it.
     let r = c

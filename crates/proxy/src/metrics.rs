@@ -75,12 +75,13 @@ pub mod names {
     pub const ZERO_COPY_BODIES: &str = "meridian_zero_copy_bodies";
     pub const ZERO_COPY_BODY_BYTES: &str = "meridian_zero_copy_body_bytes";
     pub const ZERO_COPY_SENT_BYTES_TOTAL: &str = "meridian_zero_copy_sent_bytes_total";
+    pub const ZERO_COPY_LARGE_PAGES: &str = "meridian_zero_copy_large_pages";
     pub const ENCODINGS_TOTAL: &str = "meridian_encodings_total";
     pub const ENCODING_BYTES_TOTAL: &str = "meridian_encoding_bytes_total";
     pub const BUILD_INFO: &str = "meridian_build_info";
 
     /// All of them, for tests and docs.
-    pub const ALL: [&str; 21] = [
+    pub const ALL: [&str; 22] = [
         REQUESTS_TOTAL,
         RESPONSE_BYTES_TOTAL,
         COLLAPSED_TOTAL,
@@ -99,6 +100,7 @@ pub mod names {
         ZERO_COPY_BODIES,
         ZERO_COPY_BODY_BYTES,
         ZERO_COPY_SENT_BYTES_TOTAL,
+        ZERO_COPY_LARGE_PAGES,
         ENCODINGS_TOTAL,
         ENCODING_BYTES_TOTAL,
         BUILD_INFO,
@@ -709,6 +711,11 @@ fn register_state(r: &mut Registry, engine: &Engine) {
         base(names::ZERO_COPY_SENT_BYTES_TOTAL),
         "Body bytes sent from memory files without a copy (process-wide)",
         ConstCounter::new(meridian_sendfile::sent_from_files()),
+    );
+    r.register(
+        names::ZERO_COPY_LARGE_PAGES,
+        "1 when those files are on the node's private large-page tmpfs, 0 for memory files with 4 KiB pages",
+        ConstGauge::new(u64::from(meridian_sendfile::large_pages_in_use())),
     );
     let up = Family::<UpstreamLabel, Gauge>::default();
     for b in engine.pool().backends() {

@@ -114,10 +114,19 @@ fn reserve(max: usize) -> bool {
     .is_ok()
 }
 
+/// The private large-page tmpfs, once tried: `None` when it could not be
+/// mounted.
+static MOUNT: OnceLock<Option<OwnedFd>> = OnceLock::new();
+
+/// Whether this process's large bodies go into the private large-page
+/// tmpfs (it was asked for, and mounted), rather than memory files.
+pub fn large_pages_in_use() -> bool {
+    MOUNT.get().is_some_and(Option::is_some)
+}
+
 /// The private large-page tmpfs, mounted once per process; `None` when it
 /// could not be (the reason is logged once).
 fn large_page_mount() -> Option<&'static OwnedFd> {
-    static MOUNT: OnceLock<Option<OwnedFd>> = OnceLock::new();
     MOUNT
         .get_or_init(|| match mount_large_page_tmpfs() {
             Ok(fd) => {

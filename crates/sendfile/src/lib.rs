@@ -51,7 +51,7 @@
 mod body;
 mod stream;
 
-pub use body::{Mapping, is_body_file, live, raise_open_files_limit};
+pub use body::{Mapping, is_body_file, large_pages_in_use, live, raise_open_files_limit};
 pub use stream::{ZeroCopy, sent_from_files};
 
 /// Slices shorter than this are always written by copying: below it one
