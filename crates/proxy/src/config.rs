@@ -182,9 +182,9 @@ pub struct CacheSection {
     /// 8192, and at most a quarter of the open-files limit; 0 keeps every
     /// body on the heap).
     pub zero_copy_max_bodies: Option<usize>,
-    /// Those files live on a private tmpfs with large pages, which halves
-    /// what `sendfile` costs per 100 KiB (default true; falls back to
-    /// memory files with 4 KiB pages without CAP_SYS_ADMIN).
+    /// Those files live on a private tmpfs with large pages, so `sendfile`
+    /// looks up a body's pages a folio at a time (default true; falls back
+    /// to memory files with 4 KiB pages without CAP_SYS_ADMIN).
     pub zero_copy_large_pages: Option<bool>,
     /// Heuristic freshness fraction of the Last-Modified age (default 0.1).
     pub heuristic_fraction: Option<f64>,

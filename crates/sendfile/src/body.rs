@@ -62,10 +62,9 @@ impl Mapping {
     /// `huge=within_size`, whose pages are large folios (up to 2 MiB, as
     /// large as the file's size allows) where memory files use 4 KiB pages,
     /// so `sendfile` finds a 100 KiB body's pages in a few lookups instead
-    /// of 25. Mounting needs `CAP_SYS_ADMIN`
-    /// and marking the files immutable `CAP_LINUX_IMMUTABLE`; without them,
-    /// or when that tmpfs is full, bodies go into sealed memory files as
-    /// without this.
+    /// of 25. Mounting needs `CAP_SYS_ADMIN` and marking the files
+    /// immutable `CAP_LINUX_IMMUTABLE`; without them, or when that tmpfs is
+    /// full, bodies go into sealed memory files as without this.
     pub fn large_pages(mut self, on: bool) -> Self {
         self.large_pages = on && self.max_bodies > 0;
         if self.large_pages {
@@ -253,11 +252,12 @@ impl Region {
             .map(|mnt| tmpfs_file(mnt, chunks.clone(), len));
         let file = match tmpfs {
             Some(Ok(file)) => file,
-            Some(Err(e)) => {
-                tracing::debug!("a {len}-byte body goes into a memory file: {e}");
+            other => {
+                if let Some(Err(e)) = other {
+                    tracing::debug!("a {len}-byte body goes into a memory file: {e}");
+                }
                 sealed_memfd(chunks, len)?
             }
-            None => sealed_memfd(chunks, len)?,
         };
         if file.metadata()?.len() != len as u64 {
             return Err(std::io::Error::other(

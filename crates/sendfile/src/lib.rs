@@ -22,7 +22,7 @@
 //! on a private tmpfs mounted with `huge=within_size` instead
 //! (`cache.zero-copy-large-pages`, on by default): a detached mount no path
 //! leads to, whose nameless files are written once, marked immutable
-//! (`FS_IMMUTABLE_FL`, as memory files cannot be on tmpfs) and kept open
+//! (`FS_IMMUTABLE_FL`: seals exist only for memory files) and kept open
 //! read-only. Their pages are large folios, so splicing a 100 KiB body to
 //! the socket looks up a few folios where a memory file's 4 KiB pages take
 //! 25 lookups (docs/benchmarks.md, "Large pages for large bodies"). Without
