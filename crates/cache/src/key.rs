@@ -25,9 +25,10 @@ pub fn cache_key(scheme: &str, host: &str, path_and_query: &str, opts: &KeyOptio
     let mut key = String::with_capacity(scheme.len() + 3 + host.len() + path_and_query.len());
     key.push_str(scheme);
     key.push_str("://");
-    for c in host.chars() {
-        key.push(c.to_ascii_lowercase());
-    }
+    let start = key.len();
+    key.push_str(host);
+    // In place, a byte at a time (non-ASCII bytes stay as they are).
+    key[start..].make_ascii_lowercase();
     let (path, query) = match path_and_query.split_once('?') {
         Some((p, q)) => (p, Some(q)),
         None => (path_and_query, None),

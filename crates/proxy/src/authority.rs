@@ -100,19 +100,26 @@ impl Authority {
             }
             // RFC 3986 reg-name, restricted to what DNS names and IPv4
             // addresses use: no percent-encoding, no sub-delims, no
-            // userinfo, nothing an origin could read as a path.
-            if !host
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'))
-                || host.starts_with('.')
-                || host.ends_with('.')
-                || host.contains("..")
-            {
+            // userinfo, nothing an origin could read as a path; no empty
+            // label (a leading or trailing dot, or two in a row). One pass
+            // over the bytes: this runs on every request.
+            let mut prev = b'.';
+            for b in host.bytes() {
+                let ok = b.is_ascii_alphanumeric()
+                    || matches!(b, b'-' | b'_')
+                    || (b == b'.' && prev != b'.');
+                if !ok {
+                    return bad("host has characters a host name cannot have");
+                }
+                prev = b;
+            }
+            if prev == b'.' {
                 return bad("host has characters a host name cannot have");
             }
             // Room for the port too, so appending it does not reallocate.
             let mut lower = String::with_capacity(host.len() + 6);
-            lower.extend(host.chars().map(|c| c.to_ascii_lowercase()));
+            lower.push_str(host);
+            lower.make_ascii_lowercase();
             (lower, port)
         };
         let port = match port {

@@ -40,6 +40,37 @@ proptest! {
         prop_assert_eq!(a.header_value(), a.as_str());
     }
 
+    /// The one-pass host check is the reg-name rule as written: DNS name
+    /// and IPv4 characters only, no empty label; what it accepts comes
+    /// out lower-cased and otherwise as sent (a good host can still be
+    /// refused for its port).
+    #[test]
+    fn host_check_is_the_reg_name_rule(raw in near_authority(), scheme in scheme()) {
+        if raw.starts_with('[') {
+            return Ok(());
+        }
+        let host = raw.rsplit_once(':').map_or(raw.as_str(), |(h, _)| h);
+        let host = host.strip_suffix('.').unwrap_or(host);
+        let rule = !host.is_empty()
+            && host.len() <= MAX_HOST_LEN
+            && host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'))
+            && !host.starts_with('.')
+            && !host.ends_with('.')
+            && !host.contains("..");
+        match Authority::parse(&raw, scheme) {
+            Ok(a) => {
+                prop_assert!(rule, "{:?} accepted", raw);
+                prop_assert_eq!(a.host(), host.to_ascii_lowercase());
+            }
+            Err(InvalidAuthority(why)) if rule => {
+                prop_assert!(why.starts_with("port"), "{:?} refused: {}", raw, why);
+            }
+            Err(_) => {}
+        }
+    }
+
     /// Two authorities are the same site exactly when their host names
     /// (case and one final dot aside) and effective ports are equal: a key
     /// never mixes hosts.
