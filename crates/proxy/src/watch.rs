@@ -144,20 +144,16 @@ impl Activity {
     }
 
     fn finished(&self) {
-        let mut word = self.phase.load(Ordering::Acquire);
-        loop {
-            let next = match self.decode(word) {
-                Phase::Busy(n) if n > 1 => word - 1,
-                _ => self.encode_time(IDLE, Instant::now()),
-            };
-            match self
-                .phase
-                .compare_exchange_weak(word, next, Ordering::AcqRel, Ordering::Acquire)
-            {
-                Ok(_) => return,
-                Err(now) => word = now,
-            }
-        }
+        // Read once, outside the update (which may run more than once).
+        let idle = self.encode_time(IDLE, Instant::now());
+        let _ = self
+            .phase
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |word| {
+                Some(match word >> TAG_SHIFT {
+                    BUSY if word & VALUE_MASK > 1 => word - 1,
+                    _ => idle,
+                })
+            });
     }
 
     /// The current deadline and what it is, `None` while busy.
